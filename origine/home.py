@@ -1,0 +1,124 @@
+"""``$ORIGINE_HOME``: where the warehouse, the Dagster instance and the segments live.
+
+Layout::
+
+    $ORIGINE_HOME/
+      warehouse.duckdb     the embedded warehouse (never a raw number)
+      dagster/             DAGSTER_HOME: run and event storage (SQLite by default)
+      landing/             deliveries dropped here are picked up by the sensor
+      suppressions/        STOP replies, DPO requests, do-not-call lists
+      campaigns/           campaign specs
+      segments/            immutable per-delivery Parquet segments
+      profiles/            vendor profiles (<vendor>.yaml)
+      gx/                  Great Expectations context and Data Docs
+      tmp/                 scratch space (unzipped deliveries), emptied after use
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from origine.keys import HashKey, load_key
+
+HOME_ENV = "ORIGINE_HOME"
+DEMO_MARKER = ".demo-home"
+
+_DAGSTER_YAML = """\
+# Written by origine. SQLite storage under this folder is the embedded default;
+# see docs/deployment.md for PostgreSQL.
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+"""
+
+
+@dataclass(frozen=True)
+class Home:
+    """The folders and files of one origine home."""
+
+    root: Path
+
+    @property
+    def warehouse(self) -> Path:
+        """The DuckDB warehouse file."""
+        return self.root / "warehouse.duckdb"
+
+    @property
+    def dagster(self) -> Path:
+        """DAGSTER_HOME for this home."""
+        return self.root / "dagster"
+
+    @property
+    def landing(self) -> Path:
+        """Where the landing sensor looks for deliveries."""
+        return self.root / "landing"
+
+    @property
+    def suppressions(self) -> Path:
+        """Where suppression files are dropped."""
+        return self.root / "suppressions"
+
+    @property
+    def campaigns(self) -> Path:
+        """Where campaign specs are dropped."""
+        return self.root / "campaigns"
+
+    @property
+    def segments(self) -> Path:
+        """Per-delivery immutable Parquet segments."""
+        return self.root / "segments"
+
+    @property
+    def profiles(self) -> Path:
+        """Vendor profiles."""
+        return self.root / "profiles"
+
+    @property
+    def gx(self) -> Path:
+        """Great Expectations context root."""
+        return self.root / "gx"
+
+    @property
+    def scratch(self) -> Path:
+        """Temporary files; removed after each use."""
+        return self.root / "tmp"
+
+    @property
+    def is_demo(self) -> bool:
+        """True for a home created by ``origine demo`` (the only place the demo key works)."""
+        return (self.root / DEMO_MARKER).exists()
+
+    def ensure(self, *, demo: bool = False) -> "Home":
+        """Create the layout (idempotent) and the Dagster instance configuration."""
+        for folder in (
+            self.root, self.dagster, self.landing, self.suppressions, self.campaigns,
+            self.segments, self.profiles, self.gx, self.scratch,
+        ):
+            folder.mkdir(parents=True, exist_ok=True)
+        config = self.dagster / "dagster.yaml"
+        if not config.exists():
+            config.write_text(_DAGSTER_YAML, encoding="utf-8")
+        if demo:
+            (self.root / DEMO_MARKER).write_text(
+                "This home was created by `origine demo` with the public demo key.\n",
+                encoding="utf-8",
+            )
+        return self
+
+    def load_key(self) -> HashKey:
+        """The hashing key for this home; the demo key only on a demo home."""
+        return load_key(allow_demo=self.is_demo)
+
+
+def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Home:
+    """``--home``, else ``$ORIGINE_HOME``, else ``~/.origine``."""
+    if explicit:
+        return Home(Path(explicit).expanduser().resolve())
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Home(Path(env).expanduser().resolve())
+    return Home(Path.home() / ".origine")

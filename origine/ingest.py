@@ -1,0 +1,461 @@
+"""Reading one delivery into an immutable segment, with every row accounted for.
+
+This is the heavy, parallel part of ingest: read every file, normalize and
+key-hash every number, map columns and purposes, and write a per-delivery
+segment (Parquet) plus its report. Nothing here touches the ledger; the short
+serialized commit lives in :mod:`origine.warehouse`.
+
+Accounting: for every file and for the delivery, ``rows_read = rows_accepted +
+rows_quarantined``. A row is quarantined only when it cannot be used (no valid
+number, a row that does not split into the header's columns), with a reason
+code; suspicious but usable facts are accepted and flagged, so the audit sees them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from origine import phones
+from origine.dates import UnreadableDate, parse_instant
+from origine.errors import BadInput
+from origine.keys import HashKey
+from origine.manifest import CheckedFile, Delivery
+from origine.profiles import CANONICAL, Profile
+from origine.purposes import parse_purposes
+from origine.readers import MALFORMED_ROW, open_records
+from origine.special_categories import special_category
+
+# Row flags: accepted rows that carry a fact the audit must see.
+CONSENT_AFTER_DELIVERY = "CONSENT_AFTER_DELIVERY"
+COLLECTED_AFTER_DELIVERY = "COLLECTED_AFTER_DELIVERY"
+CONSENT_WITHOUT_DATE = "CONSENT_WITHOUT_DATE"
+BUNDLED_CONSENT = "BUNDLED_CONSENT"
+UNKNOWN_PURPOSE = "UNKNOWN_PURPOSE"
+UNREADABLE_DATE = "UNREADABLE_DATE"
+SPECIAL_CATEGORY_COLUMN = "SPECIAL_CATEGORY_COLUMN"
+DUPLICATE_NUMBERS = "DUPLICATE_NUMBERS"
+
+DATE_COLUMNS = ("collected_at", "consent_at", "opted_out_at")
+TEXT_COLUMNS = ("source", "consent_proof", "acquired_from")
+_BATCH = 50_000
+_MAX_WORD = 80
+
+TS = pa.timestamp("us", tz="UTC")
+ROWS_SCHEMA = pa.schema(
+    [
+        ("vendor", pa.string()),
+        ("delivery_id", pa.string()),
+        ("file", pa.string()),
+        ("file_sha256", pa.string()),
+        ("row", pa.int64()),
+        ("subject_key", pa.string()),
+        ("key_id", pa.string()),
+        ("country_code", pa.int32()),
+        ("line_type", pa.string()),
+        ("source", pa.string()),
+        ("collected_at", TS),
+        ("consent_purposes", pa.list_(pa.string())),
+        ("bundled_consent", pa.bool_()),
+        ("consent_at", TS),
+        ("consent_proof", pa.string()),
+        ("acquired_from", pa.string()),
+        ("opted_out_at", TS),
+        ("flags", pa.list_(pa.string())),
+    ]
+)
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("vendor", pa.string()),
+        ("delivery_id", pa.string()),
+        ("file", pa.string()),
+        ("file_sha256", pa.string()),
+        ("row", pa.int64()),
+        ("reason", pa.string()),
+        ("column", pa.string()),
+        ("subject_key", pa.string()),
+    ]
+)
+
+
+@dataclass
+class FileReport:
+    """Accounting and shape of one data file."""
+
+    path: str
+    sha256: str
+    size: int
+    format: dict[str, Any]
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_quarantined: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    columns: list[str] = field(default_factory=list)
+    mapped_columns: dict[str, str] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DeliveryReport:
+    """What ingest measured about one delivery; the CLI prints its summary."""
+
+    delivery_id: str
+    vendor: str
+    recipient: str | None
+    delivered_at: str
+    country: str
+    fingerprint: str
+    key_id: str
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_quarantined: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    flags: dict[str, int] = field(default_factory=dict)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    claims: dict[str, Any] = field(default_factory=dict)
+    files: list[FileReport] = field(default_factory=list)
+    duplicate: bool = False
+    segment: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The fields ``origine ingest`` prints per delivery."""
+        return {
+            "delivery_id": self.delivery_id,
+            "vendor": self.vendor,
+            "rows_read": self.rows_read,
+            "rows_accepted": self.rows_accepted,
+            "rows_quarantined": self.rows_quarantined,
+            "quarantine_reasons": dict(sorted(self.quarantine_reasons.items())),
+            "duplicate": self.duplicate,
+            "findings": self.findings,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Full JSON form (stored with the segment and in the warehouse)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> "DeliveryReport":
+        """Inverse of :meth:`to_dict`."""
+        doc = dict(doc)
+        doc["files"] = [FileReport(**f) for f in doc.get("files", [])]
+        return cls(**doc)
+
+    @property
+    def balanced(self) -> bool:
+        """True when every row read is accepted or quarantined, per file and in total."""
+        files_ok = all(f.rows_read == f.rows_accepted + f.rows_quarantined for f in self.files)
+        return files_ok and self.rows_read == self.rows_accepted + self.rows_quarantined
+
+
+def segment_dir(segments_root: Path, vendor: str, delivery_id: str, fingerprint: str) -> Path:
+    """Where a delivery's immutable segment lives."""
+    return segments_root / vendor / delivery_id / fingerprint
+
+
+def prepare_delivery(
+    delivery: Delivery,
+    *,
+    key: HashKey,
+    profile: Profile,
+    segments_root: Path,
+    progress: bool = False,
+) -> DeliveryReport:
+    """Read, normalize and key-hash a delivery into its segment; return its report.
+
+    The segment appears atomically (written aside, then renamed): a failure leaves
+    nothing behind.
+    """
+    m = delivery.manifest
+    report = DeliveryReport(
+        delivery_id=m.delivery_id,
+        vendor=m.vendor,
+        recipient=m.recipient,
+        delivered_at=m.delivered_at.isoformat(),
+        country=m.country,
+        fingerprint=delivery.fingerprint,
+        key_id=key.key_id,
+        claims=m.claims,
+    )
+    final = segment_dir(segments_root, m.vendor, m.delivery_id, delivery.fingerprint)
+    partial = final.with_name(f"{final.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    partial.mkdir(parents=True)
+    try:
+        counters = _Counters()
+        with _SegmentWriter(partial) as writer:
+            for checked in delivery.files:
+                report.files.append(
+                    _read_file(delivery, checked, key, profile, writer, counters, progress)
+                )
+        report.rows_read = sum(f.rows_read for f in report.files)
+        report.rows_accepted = sum(f.rows_accepted for f in report.files)
+        report.rows_quarantined = sum(f.rows_quarantined for f in report.files)
+        reasons: Counter[str] = Counter()
+        for f in report.files:
+            reasons.update(f.quarantine_reasons)
+        report.quarantine_reasons = dict(sorted(reasons.items()))
+        report.flags = dict(sorted(counters.flags.items()))
+        report.findings = counters.findings(partial / "rows.parquet")
+        report.segment = str(final)
+        (partial / "report.json").write_text(json.dumps(report.to_dict(), sort_keys=True))
+        if final.exists():  # an earlier run prepared the same bytes but did not commit
+            shutil.rmtree(final)
+        os.replace(partial, final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return report
+
+
+def load_prepared(segment: Path) -> DeliveryReport:
+    """The report a prepared segment carries."""
+    return DeliveryReport.from_dict(json.loads((segment / "report.json").read_text()))
+
+
+class _Counters:
+    """Delivery-wide counts that become findings."""
+
+    def __init__(self) -> None:
+        self.flags: Counter[str] = Counter()
+        self.unknown_words: Counter[str] = Counter()
+        self.unreadable_dates: Counter[tuple[str, str]] = Counter()
+        self.special: list[dict[str, Any]] = []
+
+    def findings(self, rows_parquet: Path) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = list(self.special)
+        for word, rows in sorted(self.unknown_words.items()):
+            out.append({"code": UNKNOWN_PURPOSE, "word": word, "rows": rows})
+        for (file, column), rows in sorted(self.unreadable_dates.items()):
+            out.append({"code": UNREADABLE_DATE, "file": file, "column": column, "rows": rows})
+        for flag in (CONSENT_AFTER_DELIVERY, COLLECTED_AFTER_DELIVERY, BUNDLED_CONSENT, CONSENT_WITHOUT_DATE):
+            if self.flags.get(flag):
+                out.append({"code": flag, "rows": self.flags[flag]})
+        duplicates = _duplicate_rows(rows_parquet)
+        if duplicates:
+            out.append({"code": DUPLICATE_NUMBERS, "rows": duplicates})
+        return out
+
+
+def _duplicate_rows(rows_parquet: Path) -> int:
+    """Accepted rows whose number already appeared earlier in the same delivery."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        total, distinct = con.execute(
+            "SELECT count(*), count(DISTINCT subject_key) FROM read_parquet(?)", [str(rows_parquet)]
+        ).fetchone()  # type: ignore[misc]
+    finally:
+        con.close()
+    return int(total - distinct)
+
+
+class _SegmentWriter:
+    """Buffers rows and quarantine entries into the segment's Parquet files."""
+
+    def __init__(self, folder: Path) -> None:
+        self.rows_path = folder / "rows.parquet"
+        self.quarantine_path = folder / "quarantine.parquet"
+        self.rows: list[dict[str, Any]] = []
+        self.quarantine: list[dict[str, Any]] = []
+
+    def __enter__(self) -> "_SegmentWriter":
+        self._rows_writer = pq.ParquetWriter(self.rows_path, ROWS_SCHEMA, compression="zstd")
+        self._q_writer = pq.ParquetWriter(self.quarantine_path, QUARANTINE_SCHEMA, compression="zstd")
+        return self
+
+    def accept(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= _BATCH:
+            self._flush_rows()
+
+    def reject(self, row: dict[str, Any]) -> None:
+        self.quarantine.append(row)
+        if len(self.quarantine) >= _BATCH:
+            self._flush_quarantine()
+
+    def _flush_rows(self) -> None:
+        if self.rows:
+            self._rows_writer.write_table(pa.Table.from_pylist(self.rows, schema=ROWS_SCHEMA))
+            self.rows = []
+
+    def _flush_quarantine(self) -> None:
+        if self.quarantine:
+            self._q_writer.write_table(pa.Table.from_pylist(self.quarantine, schema=QUARANTINE_SCHEMA))
+            self.quarantine = []
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        try:
+            if exc_type is None:
+                self._flush_rows()
+                self._flush_quarantine()
+        finally:
+            self._rows_writer.close()
+            self._q_writer.close()
+
+
+def _read_file(
+    delivery: Delivery,
+    checked: CheckedFile,
+    key: HashKey,
+    profile: Profile,
+    writer: _SegmentWriter,
+    counters: _Counters,
+    progress: bool,
+) -> FileReport:
+    m = delivery.manifest
+    name = checked.entry.path
+    shown = f"{delivery.label}/{name}"
+    shape, records = open_records(checked.local_path, shown)
+    report = FileReport(path=name, sha256=checked.sha256, size=checked.size, format={})
+    reasons: Counter[str] = Counter()
+    tz = m.tzinfo()
+    mapping: dict[str, str] | None = None
+    base = {"vendor": m.vendor, "delivery_id": m.delivery_id, "file": name, "file_sha256": checked.sha256}
+
+    for record in _progress(records, shown, checked.entry.rows, progress):
+        if mapping is None:
+            mapping = _columns(shape.columns, profile, shown, report, counters)
+        report.rows_read += 1
+        if record.values is None:
+            reasons[record.problem or MALFORMED_ROW] += 1
+            writer.reject({**base, "row": record.row, "reason": record.problem, "column": None, "subject_key": None})
+            continue
+        values = record.values
+        phone_col = mapping["phone"]
+        result = phones.normalize(values.get(phone_col), m.country)
+        if result.reason is not None:
+            reasons[result.reason] += 1
+            writer.reject(
+                {
+                    **base,
+                    "row": record.row,
+                    "reason": result.reason,
+                    "column": phone_col,
+                    "subject_key": key.subject_key(result.e164) if result.e164 else None,
+                }
+            )
+            continue
+        assert result.e164 is not None
+        flags: list[str] = []
+        row: dict[str, Any] = {
+            **base,
+            "row": record.row,
+            "subject_key": key.subject_key(result.e164),
+            "key_id": key.key_id,
+            "country_code": result.country_code,
+            "line_type": result.line_type,
+        }
+        for column in TEXT_COLUMNS:
+            row[column] = _text(values.get(mapping[column])) if column in mapping else None
+        for column in DATE_COLUMNS:
+            row[column] = None
+            if column in mapping:
+                try:
+                    row[column] = parse_instant(values.get(mapping[column]), tz, profile.date_formats)
+                except UnreadableDate:
+                    flags.append(UNREADABLE_DATE)
+                    counters.unreadable_dates[(name, mapping[column])] += 1
+        parsed = parse_purposes(
+            _text(values.get(mapping["consent_purposes"])) if "consent_purposes" in mapping else None,
+            profile.purposes,
+            profile.purpose_separator,
+        )
+        row["consent_purposes"] = list(parsed.codes)
+        row["bundled_consent"] = parsed.bundled
+        if parsed.bundled:
+            flags.append(BUNDLED_CONSENT)
+        if parsed.unknown:
+            flags.append(UNKNOWN_PURPOSE)
+            for word in parsed.unknown:
+                counters.unknown_words[word[:_MAX_WORD]] += 1
+        if parsed.codes and row["consent_at"] is None:
+            flags.append(CONSENT_WITHOUT_DATE)
+        if row["consent_at"] is not None and row["consent_at"] > m.delivered_at:
+            flags.append(CONSENT_AFTER_DELIVERY)
+        if row["collected_at"] is not None and row["collected_at"] > m.delivered_at:
+            flags.append(COLLECTED_AFTER_DELIVERY)
+        flags = sorted(set(flags))
+        counters.flags.update(flags)
+        row["flags"] = flags
+        writer.accept(row)
+        report.rows_accepted += 1
+
+    # Again at the end: JSON Lines discovers its keys as it goes, and a file with
+    # no data rows must still have its header checked.
+    _columns(shape.columns, profile, shown, report, counters)
+    report.rows_quarantined = sum(reasons.values())
+    report.quarantine_reasons = dict(sorted(reasons.items()))
+    report.format = shape.to_dict()
+    if checked.entry.rows is not None and checked.entry.rows != report.rows_read:
+        raise BadInput(
+            f"manifest declares {checked.entry.rows} rows, the file has {report.rows_read}",
+            file=shown,
+        )
+    return report
+
+
+def _columns(
+    columns: list[str], profile: Profile, shown: str, report: FileReport, counters: _Counters
+) -> dict[str, str]:
+    """Map delivered columns; record the others' names; flag special categories."""
+    mapping = profile.map_columns(columns, shown)
+    if "phone" not in mapping:
+        raise BadInput(
+            f"required column missing (found: {', '.join(columns) or 'none'}; "
+            "map the vendor's name in its profile)",
+            file=shown,
+            column="phone",
+        )
+    report.columns = list(columns)
+    report.mapped_columns = dict(mapping)
+    used = set(mapping.values())
+    report.ignored_columns = [c for c in columns if c not in used]
+    for column in report.ignored_columns:
+        category = special_category(column)
+        if category and not any(
+            f["file"] == report.path and f["column"] == column for f in counters.special
+        ):
+            counters.special.append(
+                {"code": SPECIAL_CATEGORY_COLUMN, "file": report.path, "column": column, "category": category}
+            )
+    return mapping
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = str(value).strip()
+    return text or None
+
+
+def _progress(records: Iterable[Any], name: str, total: int | None, enabled: bool) -> Iterable[Any]:
+    """A progress bar on a terminal for long files (stderr, never the values)."""
+    if not enabled or not sys.stderr.isatty():
+        return records
+    from tqdm import tqdm
+
+    return tqdm(records, desc=Path(name).name, total=total, unit=" rows", unit_scale=True, leave=False)
+
+
+__all__ = [
+    "CANONICAL",
+    "DeliveryReport",
+    "FileReport",
+    "load_prepared",
+    "prepare_delivery",
+    "segment_dir",
+]

@@ -1,0 +1,238 @@
+"""The embedded DuckDB warehouse: schema, locking, and the serialized commit.
+
+The commit is one transaction: a delivery is in the warehouse whole, or not at
+all. DuckDB allows one writing process at a time; a second one waits for the
+lock (bounded) and then fails clearly, never half-writes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import duckdb
+
+from origine.errors import DeliveryConflict, HashKeyError, OrigineError
+from origine.ingest import DeliveryReport
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    name VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    vendor VARCHAR NOT NULL,
+    delivery_id VARCHAR NOT NULL,
+    fingerprint VARCHAR NOT NULL,
+    recipient VARCHAR,
+    delivered_at TIMESTAMPTZ NOT NULL,
+    country VARCHAR NOT NULL,
+    key_id VARCHAR NOT NULL,
+    rows_read BIGINT NOT NULL,
+    rows_accepted BIGINT NOT NULL,
+    rows_quarantined BIGINT NOT NULL,
+    claims JSON,
+    report JSON NOT NULL,
+    ingested_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (vendor, delivery_id)
+);
+CREATE TABLE IF NOT EXISTS delivery_files (
+    vendor VARCHAR NOT NULL,
+    delivery_id VARCHAR NOT NULL,
+    path VARCHAR NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    format JSON NOT NULL,
+    rows_read BIGINT NOT NULL,
+    rows_accepted BIGINT NOT NULL,
+    rows_quarantined BIGINT NOT NULL,
+    columns VARCHAR[] NOT NULL,
+    ignored_columns VARCHAR[] NOT NULL
+);
+CREATE TABLE IF NOT EXISTS delivery_rows (
+    vendor VARCHAR NOT NULL,
+    delivery_id VARCHAR NOT NULL,
+    file VARCHAR NOT NULL,
+    file_sha256 VARCHAR NOT NULL,
+    row BIGINT NOT NULL,
+    subject_key VARCHAR NOT NULL,
+    key_id VARCHAR NOT NULL,
+    country_code INTEGER,
+    line_type VARCHAR,
+    source VARCHAR,
+    collected_at TIMESTAMPTZ,
+    consent_purposes VARCHAR[],
+    bundled_consent BOOLEAN,
+    consent_at TIMESTAMPTZ,
+    consent_proof VARCHAR,
+    acquired_from VARCHAR,
+    opted_out_at TIMESTAMPTZ,
+    flags VARCHAR[]
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    vendor VARCHAR NOT NULL,
+    delivery_id VARCHAR NOT NULL,
+    file VARCHAR NOT NULL,
+    file_sha256 VARCHAR NOT NULL,
+    row BIGINT NOT NULL,
+    reason VARCHAR NOT NULL,
+    "column" VARCHAR,
+    subject_key VARCHAR
+);
+CREATE TABLE IF NOT EXISTS findings (
+    vendor VARCHAR NOT NULL,
+    delivery_id VARCHAR NOT NULL,
+    code VARCHAR NOT NULL,
+    detail JSON NOT NULL
+);
+"""
+
+LOCK_WAIT_SECONDS = 120.0
+
+
+def connect(path: Path, *, read_only: bool = False, wait: float = LOCK_WAIT_SECONDS) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse, waiting up to ``wait`` seconds for another writer's lock."""
+    if read_only and not path.exists():
+        # Read-only needs an existing file: create the empty schema first.
+        connect(path, wait=wait).close()
+    deadline = time.monotonic() + wait
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise OrigineError(
+                    f"warehouse {path} is locked by another process (waited {wait:.0f}s): "
+                    "retry when the other run has finished"
+                    if "lock" in str(exc).lower()
+                    else f"cannot open warehouse {path}: {exc}"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    if not read_only:
+        con.execute(SCHEMA)
+    return con
+
+
+@contextmanager
+def session(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection closed on exit."""
+    con = connect(path, read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN … COMMIT, rolled back on any exception."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def check_key(con: duckdb.DuckDBPyConnection, key_id: str) -> None:
+    """Refuse a key other than the one this warehouse was built with."""
+    row = con.execute("SELECT value FROM meta WHERE name = 'key_id'").fetchone()
+    if row is None:
+        con.execute("INSERT INTO meta VALUES ('key_id', ?)", [key_id])
+    elif row[0] != key_id:
+        raise HashKeyError(
+            f"this home's subject keys were made with key {row[0]}, not {key_id}: "
+            "use the home's key (or rotate keys explicitly)"
+        )
+
+
+def existing_delivery(con: duckdb.DuckDBPyConnection, vendor: str, delivery_id: str) -> DeliveryReport | None:
+    """The stored report for ``(vendor, delivery_id)``, if it was committed."""
+    row = con.execute(
+        "SELECT report FROM deliveries WHERE vendor = ? AND delivery_id = ?", [vendor, delivery_id]
+    ).fetchone()
+    return DeliveryReport.from_dict(json.loads(row[0])) if row else None
+
+
+def duplicate_or_conflict(
+    con: duckdb.DuckDBPyConnection, vendor: str, delivery_id: str, fingerprint: str, label: str
+) -> DeliveryReport | None:
+    """The stored report marked duplicate when the same bytes were committed; an error
+    when the same id was committed with other bytes; ``None`` when new."""
+    stored = existing_delivery(con, vendor, delivery_id)
+    if stored is None:
+        return None
+    if stored.fingerprint != fingerprint:
+        raise DeliveryConflict(
+            f"delivery {vendor}/{delivery_id} was already ingested with different bytes "
+            f"(fingerprint {stored.fingerprint[:12]}…, now {fingerprint[:12]}…): "
+            "a delivery is immutable; give the new one its own delivery_id",
+            file=label,
+            column="delivery_id",
+        )
+    stored.duplicate = True
+    return stored
+
+
+AfterCommit = Callable[[duckdb.DuckDBPyConnection, DeliveryReport], None]
+
+
+def commit_delivery(
+    con: duckdb.DuckDBPyConnection,
+    report: DeliveryReport,
+    *,
+    label: str,
+    extra: AfterCommit | None = None,
+) -> DeliveryReport:
+    """Insert a prepared segment in one transaction; idempotent for the same bytes.
+
+    ``extra`` runs inside the same transaction (the ledger append), so a failure
+    anywhere leaves the warehouse as it was.
+    """
+    assert report.segment is not None
+    segment = Path(report.segment)
+    with transaction(con):
+        check_key(con, report.key_id)
+        stored = duplicate_or_conflict(con, report.vendor, report.delivery_id, report.fingerprint, label)
+        if stored is not None:
+            return stored
+        con.execute(
+            "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                report.vendor, report.delivery_id, report.fingerprint, report.recipient,
+                report.delivered_at, report.country, report.key_id, report.rows_read,
+                report.rows_accepted, report.rows_quarantined, json.dumps(report.claims),
+                json.dumps(report.to_dict(), sort_keys=True), datetime.now(timezone.utc),
+            ],
+        )
+        for f in report.files:
+            con.execute(
+                "INSERT INTO delivery_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    report.vendor, report.delivery_id, f.path, f.sha256, json.dumps(f.format),
+                    f.rows_read, f.rows_accepted, f.rows_quarantined, f.columns, f.ignored_columns,
+                ],
+            )
+        con.execute("INSERT INTO delivery_rows SELECT * FROM read_parquet(?)", [str(segment / "rows.parquet")])
+        con.execute("INSERT INTO quarantine SELECT * FROM read_parquet(?)", [str(segment / "quarantine.parquet")])
+        for finding in report.findings:
+            con.execute(
+                "INSERT INTO findings VALUES (?, ?, ?, ?)",
+                [report.vendor, report.delivery_id, finding["code"], json.dumps(finding, sort_keys=True)],
+            )
+        if extra is not None:
+            extra(con, report)
+    return report
+
+
+def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Row counts per table, for run metadata."""
+    tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
+    return {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}  # type: ignore[index]
