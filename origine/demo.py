@@ -128,6 +128,20 @@ def _manifest(folder: Path, doc: dict[str, Any]) -> None:
     (folder / "manifest.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), "utf-8")
 
 
+def _freeze_zip(path: Path) -> None:
+    """Make an XLSX byte-identical across runs (openpyxl stamps the save time)."""
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        members = [(info.filename, zf.read(info)) for info in zf.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members:
+            if name == "docProps/core.xml":
+                data = re.sub(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", b"2021-08-30T00:00:00Z", data)
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2021, 8, 30, 0, 0, 0)), data)
+
+
 def write_demo_deliveries(dest: Path, *, rows: int = 3000, seed: int = 2024) -> list[Path]:
     """Write three deliveries (FR cp1252 ``;`` CSV, MA XLSX, SN gzipped JSON Lines)."""
     rng = random.Random(seed)
@@ -173,6 +187,7 @@ def write_demo_deliveries(dest: Path, *, rows: int = 3000, seed: int = 2024) -> 
         digits = "".join(c for c in random_national(rng, "MA") if c.isdigit())
         ws.append([int(digits), "salon-auto-casablanca", "marketing", _when(rng, datetime(2021, 1, 1), 200)])
     wb.save(folder / "numeros.xlsx")
+    _freeze_zip(folder / "numeros.xlsx")
     _manifest(
         folder,
         {
@@ -204,8 +219,9 @@ def write_demo_deliveries(dest: Path, *, rows: int = 3000, seed: int = 2024) -> 
                 }
             )
         )
-    with gzip.open(folder / "leads.jsonl.gz", "wt", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
+    # mtime=0: the same demo gives the same bytes, so a rerun is a duplicate.
+    with gzip.GzipFile(folder / "leads.jsonl.gz", "wb", mtime=0) as fh:
+        fh.write(("\n".join(lines) + "\n").encode("utf-8"))
     _manifest(
         folder,
         {

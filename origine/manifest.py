@@ -298,3 +298,39 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
+
+
+def peek_identity(path: Path) -> tuple[str, str]:
+    """``(vendor, delivery_id)`` from a delivery's manifest, without reading its data.
+
+    Used to name the Dagster partition before the heavy work starts.
+    """
+    path = Path(path)
+    if path.is_file() and zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = [n for n in zf.namelist() if PurePosixPath(n).name in MANIFEST_NAMES]
+                names = [n for n in names if len(PurePosixPath(n).parts) <= 2 and "__MACOSX" not in n]
+                if not names:
+                    raise BadInput("zip holds no manifest.yaml or manifest.json", file=str(path))
+                name = min(names, key=len)
+                raw = zf.read(name)
+        except zipfile.BadZipFile as exc:
+            raise BadInput(f"corrupt zip: {exc}", file=str(path)) from None
+        label = f"{path}/{name}"
+    elif path.is_dir():
+        manifest = next((path / n for n in MANIFEST_NAMES if (path / n).is_file()), None)
+        if manifest is None:
+            raise BadInput("no manifest.yaml or manifest.json", file=str(path))
+        raw, label, name = manifest.read_bytes(), str(manifest), manifest.name
+    elif not path.exists():
+        raise BadInput("no such delivery (folder or .zip)", file=str(path))
+    else:
+        raise BadInput("a delivery is a folder or a .zip of one", file=str(path))
+    m = parse_manifest(raw, label=label, json_format=name.endswith(".json"))
+    return m.vendor, m.delivery_id
+
+
+def partition_key(vendor: str, delivery_id: str) -> str:
+    """The Dagster partition key of a delivery."""
+    return f"{vendor}/{delivery_id}"

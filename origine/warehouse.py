@@ -153,6 +153,16 @@ def check_key(con: duckdb.DuckDBPyConnection, key_id: str) -> None:
         )
 
 
+def check_key_readonly(con: duckdb.DuckDBPyConnection, key_id: str) -> None:
+    """Like :func:`check_key`, on a read-only connection (records nothing)."""
+    row = con.execute("SELECT value FROM meta WHERE name = 'key_id'").fetchone()
+    if row is not None and row[0] != key_id:
+        raise HashKeyError(
+            f"this home's subject keys were made with key {row[0]}, not {key_id}: "
+            "use the home's key (or rotate keys explicitly)"
+        )
+
+
 def existing_delivery(con: duckdb.DuckDBPyConnection, vendor: str, delivery_id: str) -> DeliveryReport | None:
     """The stored report for ``(vendor, delivery_id)``, if it was committed."""
     row = con.execute(

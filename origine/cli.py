@@ -1,0 +1,140 @@
+"""The ``origine`` command line.
+
+Exit status: 0 done, 2 bad input (the message names file, row and column), 1
+internal error. Findings are data, not failures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import click
+
+from origine.errors import OrigineError
+from origine.home import Home, resolve_home
+
+home_option = click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="origine home (default: $ORIGINE_HOME, else ~/.origine).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _fail(exc: BaseException) -> None:
+    if isinstance(exc, OrigineError):
+        click.echo(f"origine: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    click.echo(f"origine: internal error: {type(exc).__name__}: {exc}", err=True)
+    sys.exit(1)
+
+
+def _guarded(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # every error leaves with a status and one line
+        _fail(exc)
+
+
+@click.group()
+@click.version_option(package_name="origine")
+def main() -> None:
+    """origine: where did you get my number, and did I ever agree to this?"""
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+
+
+def _print_reports(reports: Sequence[Any], as_json: bool) -> None:
+    summaries = [r.summary() for r in reports]
+    if as_json:
+        click.echo(json.dumps(summaries, indent=2, ensure_ascii=False))
+        return
+    for s in summaries:
+        dup = " (duplicate: already ingested, nothing added)" if s["duplicate"] else ""
+        click.echo(f"{s['vendor']}/{s['delivery_id']}{dup}")
+        click.echo(
+            f"  rows read {s['rows_read']}, accepted {s['rows_accepted']}, "
+            f"quarantined {s['rows_quarantined']}"
+        )
+        for code, n in s["quarantine_reasons"].items():
+            click.echo(f"    quarantined {code}: {n}")
+        for f in s["findings"]:
+            detail = ", ".join(f"{k}={v}" for k, v in f.items() if k != "code")
+            click.echo(f"  finding {f['code']}" + (f" ({detail})" if detail else ""))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@home_option
+@json_option
+def ingest(paths: tuple[Path, ...], home: Path | None, as_json: bool) -> None:
+    """Ingest deliveries (folders or .zip files), each as a Dagster run."""
+    from origine import runs
+
+    def go() -> list[Any]:
+        h = resolve_home(home)
+        runs.activate(h)
+        h.load_key()  # refuse early: no key, or the demo key outside a demo home
+        return [runs.ingest_via_dagster(h, p, progress=not as_json) for p in paths]
+
+    _print_reports(_guarded(go), as_json)
+
+
+@main.command()
+@home_option
+@click.option("--rows", default=3000, show_default=True, help="Rows in the French delivery.")
+@json_option
+def demo(home: Path | None, rows: int, as_json: bool) -> None:
+    """Generate demo deliveries and run the pipeline on them end to end, through Dagster.
+
+    Uses the public demo key, which only a home created by this command accepts.
+    """
+    from origine import runs
+    from origine.demo import write_demo_deliveries
+
+    def go() -> list[Any]:
+        h = resolve_home(home or os.environ.get("ORIGINE_HOME") or Path(".origine-demo"))
+        if h.warehouse.exists() and not h.is_demo:
+            raise OrigineError(f"{h.root} is not a demo home: refusing to put demo data in it")
+        runs.activate(h, demo=True)
+        inbox = Path(tempfile.mkdtemp(prefix="origine-demo-", dir=h.scratch))
+        try:
+            paths = write_demo_deliveries(inbox, rows=rows)
+            reports = [runs.ingest_via_dagster(h, p) for p in paths]
+        finally:
+            shutil.rmtree(inbox, ignore_errors=True)
+        if not as_json:
+            click.echo(f"demo home: {h.root}  (see the runs: origine ui --home {h.root})")
+        return reports
+
+    _print_reports(_guarded(go), as_json)
+
+
+@main.command()
+@home_option
+@click.option("--port", default=3000, show_default=True)
+def ui(home: Path | None, port: int) -> None:
+    """Start the Dagster UI (and daemon: sensors, schedules) on this home."""
+    from origine import runs
+
+    h = resolve_home(home)
+    runs.activate(h)
+    workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
+    cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-p", str(port)]
+    cmd += ["-w", str(workspace)] if workspace.exists() else ["-m", "pipelines.definitions"]
+    click.echo(f"Dagster UI on http://127.0.0.1:{port}  (home {h.root})")
+    sys.exit(subprocess.call(cmd, cwd=workspace.parent if workspace.exists() else None))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,60 @@
+"""Taking in one delivery, in the two steps the pipeline runs.
+
+``prepare`` is the heavy, parallel step (partitions run it side by side);
+``commit`` is the short serialized step that makes the delivery part of the
+warehouse and the ledger in one transaction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from origine import warehouse
+from origine.home import Home
+from origine.ingest import DeliveryReport, prepare_delivery
+from origine.keys import HashKey
+from origine.manifest import open_delivery
+from origine.profiles import load_profile
+
+
+def prepare(path: Path, home: Home, key: HashKey, *, progress: bool = False) -> DeliveryReport:
+    """Check, read and key-hash the delivery at ``path`` into its segment.
+
+    The same bytes already committed return the stored report marked
+    ``duplicate`` without reading the rows again; the same id with other bytes
+    raises :class:`~origine.errors.DeliveryConflict`.
+    """
+    home.ensure()
+    with open_delivery(path, scratch=home.scratch) as delivery:
+        m = delivery.manifest
+        with warehouse.session(home.warehouse, read_only=True) as con:
+            if _has_tables(con):
+                warehouse.check_key_readonly(con, key.key_id)
+                stored = warehouse.duplicate_or_conflict(
+                    con, m.vendor, m.delivery_id, delivery.fingerprint, delivery.label
+                )
+                if stored is not None:
+                    return stored
+        return prepare_delivery(
+            delivery,
+            key=key,
+            profile=load_profile(m.vendor, home.profiles),
+            segments_root=home.segments,
+            progress=progress,
+        )
+
+
+def commit(report: DeliveryReport, home: Home, *, label: str) -> DeliveryReport:
+    """Make a prepared delivery part of the warehouse (idempotent; all or nothing)."""
+    if report.duplicate:
+        return report
+    with warehouse.session(home.warehouse) as con:
+        return warehouse.commit_delivery(con, report, label=label)
+
+
+def _has_tables(con: object) -> bool:
+    return bool(
+        con.execute(  # type: ignore[attr-defined]
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'deliveries'"
+        ).fetchone()[0]
+    )

@@ -1,0 +1,1 @@
+"""The Dagster code location: jobs, partitions, sensors, schedules and resources."""
