@@ -127,6 +127,8 @@ class DeliveryReport:
     files: list[FileReport] = field(default_factory=list)
     duplicate: bool = False
     segment: str | None = None
+    events: int = 0
+    ledger: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The fields ``origine ingest`` prints per delivery."""
@@ -207,6 +209,7 @@ def prepare_delivery(
         report.quarantine_reasons = dict(sorted(reasons.items()))
         report.flags = dict(sorted(counters.flags.items()))
         report.findings = counters.findings(partial / "rows.parquet")
+        report.events = _write_events(partial, m.recipient, m.delivered_at)
         report.segment = str(final)
         (partial / "report.json").write_text(json.dumps(report.to_dict(), sort_keys=True))
         if final.exists():  # an earlier run prepared the same bytes but did not commit
@@ -245,6 +248,22 @@ class _Counters:
         if duplicates:
             out.append({"code": DUPLICATE_NUMBERS, "rows": duplicates})
         return out
+
+
+def _write_events(folder: Path, recipient: str | None, delivered_at: datetime) -> int:
+    """The delivery's ledger events, built and leaf-hashed here in the parallel step."""
+    import duckdb
+
+    from origine import ledger
+
+    query, params = ledger.delivery_events_query(
+        folder / "rows.parquet", recipient=recipient, delivered_at=delivered_at
+    )
+    con = duckdb.connect()
+    try:
+        return ledger.write_events(con, query, params, folder / "events.parquet")
+    finally:
+        con.close()
 
 
 def _duplicate_rows(rows_parquet: Path) -> int:

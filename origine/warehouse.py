@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 
 import duckdb
 
+from origine import ledger
 from origine.errors import DeliveryConflict, HashKeyError, OrigineError
 from origine.ingest import DeliveryReport
 
@@ -114,8 +115,10 @@ def connect(path: Path, *, read_only: bool = False, wait: float = LOCK_WAIT_SECO
                 ) from None
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+    con.execute("SET TimeZone = 'UTC'")
     if not read_only:
         con.execute(SCHEMA)
+        ledger.install(con)
     return con
 
 
@@ -237,6 +240,14 @@ def commit_delivery(
                 "INSERT INTO findings VALUES (?, ?, ?, ?)",
                 [report.vendor, report.delivery_id, finding["code"], json.dumps(finding, sort_keys=True)],
             )
+        head = ledger.append_events(
+            con, segment / "events.parquet", reason=f"delivery {report.vendor}/{report.delivery_id}"
+        )
+        report.ledger = {"tree_size": head.tree_size, "root_hash": head.root_hash}
+        con.execute(
+            "UPDATE deliveries SET report = ? WHERE vendor = ? AND delivery_id = ?",
+            [json.dumps(report.to_dict(), sort_keys=True), report.vendor, report.delivery_id],
+        )
         if extra is not None:
             extra(con, report)
     return report

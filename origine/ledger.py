@@ -1,0 +1,516 @@
+"""The provenance ledger: append-only events, tamper-evident under an RFC 9162 tree.
+
+Each event is one row of ``ledger_events`` keyed by subject key: ``collected``,
+``consent_granted`` / ``consent_withdrawn``, ``opted_out``, ``transferred``,
+``delivered``, ``targeted``, ``erased``. Its Merkle leaf is its canonical
+serialization (``payload``: UTF-8 JSON, keys sorted, no insignificant whitespace),
+computed in SQL from the row's own columns, so the columns the audit reads and
+the bytes the tree commits to cannot drift apart unnoticed: ``check_ledger``
+recomputes one from the other.
+
+Events are built in the parallel prepare step (per delivery, into the segment);
+``append_events`` is the short serialized step that numbers them, extends the
+tree and records a tree head, inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from origine import merkle
+
+EVENT_TYPES = (
+    "collected",
+    "consent_granted",
+    "consent_withdrawn",
+    "opted_out",
+    "transferred",
+    "delivered",
+    "targeted",
+    "erased",
+)
+
+# The flat columns of an event, in table order (seq, payload, leaf_hash and
+# erased_at are added around them).
+EVENT_COLUMNS = (
+    ("type", "VARCHAR"),
+    ("subject_key", "VARCHAR"),
+    ("key_id", "VARCHAR"),
+    ("at", "TIMESTAMPTZ"),
+    ("purpose", "VARCHAR"),
+    ("bundled", "BOOLEAN"),
+    ("channel", "VARCHAR"),
+    ("origin", "VARCHAR"),
+    ("party_from", "VARCHAR"),
+    ("party_to", "VARCHAR"),
+    ("source", "VARCHAR"),
+    ("proof", "VARCHAR"),
+    ("campaign_id", "VARCHAR"),
+    ("evidence_kind", "VARCHAR"),
+    ("vendor", "VARCHAR"),
+    ("delivery_id", "VARCHAR"),
+    ("file", "VARCHAR"),
+    ("file_sha256", "VARCHAR"),
+    ("row", "BIGINT"),
+)
+_COLS = ", ".join(f'"{name}"' for name, _ in EVENT_COLUMNS)
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS ledger_events (
+    seq BIGINT NOT NULL,
+    {", ".join(f'"{n}" {t}' for n, t in EVENT_COLUMNS)},
+    payload VARCHAR,
+    leaf_hash BLOB NOT NULL,
+    erased_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS ledger_nodes (
+    level INTEGER NOT NULL,
+    idx BIGINT NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tree_heads (
+    tree_size BIGINT NOT NULL,
+    root_hash VARCHAR NOT NULL,
+    recorded_at TIMESTAMPTZ NOT NULL,
+    reason VARCHAR NOT NULL,
+    frontier JSON NOT NULL,
+    signature VARCHAR,
+    signer VARCHAR
+);
+CREATE TABLE IF NOT EXISTS erasures (
+    erasure_seq BIGINT NOT NULL,
+    event_seq BIGINT NOT NULL
+);
+"""
+
+# The canonical serialization, as SQL over the flat columns. Keys are written in
+# sorted order (to_json keeps struct order); timestamps are UTC with microseconds.
+PAYLOAD_SQL = """to_json(struct_pack(
+    "at" := strftime("at", '%Y-%m-%dT%H:%M:%S.%fZ'),
+    "bundled" := "bundled",
+    "campaign" := "campaign_id",
+    "channel" := "channel",
+    "evidence" := struct_pack(
+        "delivery_id" := "delivery_id",
+        "file" := "file",
+        "file_sha256" := "file_sha256",
+        "kind" := "evidence_kind",
+        "row" := "row",
+        "vendor" := "vendor"
+    ),
+    "from" := "party_from",
+    "key_id" := "key_id",
+    "origin" := "origin",
+    "proof" := "proof",
+    "purpose" := "purpose",
+    "source" := "source",
+    "subject" := "subject_key",
+    "to" := "party_to",
+    "type" := "type",
+    "v" := 1
+))"""
+LEAF_SQL = "unhex(sha256('\\x00'::BLOB || encode(payload)))"
+
+
+def install(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the ledger tables and views (idempotent); UTC for every timestamp text."""
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(SCHEMA)
+    con.execute(STATE_VIEWS)
+
+
+def events_sql(select_events: str) -> str:
+    """Wrap a query yielding the flat event columns (in order, plus ``ord``) with payload
+    and leaf hash, ordered by ``ord``."""
+    return f"""
+        WITH ev AS ({select_events}),
+        p AS (SELECT {_COLS}, ord, {PAYLOAD_SQL} AS payload FROM ev)
+        SELECT {_COLS}, payload, {LEAF_SQL} AS leaf_hash FROM p ORDER BY ord
+    """
+
+
+def _flat(**given: str) -> str:
+    """A SELECT list of every flat column: given expressions, NULL for the rest."""
+    parts = []
+    for name, sql_type in EVENT_COLUMNS:
+        expr = given.get(name, "NULL")
+        parts.append(f"CAST({expr} AS {sql_type}) AS \"{name}\"")
+    return ", ".join(parts)
+
+
+def delivery_events_query(rows_parquet: Path, *, recipient: str | None, delivered_at: datetime) -> tuple[str, list[Any]]:
+    """The events one delivery's accepted rows give, in a deterministic order.
+
+    Per row: ``collected`` (source, collected_at), ``transferred`` (acquired_from ->
+    vendor), ``consent_granted`` per purpose (and one marked ``bundled`` for a
+    catch-all consent, which names no purpose), ``opted_out`` (vendor flag, every
+    channel), then ``delivered`` (vendor -> recipient at delivery time).
+    """
+    evidence = dict(
+        evidence_kind="'delivery'", vendor="vendor", delivery_id="delivery_id",
+        file="file", file_sha256="file_sha256", row="row", subject_key="subject_key", key_id="key_id",
+    )
+    def part(extra: str, k: int, relation: str = "r", **cols: str) -> str:
+        return f"SELECT {_flat(**cols, **evidence)}, ord * 8 + {k} AS ord FROM {relation} {extra}"
+
+    parts = [
+        part("", 0, type="'collected'", at="collected_at", source="source"),
+        part("WHERE acquired_from IS NOT NULL", 1, type="'transferred'",
+             party_from="acquired_from", party_to="vendor"),
+        part("", 2, relation="(SELECT *, unnest(consent_purposes) AS p FROM r)",
+             type="'consent_granted'", at="consent_at", purpose="p", bundled="false", proof="consent_proof"),
+        part("WHERE bundled_consent", 3, type="'consent_granted'", at="consent_at",
+             bundled="true", proof="consent_proof"),
+        part("WHERE opted_out_at IS NOT NULL", 4, type="'opted_out'", at="opted_out_at",
+             channel="'all'", origin="'vendor-flag'"),
+        part("", 5, type="'delivered'", at="$2::TIMESTAMPTZ", party_from="vendor", party_to="$3::VARCHAR"),
+    ]
+    # ord * 8 + k keeps a row's events together, in the order above; purposes of
+    # one row share ord and are ordered by the purpose itself below.
+    body = " UNION ALL ".join(parts)
+    select = f"""
+        WITH r AS (SELECT *, file_row_number AS ord FROM read_parquet($1, file_row_number = true))
+        SELECT * EXCLUDE (ord), ord * 16 + coalesce(list_position({_purpose_rank()}, purpose), 0) AS ord
+        FROM ({body})
+    """
+    return events_sql(select), [str(rows_parquet), delivered_at, recipient]
+
+
+def _purpose_rank() -> str:
+    from origine.purposes import taxonomy_codes
+
+    return "[" + ", ".join(f"'{c}'" for c in taxonomy_codes()) + "]"
+
+
+def write_events(con: duckdb.DuckDBPyConnection, query: str, params: Sequence[Any], out: Path) -> int:
+    """Write the events a query yields to ``out`` (Parquet, in order); return their count."""
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET preserve_insertion_order = true")
+    con.execute(f"COPY ({query}) TO '{_quote(out)}' (FORMAT parquet, COMPRESSION zstd)", list(params))
+    return int(con.execute("SELECT count(*) FROM read_parquet(?)", [str(out)]).fetchone()[0])  # type: ignore[index]
+
+
+def _quote(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+# ---------------------------------------------------------------- the tree
+
+
+class DuckDBNodeStore:
+    """A :class:`origine.merkle.NodeStore` over the ``ledger_nodes`` table."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self._cache: dict[tuple[int, int], bytes] = {}
+
+    def get(self, level: int, index: int) -> bytes:
+        """The stored node; ``KeyError`` when absent."""
+        hit = self._cache.get((level, index))
+        if hit is not None:
+            return hit
+        row = self.con.execute(
+            "SELECT hash FROM ledger_nodes WHERE level = ? AND idx = ?", [level, index]
+        ).fetchone()
+        if row is None:
+            raise KeyError((level, index))
+        value = bytes(row[0])
+        self._cache[(level, index)] = value
+        return value
+
+    def put_many(self, level: int, start_index: int, hashes: Sequence[bytes]) -> None:
+        """Append consecutive nodes of one level."""
+        table = pa.table(
+            {
+                "level": pa.array([level] * len(hashes), pa.int32()),
+                "idx": pa.array(range(start_index, start_index + len(hashes)), pa.int64()),
+                "hash": pa.array(hashes, pa.binary()),
+            }
+        )
+        self.con.register("_nodes_batch", table)
+        try:
+            self.con.execute("INSERT INTO ledger_nodes SELECT * FROM _nodes_batch")
+        finally:
+            self.con.unregister("_nodes_batch")
+
+
+@dataclass(frozen=True)
+class TreeHead:
+    """A recorded state of the tree: size, root, when, and why."""
+
+    tree_size: int
+    root_hash: str
+    recorded_at: str
+    reason: str
+    signature: str | None = None
+    signer: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def latest_head(con: duckdb.DuckDBPyConnection) -> TreeHead | None:
+    """The most recent tree head, if any."""
+    row = con.execute(
+        "SELECT tree_size, root_hash, recorded_at, reason, signature, signer FROM tree_heads "
+        "ORDER BY tree_size DESC, recorded_at DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    return TreeHead(int(row[0]), row[1], row[2].astimezone(timezone.utc).isoformat(), row[3], row[4], row[5])
+
+
+def _frontier(con: duckdb.DuckDBPyConnection) -> merkle.Frontier:
+    row = con.execute(
+        "SELECT frontier FROM tree_heads ORDER BY tree_size DESC, recorded_at DESC LIMIT 1"
+    ).fetchone()
+    return merkle.Frontier.from_dict(json.loads(row[0])) if row else merkle.Frontier()
+
+
+def tree_size(con: duckdb.DuckDBPyConnection) -> int:
+    """Number of events in the ledger."""
+    return int(con.execute("SELECT count(*) FROM ledger_events").fetchone()[0])  # type: ignore[index]
+
+
+def append_events(
+    con: duckdb.DuckDBPyConnection, events_parquet: Path, *, reason: str
+) -> TreeHead:
+    """Append prepared events (in file order), extend the tree, record a tree head.
+
+    Runs inside the caller's transaction: on any failure nothing is appended.
+    """
+    install(con)
+    frontier = _frontier(con)
+    start = tree_size(con)
+    if frontier.size != start:
+        raise RuntimeError(
+            f"ledger holds {start} events but its last tree head covers {frontier.size}: "
+            "run `origine ledger check`"
+        )
+    con.execute(
+        f"INSERT INTO ledger_events SELECT ? + file_row_number, {_COLS}, payload, leaf_hash, NULL "
+        "FROM read_parquet(?, file_row_number = true) ORDER BY file_row_number",
+        [start, str(events_parquet)],
+    )
+    store = DuckDBNodeStore(con)
+    frontier.extend(_leaf_hashes(events_parquet), store)
+    return record_head(con, frontier, reason=reason)
+
+
+def _leaf_hashes(events_parquet: Path) -> Iterator[bytes]:
+    pfile = pq.ParquetFile(events_parquet)
+    for batch in pfile.iter_batches(batch_size=65536, columns=["leaf_hash"]):
+        yield from batch.column(0).to_pylist()
+
+
+def record_head(
+    con: duckdb.DuckDBPyConnection, frontier: merkle.Frontier, *, reason: str, signer: Any = None
+) -> TreeHead:
+    """Record the tree head for ``frontier`` (signed when a signer is given)."""
+    now = datetime.now(timezone.utc)
+    root = frontier.root().hex()
+    signature = signer_id = None
+    if signer is not None:
+        signature, signer_id = signer.sign_head(frontier.size, root, now.isoformat())
+    con.execute(
+        "INSERT INTO tree_heads VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [frontier.size, root, now, reason, json.dumps(frontier.to_dict()), signature, signer_id],
+    )
+    return TreeHead(frontier.size, root, now.isoformat(), reason, signature, signer_id)
+
+
+def current_frontier(con: duckdb.DuckDBPyConnection) -> merkle.Frontier:
+    """The frontier of the latest tree head."""
+    return _frontier(con)
+
+
+def inclusion_proofs(
+    con: duckdb.DuckDBPyConnection, seqs: Sequence[int], size: int
+) -> dict[int, list[bytes]]:
+    """RFC 9162 inclusion proofs of events ``seqs`` in the tree of ``size`` events."""
+    store = DuckDBNodeStore(con)
+    return {s: merkle.inclusion_proof(s, size, store) for s in seqs}
+
+
+def consistency(con: duckdb.DuckDBPyConnection, old_size: int, new_size: int) -> list[bytes]:
+    """RFC 9162 consistency proof between two tree sizes of this ledger."""
+    return merkle.consistency_proof(old_size, new_size, DuckDBNodeStore(con))
+
+
+# ---------------------------------------------------------------- the check
+
+
+@dataclass
+class LedgerCheck:
+    """The outcome of :func:`check_ledger`."""
+
+    ok: bool
+    events: int
+    heads: int
+    problems: list[str] = field(default_factory=list)
+    first_bad_seq: int | None = None
+
+    def describe(self) -> str:
+        """One paragraph for people."""
+        if self.ok:
+            return f"ledger ok: {self.events} events, {self.heads} tree heads verified"
+        where = f" (first bad event: seq {self.first_bad_seq})" if self.first_bad_seq is not None else ""
+        return "ledger check FAILED" + where + ": " + "; ".join(self.problems)
+
+
+def check_ledger(con: duckdb.DuckDBPyConnection) -> LedgerCheck:
+    """Detect any edit, deletion, insertion or reordering of stored events.
+
+    1. seq runs 0..n-1 without gaps or repeats;
+    2. every live event's payload is the canonical serialization of its columns,
+       and its leaf hash is SHA-256(0x00 || payload);
+    3. leaf hashes rebuilt into the tree give every recorded tree head's root,
+       and the stored nodes agree with them.
+    """
+    install(con)
+    n, lo, hi, distinct = con.execute(
+        "SELECT count(*), min(seq), max(seq), count(DISTINCT seq) FROM ledger_events"
+    ).fetchone()  # type: ignore[misc]
+    heads = con.execute("SELECT tree_size, root_hash FROM tree_heads ORDER BY tree_size, recorded_at").fetchall()
+    result = LedgerCheck(ok=True, events=int(n), heads=len(heads))
+
+    def bad(message: str, seq: int | None) -> None:
+        result.ok = False
+        result.problems.append(message)
+        if seq is not None and (result.first_bad_seq is None or seq < result.first_bad_seq):
+            result.first_bad_seq = seq
+
+    if n and (lo != 0 or hi != n - 1 or distinct != n):
+        gap = con.execute(
+            "SELECT min(s) FROM (SELECT seq AS s, row_number() OVER (ORDER BY seq) - 1 AS expected "
+            "FROM ledger_events) WHERE s <> expected"
+        ).fetchone()[0]  # type: ignore[index]
+        bad(f"event sequence is not 0..{n - 1}: an event was deleted, inserted or renumbered", gap)
+    row = con.execute(
+        f"""SELECT min(seq), count(*) FROM (
+                SELECT seq, payload, leaf_hash, {PAYLOAD_SQL} AS recomputed FROM ledger_events
+                WHERE erased_at IS NULL
+            ) WHERE payload IS DISTINCT FROM recomputed OR leaf_hash IS DISTINCT FROM {LEAF_SQL}"""
+    ).fetchone()
+    if row and row[1]:
+        bad(f"{row[1]} event(s) whose columns, payload and leaf hash disagree (edited)", int(row[0]))
+    # Rebuild the tree in seq order and compare with each recorded head.
+    frontier = merkle.Frontier()
+    head_iter = iter(heads)
+    pending = next(head_iter, None)
+    stored_level0 = con.execute(
+        "SELECT e.seq FROM ledger_events e LEFT JOIN ledger_nodes n ON n.level = 0 AND n.idx = e.seq "
+        "WHERE n.hash IS DISTINCT FROM e.leaf_hash ORDER BY e.seq LIMIT 1"
+    ).fetchone()
+    if stored_level0:
+        bad("an event's leaf hash differs from the tree's stored leaf (edited or reordered)", int(stored_level0[0]))
+    reader = con.execute("SELECT leaf_hash FROM ledger_events ORDER BY seq")
+    while pending is not None and pending[0] == 0:
+        pending = next(head_iter, None)
+    while True:
+        chunk = reader.fetchmany(65536)
+        if not chunk:
+            break
+        hashes = [bytes(r[0]) for r in chunk]
+        offset = 0
+        while pending is not None and frontier.size + len(hashes) - offset >= pending[0]:
+            take = pending[0] - frontier.size
+            frontier.extend(hashes[offset : offset + take])
+            offset += take
+            if frontier.root().hex() != pending[1]:
+                bad(f"tree head of size {pending[0]} does not match the events (root differs)", None)
+            pending = next(head_iter, None)
+        frontier.extend(hashes[offset:])
+    if pending is not None:
+        bad(f"tree head of size {pending[0]} covers more events than the ledger holds ({n})", int(n))
+    return result
+
+
+# ---------------------------------------------------------------- state as of a date
+
+STATE_VIEWS = """
+CREATE OR REPLACE MACRO consent_as_of(ts) AS TABLE
+    SELECT subject_key, purpose,
+           max("at") FILTER (WHERE type = 'consent_granted') AS granted_at,
+           max("at") FILTER (WHERE type = 'consent_withdrawn') AS withdrawn_at,
+           bool_or(proof IS NOT NULL) FILTER (WHERE type = 'consent_granted') AS has_proof
+    FROM ledger_events
+    WHERE type IN ('consent_granted', 'consent_withdrawn') AND purpose IS NOT NULL
+      AND "at" <= ts AND erased_at IS NULL
+    GROUP BY subject_key, purpose
+    HAVING granted_at IS NOT NULL AND (withdrawn_at IS NULL OR withdrawn_at < granted_at);
+CREATE OR REPLACE MACRO optouts_as_of(ts) AS TABLE
+    SELECT subject_key, channel, min("at") AS opted_out_at, list(DISTINCT origin ORDER BY origin) AS origins
+    FROM ledger_events
+    WHERE type = 'opted_out' AND "at" <= ts AND erased_at IS NULL
+    GROUP BY subject_key, channel;
+CREATE OR REPLACE MACRO custody_as_of(ts) AS TABLE
+    SELECT subject_key, list(struct_pack(party_from := party_from, party_to := party_to,
+                                         "at" := "at", vendor := vendor, delivery_id := delivery_id)
+                             ORDER BY seq) AS chain
+    FROM ledger_events
+    WHERE type IN ('transferred', 'delivered') AND coalesce("at", TIMESTAMPTZ '-infinity') <= ts
+      AND erased_at IS NULL
+    GROUP BY subject_key;
+"""
+
+
+@dataclass
+class SubjectState:
+    """What the ledger says of one subject at one instant."""
+
+    subject_key: str
+    consented: dict[str, str] = field(default_factory=dict)  # purpose -> granted_at (ISO)
+    opted_out: dict[str, str] = field(default_factory=dict)  # channel -> at (ISO)
+    custody: list[dict[str, Any]] = field(default_factory=list)
+
+
+def state_as_of(
+    con: duckdb.DuckDBPyConnection, at: datetime, subject_keys: Sequence[str] | None = None
+) -> dict[str, SubjectState]:
+    """Consented purposes, opted-out channels and custody chain per subject at ``at``.
+
+    A consent counts when granted at or before ``at`` and not withdrawn after that
+    grant; an opt-out counts from its instant on; custody lists the transfers and
+    deliveries dated at or before ``at`` (undated transfers count), in ledger order.
+    """
+    install(con)
+    filt = ""
+    params: list[Any] = [at]
+    if subject_keys is not None:
+        con.register("_subjects", pa.table({"subject_key": pa.array(list(subject_keys), pa.string())}))
+        filt = " WHERE subject_key IN (SELECT subject_key FROM _subjects)"
+    states: dict[str, SubjectState] = {}
+
+    def get(s: str) -> SubjectState:
+        if s not in states:
+            states[s] = SubjectState(s)
+        return states[s]
+
+    try:
+        for s, purpose, granted in con.execute(
+            f"SELECT subject_key, purpose, granted_at FROM consent_as_of(?){filt}", params
+        ).fetchall():
+            get(s).consented[purpose] = granted.astimezone(timezone.utc).isoformat()
+        for s, channel, when in con.execute(
+            f"SELECT subject_key, channel, opted_out_at FROM optouts_as_of(?){filt}", params
+        ).fetchall():
+            get(s).opted_out[channel] = when.astimezone(timezone.utc).isoformat()
+        for s, chain in con.execute(f"SELECT subject_key, chain FROM custody_as_of(?){filt}", params).fetchall():
+            get(s).custody = [
+                {**hop, "at": hop["at"].astimezone(timezone.utc).isoformat() if hop["at"] else None}
+                for hop in chain
+            ]
+    finally:
+        if subject_keys is not None:
+            con.unregister("_subjects")
+    return states
