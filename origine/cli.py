@@ -121,6 +121,118 @@ def demo(home: Path | None, rows: int, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@home_option
+@click.option("--country", default="FR", show_default=True, help="Region for numbers without +prefix.")
+@click.option("--origin", default=None, help="Origin when the file has no origin column (stop-reply, dpo-request, do-not-call).")
+@click.option("--channel", default=None, help="Channel when the file has no channel column.")
+@json_option
+def suppress(paths: tuple[Path, ...], home: Path | None, country: str, origin: str | None,
+             channel: str | None, as_json: bool) -> None:
+    """Ingest suppression files (STOP replies, DPO requests, do-not-call lists) as opt-outs."""
+    from origine.signing import load_signer
+    from origine.suppressions import ingest_suppressions
+
+    def go() -> list[dict[str, Any]]:
+        h = resolve_home(home).ensure()
+        key = h.load_key()
+        signer = load_signer(h.keys)
+        return [
+            ingest_suppressions(p, warehouse_path=h.warehouse, key=key, region=country.upper(),
+                                default_origin=origin, default_channel=channel, signer=signer).summary()
+            for p in paths
+        ]
+
+    reports = _guarded(go)
+    if as_json:
+        click.echo(json.dumps(reports, indent=2))
+        return
+    for r in reports:
+        dup = " (duplicate: already ingested, nothing added)" if r["duplicate"] else ""
+        click.echo(f"{r['file']}{dup}: read {r['rows_read']}, accepted {r['rows_accepted']}, "
+                   f"quarantined {r['rows_quarantined']} {r['quarantine_reasons'] or ''}")
+
+
+@main.group()
+def ledger() -> None:
+    """The provenance ledger: check it, show its head, apply retention."""
+
+
+@ledger.command("check")
+@home_option
+@json_option
+def ledger_check(home: Path | None, as_json: bool) -> None:
+    """Verify every event, the Merkle tree and every recorded tree head (exit 1 if not)."""
+    from origine import ledger as ledger_mod
+    from origine import warehouse
+
+    def go() -> Any:
+        h = resolve_home(home)
+        with warehouse.session(h.warehouse) as con:
+            return ledger_mod.check_ledger(con)
+
+    result = _guarded(go)
+    if as_json:
+        click.echo(json.dumps(result.__dict__, indent=2))
+    else:
+        click.echo(result.describe())
+    sys.exit(0 if result.ok else 1)
+
+
+@ledger.command("head")
+@home_option
+@json_option
+def ledger_head(home: Path | None, as_json: bool) -> None:
+    """The latest tree head (size, root, time, signature)."""
+    from origine import ledger as ledger_mod
+    from origine import warehouse
+
+    def go() -> Any:
+        with warehouse.session(resolve_home(home).warehouse) as con:
+            return ledger_mod.latest_head(con)
+
+    head = _guarded(go)
+    doc = head.to_dict() if head else {"tree_size": 0, "root_hash": None}
+    click.echo(json.dumps(doc, indent=2) if as_json else " ".join(f"{k}={v}" for k, v in doc.items()))
+
+
+@ledger.command("retention")
+@home_option
+@click.option("--days", default=3 * 365, show_default=True, help="Keep data this long after last contact.")
+@json_option
+def ledger_retention(home: Path | None, days: int, as_json: bool) -> None:
+    """Erase subjects past retention (their events' hashes stay; old heads stay verifiable)."""
+    from origine import warehouse
+    from origine.retention import apply_retention
+    from origine.signing import load_signer
+
+    def go() -> Any:
+        h = resolve_home(home).ensure()
+        with warehouse.session(h.warehouse) as con:
+            return apply_retention(con, days=days, signer=load_signer(h.keys))
+
+    result = _guarded(go).to_dict()
+    click.echo(json.dumps(result, indent=2) if as_json else
+               f"erased {result['events']} events of {result['subjects']} subjects (last contact before {result['cutoff']})")
+
+
+@main.group()
+def key() -> None:
+    """The operator's signing key."""
+
+
+@key.command("show")
+@home_option
+def key_show(home: Path | None) -> None:
+    """Print the operator's public key fingerprint and PEM (never the private key)."""
+    from origine.signing import load_signer
+
+    signer = _guarded(lambda: load_signer(resolve_home(home).ensure().keys))
+    click.echo(signer.fingerprint)
+    click.echo(signer.public_pem().decode().strip())
+
+
+@main.command()
 @home_option
 @click.option("--port", default=3000, show_default=True)
 def ui(home: Path | None, port: int) -> None:

@@ -11,6 +11,7 @@ Layout::
       segments/            immutable per-delivery Parquet segments
       profiles/            vendor profiles (<vendor>.yaml)
       gx/                  Great Expectations context and Data Docs
+      keys/                the operator's Ed25519 signing key (tree heads, bundles)
       tmp/                 scratch space (unzipped deliveries), emptied after use
 """
 
@@ -83,6 +84,11 @@ class Home:
         return self.root / "gx"
 
     @property
+    def keys(self) -> Path:
+        """The operator's signing key (never the hashing key)."""
+        return self.root / "keys"
+
+    @property
     def scratch(self) -> Path:
         """Temporary files; removed after each use."""
         return self.root / "tmp"
@@ -96,7 +102,7 @@ class Home:
         """Create the layout (idempotent) and the Dagster instance configuration."""
         for folder in (
             self.root, self.dagster, self.landing, self.suppressions, self.campaigns,
-            self.segments, self.profiles, self.gx, self.scratch,
+            self.segments, self.profiles, self.gx, self.scratch, self.keys,
         ):
             folder.mkdir(parents=True, exist_ok=True)
         config = self.dagster / "dagster.yaml"

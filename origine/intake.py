@@ -15,6 +15,7 @@ from origine.ingest import DeliveryReport, prepare_delivery
 from origine.keys import HashKey
 from origine.manifest import open_delivery
 from origine.profiles import load_profile
+from origine.signing import load_signer
 
 
 def prepare(path: Path, home: Home, key: HashKey, *, progress: bool = False) -> DeliveryReport:
@@ -49,7 +50,7 @@ def commit(report: DeliveryReport, home: Home, *, label: str) -> DeliveryReport:
     if report.duplicate:
         return report
     with warehouse.session(home.warehouse) as con:
-        return warehouse.commit_delivery(con, report, label=label)
+        return warehouse.commit_delivery(con, report, label=label, signer=load_signer(home.keys))
 
 
 def _has_tables(con: object) -> bool:

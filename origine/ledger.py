@@ -195,7 +195,7 @@ def write_events(con: duckdb.DuckDBPyConnection, query: str, params: Sequence[An
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = true")
     con.execute(f"COPY ({query}) TO '{_quote(out)}' (FORMAT parquet, COMPRESSION zstd)", list(params))
-    return int(con.execute("SELECT count(*) FROM read_parquet(?)", [str(out)]).fetchone()[0])  # type: ignore[index]
+    return int(con.execute("SELECT count(*) FROM read_parquet(?)", [str(out)]).fetchall()[0][0])
 
 
 def _quote(path: Path) -> str:
@@ -266,7 +266,7 @@ def latest_head(con: duckdb.DuckDBPyConnection) -> TreeHead | None:
     ).fetchone()
     if row is None:
         return None
-    return TreeHead(int(row[0]), row[1], row[2].astimezone(timezone.utc).isoformat(), row[3], row[4], row[5])
+    return TreeHead(int(row[0]), row[1], _iso(row[2]), row[3], row[4], row[5])
 
 
 def _frontier(con: duckdb.DuckDBPyConnection) -> merkle.Frontier:
@@ -282,7 +282,7 @@ def tree_size(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def append_events(
-    con: duckdb.DuckDBPyConnection, events_parquet: Path, *, reason: str
+    con: duckdb.DuckDBPyConnection, events_parquet: Path, *, reason: str, signer: Any = None
 ) -> TreeHead:
     """Append prepared events (in file order), extend the tree, record a tree head.
 
@@ -303,7 +303,7 @@ def append_events(
     )
     store = DuckDBNodeStore(con)
     frontier.extend(_leaf_hashes(events_parquet), store)
-    return record_head(con, frontier, reason=reason)
+    return record_head(con, frontier, reason=reason, signer=signer)
 
 
 def _leaf_hashes(events_parquet: Path) -> Iterator[bytes]:
@@ -320,12 +320,17 @@ def record_head(
     root = frontier.root().hex()
     signature = signer_id = None
     if signer is not None:
-        signature, signer_id = signer.sign_head(frontier.size, root, now.isoformat())
+        signature, signer_id = signer.sign_head(frontier.size, root, _iso(now))
     con.execute(
         "INSERT INTO tree_heads VALUES (?, ?, ?, ?, ?, ?, ?)",
         [frontier.size, root, now, reason, json.dumps(frontier.to_dict()), signature, signer_id],
     )
-    return TreeHead(frontier.size, root, now.isoformat(), reason, signature, signer_id)
+    return TreeHead(frontier.size, root, _iso(now), reason, signature, signer_id)
+
+
+def _iso(when: datetime) -> str:
+    """The one text form of a head's time (what signatures cover)."""
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def current_frontier(con: duckdb.DuckDBPyConnection) -> merkle.Frontier:
@@ -391,7 +396,7 @@ def check_ledger(con: duckdb.DuckDBPyConnection) -> LedgerCheck:
 
     if n and (lo != 0 or hi != n - 1 or distinct != n):
         gap = con.execute(
-            "SELECT min(s) FROM (SELECT seq AS s, row_number() OVER (ORDER BY seq) - 1 AS expected "
+            "SELECT min(expected) FROM (SELECT seq AS s, row_number() OVER (ORDER BY seq) - 1 AS expected "
             "FROM ledger_events) WHERE s <> expected"
         ).fetchone()[0]  # type: ignore[index]
         bad(f"event sequence is not 0..{n - 1}: an event was deleted, inserted or renumbered", gap)

@@ -456,7 +456,7 @@ def _substitute(value: Any, params: Mapping[str, Any], *, sql: bool, where: str)
             name = whole.group(1)
             if name not in params:
                 raise SuiteError(f"{where}: unknown parameter ${name}")
-            return params[name]
+            return _substitute(params[name], {}, sql=False, where=where)  # dates -> ISO text
 
         def repl(m: re.Match[str]) -> str:
             if m.group(1) not in params:

@@ -202,6 +202,7 @@ def commit_delivery(
     report: DeliveryReport,
     *,
     label: str,
+    signer: Any = None,
     extra: AfterCommit | None = None,
 ) -> DeliveryReport:
     """Insert a prepared segment in one transaction; idempotent for the same bytes.
@@ -241,7 +242,8 @@ def commit_delivery(
                 [report.vendor, report.delivery_id, finding["code"], json.dumps(finding, sort_keys=True)],
             )
         head = ledger.append_events(
-            con, segment / "events.parquet", reason=f"delivery {report.vendor}/{report.delivery_id}"
+            con, segment / "events.parquet", reason=f"delivery {report.vendor}/{report.delivery_id}",
+            signer=signer,
         )
         report.ledger = {"tree_size": head.tree_size, "root_hash": head.root_hash}
         con.execute(

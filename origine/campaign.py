@@ -1,0 +1,276 @@
+"""The campaign spec: what a sponsor sent, to whom, for what, and what it declared.
+
+A campaign is a YAML file::
+
+    campaign_id: EU24-SMS-01
+    sponsor: Parti A
+    channel: sms                      # sms | voice | email
+    purpose: political.electoral      # a taxonomy code (origine/data/purposes.yaml)
+    sender: PARTI-A
+    message: "Parti A vous invite à voter le 9 juin. STOP au 36789"
+    sent_at: 2024-06-07T18:00:00+02:00
+    timezone: Europe/Paris            # optional (UTC): for naive dates here and in files
+    country: FR                       # optional (FR): region of numbers without +prefix
+    targeting:                        # declared criteria: a mapping or a list of strings
+      age: 18-35
+      region: Île-de-France
+    targets:
+      deliveries: [SC-2024-06-05-001, othervendor/OV-7]   # "delivery_id" or "vendor/delivery_id"
+      file: targets.csv               # a file of numbers with a `phone` column, relative to this YAML
+    send_report: report.csv           # optional: phone, sent_at, stop_reply_at per number
+
+Everything a user can get wrong raises :class:`~origine.errors.BadInput` naming the
+file and the field (``column``), which exits with status 2. Values read from the
+spec are never echoed when they could hold a number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+import yaml
+
+from origine.dates import UnreadableDate, parse_instant
+from origine.errors import BadInput
+from origine.purposes import BUNDLED, default_purposes, taxonomy_codes
+
+CHANNELS = ("sms", "voice", "email")
+_IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class DeliveryRef:
+    """A targeted delivery: ``delivery_id`` alone, or with its vendor."""
+
+    delivery_id: str
+    vendor: str | None = None
+
+    def label(self) -> str:
+        """``vendor/delivery_id`` or ``delivery_id``."""
+        return f"{self.vendor}/{self.delivery_id}" if self.vendor else self.delivery_id
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One declared targeting criterion: its name (a mapping key, or the list item) and values."""
+
+    name: str
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A parsed, checked campaign spec."""
+
+    path: Path
+    sha256: str
+    campaign_id: str
+    sponsor: str
+    channel: str
+    purpose: str
+    sender: str
+    message: str
+    sent_at: datetime
+    timezone: str = "UTC"
+    country: str = "FR"
+    targeting: tuple[Criterion, ...] = ()
+    deliveries: tuple[DeliveryRef, ...] = ()
+    target_file: Path | None = None
+    send_report: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def file_name(self) -> str:
+        """The spec's file name (recorded as the evidence of ``targeted`` events)."""
+        return self.path.name
+
+    @property
+    def tzinfo(self) -> ZoneInfo:
+        """The zone naive dates are read in."""
+        return ZoneInfo(self.timezone)
+
+
+def load_campaign(path: Path) -> Campaign:
+    """Read and check the campaign spec at ``path``."""
+    path = Path(path)
+    label = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise BadInput("no such campaign file", file=label) from None
+    except OSError as exc:
+        raise BadInput(f"cannot read campaign file: {exc.strerror}", file=label) from None
+    return parse_campaign(raw, path=path)
+
+
+def parse_campaign(raw: bytes, *, path: Path) -> Campaign:
+    """Parse campaign bytes; relative paths in it are resolved against ``path``'s folder."""
+    label = str(path)
+    try:
+        doc = yaml.safe_load(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        raise BadInput(
+            f"unreadable campaign spec: {type(exc).__name__}",
+            file=label,
+            row=(line + 1) if line is not None else None,
+        ) from None
+    if not isinstance(doc, dict):
+        raise BadInput("the campaign spec must be a mapping", file=label)
+
+    def bad(message: str, name: str) -> BadInput:
+        return BadInput(message, file=label, column=name)
+
+    def required(name: str) -> Any:
+        value = doc.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise bad("required field missing", name)
+        return value
+
+    def text(name: str, *, must: bool) -> str:
+        value = required(name) if must else doc.get(name)
+        if value is None:
+            return ""
+        if isinstance(value, (dict, list)):
+            raise bad("expected text", name)
+        return str(value).strip()
+
+    campaign_id = text("campaign_id", must=True)
+    if not _IDENT.match(campaign_id):
+        raise bad("must be letters, digits, '.', '_' or '-' (at most 128)", "campaign_id")
+    sponsor = text("sponsor", must=True)
+    channel = text("channel", must=True).lower()
+    if channel not in CHANNELS:
+        raise bad(f"unknown channel (one of: {', '.join(CHANNELS)})", "channel")
+    purpose = text("purpose", must=True)
+    if purpose not in taxonomy_codes():
+        mapped = default_purposes().lookup(purpose)
+        hint = f" (did you mean {mapped!r}?)" if mapped and mapped != BUNDLED else ""
+        raise bad(f"not a purpose code{hint}; codes: {', '.join(taxonomy_codes())}", "purpose")
+    sender = text("sender", must=False)
+    message = text("message", must=False)
+
+    tz_name = text("timezone", must=False) or "UTC"
+    try:
+        tz = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise bad(f"unknown time zone {tz_name!r}", "timezone") from None
+    country = (text("country", must=False) or "FR").upper()
+    if country not in phonenumbers.SUPPORTED_REGIONS:
+        raise bad(f"unknown region {country!r} (ISO 3166 alpha-2)", "country")
+    try:
+        sent_at = parse_instant(required("sent_at"), tz)
+    except UnreadableDate as exc:
+        raise bad(str(exc), "sent_at") from None
+    assert sent_at is not None
+
+    targeting = _targeting(doc.get("targeting"), bad)
+    deliveries, target_file = _targets(doc.get("targets"), path, bad)
+    send_report = None
+    if doc.get("send_report") not in (None, ""):
+        send_report = _relative_file(doc["send_report"], path, "send_report", bad)
+
+    known = {
+        "campaign_id", "sponsor", "channel", "purpose", "sender", "message", "sent_at",
+        "timezone", "country", "targeting", "targets", "send_report",
+    }
+    return Campaign(
+        path=path,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        campaign_id=campaign_id,
+        sponsor=sponsor,
+        channel=channel,
+        purpose=purpose,
+        sender=sender,
+        message=message,
+        sent_at=sent_at.astimezone(timezone.utc),
+        timezone=tz_name,
+        country=country,
+        targeting=targeting,
+        deliveries=deliveries,
+        target_file=target_file,
+        send_report=send_report,
+        extra={k: v for k, v in doc.items() if k not in known},
+    )
+
+
+def _scalar_texts(value: Any, bad: Any, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, dict):
+        out: list[str] = []
+        for k, v in value.items():
+            out.append(str(k))
+            out.extend(_scalar_texts(v, bad, name))
+        return tuple(out)
+    if isinstance(value, (list, tuple)):
+        return tuple(t for v in value for t in _scalar_texts(v, bad, name))
+    return (str(value),)
+
+
+def _targeting(value: Any, bad: Any) -> tuple[Criterion, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, dict):
+        return tuple(Criterion(str(k), _scalar_texts(v, bad, "targeting")) for k, v in value.items())
+    if isinstance(value, list):
+        out = []
+        for item in value:
+            if isinstance(item, dict):
+                out.extend(Criterion(str(k), _scalar_texts(v, bad, "targeting")) for k, v in item.items())
+            elif isinstance(item, list) or item is None:
+                raise bad("each criterion must be text or a mapping", "targeting")
+            else:
+                out.append(Criterion(str(item)))
+        return tuple(out)
+    if isinstance(value, str):
+        return (Criterion(value),) if value.strip() else ()
+    raise bad("expected a mapping of criteria or a list of strings", "targeting")
+
+
+def _targets(value: Any, path: Path, bad: Any) -> tuple[tuple[DeliveryRef, ...], Path | None]:
+    if value is None:
+        raise bad("required field missing (deliveries and/or file)", "targets")
+    if not isinstance(value, dict):
+        raise bad("expected a mapping with deliveries and/or file", "targets")
+    unknown = sorted(set(map(str, value)) - {"deliveries", "file"})
+    if unknown:
+        raise bad(f"unknown key(s) {', '.join(unknown)} (deliveries, file)", "targets")
+    refs: list[DeliveryRef] = []
+    items = value.get("deliveries")
+    if isinstance(items, str):
+        items = [items]
+    if items is not None and not isinstance(items, list):
+        raise bad("expected a list of delivery ids", "targets.deliveries")
+    for i, item in enumerate(items or [], 1):
+        name = f"targets.deliveries[{i}]"
+        if not isinstance(item, (str, int)) or isinstance(item, bool):
+            raise bad("expected 'delivery_id' or 'vendor/delivery_id'", name)
+        parts = str(item).strip().split("/")
+        if len(parts) > 2 or not all(_IDENT.match(p) for p in parts):
+            raise bad("expected 'delivery_id' or 'vendor/delivery_id' (letters, digits, '.', '_', '-')", name)
+        ref = DeliveryRef(parts[-1], parts[0] if len(parts) == 2 else None)
+        if ref not in refs:
+            refs.append(ref)
+    file = None
+    if value.get("file") not in (None, ""):
+        file = _relative_file(value["file"], path, "targets.file", bad)
+    if not refs and file is None:
+        raise bad("no targets: give deliveries and/or file", "targets")
+    return tuple(refs), file
+
+
+def _relative_file(value: Any, path: Path, name: str, bad: Any) -> Path:
+    if not isinstance(value, str):
+        raise bad("expected a file path", name)
+    target = (path.parent / value).resolve() if not Path(value).is_absolute() else Path(value)
+    if not target.is_file():
+        raise bad(f"file not found: {value}", name)
+    return target

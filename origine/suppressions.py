@@ -1,0 +1,220 @@
+"""Suppressions: STOP replies, DPO requests and do-not-call lists as ledger events.
+
+A suppression file (any format the delivery readers take) has columns
+``phone``, ``channel`` (sms, voice, email, all), ``at`` and ``origin``
+(stop-reply, dpo-request, do-not-call, vendor-flag…), and optionally
+``purpose``: a row with a purpose withdraws the consent for that purpose
+(``consent_withdrawn``), a row without one opts the number out of the channel
+(``opted_out``). Accounting and privacy are those of deliveries: every row is
+accepted or quarantined with a reason, and only keyed hashes are stored.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+
+from origine import ledger, phones, warehouse
+from origine.dates import UnreadableDate, parse_instant
+from origine.errors import BadInput
+from origine.keys import HashKey
+from origine.manifest import sha256_file
+from origine.profiles import column_key
+from origine.purposes import default_purposes
+from origine.readers import MALFORMED_ROW, open_records
+
+CHANNELS = ("sms", "voice", "email", "all")
+CHANNEL_WORDS = {"sms": "sms", "texto": "sms", "voice": "voice", "voix": "voice", "appel": "voice",
+                 "telephone": "voice", "email": "email", "mail": "email", "courriel": "email",
+                 "all": "all", "tous": "all", "tout": "all"}
+INVALID_CHANNEL = "INVALID_CHANNEL"
+INVALID_DATE = "INVALID_DATE"
+UNKNOWN_PURPOSE = "UNKNOWN_PURPOSE"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS suppression_files (
+    file VARCHAR NOT NULL,
+    sha256 VARCHAR PRIMARY KEY,
+    rows_read BIGINT NOT NULL,
+    rows_accepted BIGINT NOT NULL,
+    rows_quarantined BIGINT NOT NULL,
+    report JSON NOT NULL,
+    ingested_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS suppression_quarantine (
+    file_sha256 VARCHAR NOT NULL,
+    row BIGINT NOT NULL,
+    reason VARCHAR NOT NULL,
+    "column" VARCHAR,
+    subject_key VARCHAR
+);
+"""
+
+
+@dataclass
+class SuppressionReport:
+    """What ``origine suppress`` prints for one file."""
+
+    file: str
+    sha256: str
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_quarantined: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
+    duplicate: bool = False
+    ledger: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON form."""
+        return asdict(self)
+
+
+def ingest_suppressions(
+    path: Path,
+    *,
+    warehouse_path: Path,
+    key: HashKey,
+    region: str = "FR",
+    default_origin: str | None = None,
+    default_channel: str | None = None,
+    signer: Any = None,
+    tz: str = "UTC",
+) -> SuppressionReport:
+    """Read a suppression file and append its events to the ledger in one transaction."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput("no such suppression file", file=str(path))
+    digest, _ = sha256_file(path)
+    report = SuppressionReport(file=path.name, sha256=digest)
+    with warehouse.session(warehouse_path) as con:
+        con.execute(SCHEMA)
+        stored = con.execute("SELECT report FROM suppression_files WHERE sha256 = ?", [digest]).fetchone()
+        if stored:
+            again = SuppressionReport(**json.loads(stored[0]))
+            again.duplicate = True
+            return again
+    accepted, quarantined = _read(path, digest, key, region, default_origin, default_channel, ZoneInfo(tz), report)
+    with tempfile.TemporaryDirectory(prefix="suppress-") as tmp:
+        events_path = Path(tmp) / "events.parquet"
+        with warehouse.session(warehouse_path) as con:
+            con.execute(SCHEMA)
+            con.register("_supp", accepted)
+            ledger.write_events(con, _events_query(), [], events_path)
+            con.unregister("_supp")
+            with warehouse.transaction(con):
+                warehouse.check_key(con, key.key_id)
+                if con.execute("SELECT 1 FROM suppression_files WHERE sha256 = ?", [digest]).fetchone():
+                    report.duplicate = True
+                    return report
+                head = ledger.append_events(con, events_path, reason=f"suppressions {path.name}", signer=signer)
+                report.ledger = {"tree_size": head.tree_size, "root_hash": head.root_hash}
+                con.register("_q", quarantined)
+                con.execute("INSERT INTO suppression_quarantine SELECT * FROM _q")
+                con.unregister("_q")
+                con.execute(
+                    "INSERT INTO suppression_files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [path.name, digest, report.rows_read, report.rows_accepted, report.rows_quarantined,
+                     json.dumps(report.summary()), datetime.now(timezone.utc)],
+                )
+    return report
+
+
+def _events_query() -> str:
+    cols = dict(
+        subject_key="subject_key", key_id="key_id", at='"at"', evidence_kind="'suppression'",
+        file="file", file_sha256="file_sha256", row="row", origin="origin",
+    )
+    withdrawn = ledger._flat(type="'consent_withdrawn'", purpose="purpose", **cols)
+    opted = ledger._flat(type="'opted_out'", channel="channel", **cols)
+    select = (
+        f"SELECT {withdrawn}, row AS ord FROM _supp WHERE purpose IS NOT NULL "
+        f"UNION ALL SELECT {opted}, row AS ord FROM _supp WHERE purpose IS NULL"
+    )
+    return ledger.events_sql(select)
+
+
+def _read(
+    path: Path, digest: str, key: HashKey, region: str, default_origin: str | None,
+    default_channel: str | None, tz: Any, report: SuppressionReport,
+) -> tuple[pa.Table, pa.Table]:
+    shape, records = open_records(path, str(path))
+    purposes = default_purposes()
+    rows: list[dict[str, Any]] = []
+    quarantine: list[dict[str, Any]] = []
+    reasons: Counter[str] = Counter()
+    events: Counter[str] = Counter()
+    columns: dict[str, str] | None = None
+
+    def reject(row: int, reason: str, column: str | None, subject: str | None) -> None:
+        reasons[reason] += 1
+        quarantine.append({"file_sha256": digest, "row": row, "reason": reason, "column": column, "subject_key": subject})
+
+    for record in records:
+        if columns is None:
+            columns = {column_key(c): c for c in shape.columns}
+            if column_key("phone") not in columns:
+                raise BadInput("required column missing", file=str(path), column="phone")
+        report.rows_read += 1
+        if record.values is None:
+            reject(record.row, MALFORMED_ROW, None, None)
+            continue
+        v = record.values
+
+        def cell(name: str) -> Any:
+            return v.get(columns.get(column_key(name), ""), None)  # type: ignore[union-attr]
+
+        result = phones.normalize(cell("phone"), region)
+        subject = key.subject_key(result.e164) if result.e164 else None
+        if result.reason:
+            reject(record.row, result.reason, "phone", subject)
+            continue
+        channel_raw = str(cell("channel") or default_channel or "").strip()
+        channel = CHANNEL_WORDS.get(column_key(channel_raw)) if channel_raw else None
+        if channel is None:
+            reject(record.row, INVALID_CHANNEL, "channel", subject)
+            continue
+        try:
+            at = parse_instant(cell("at"), tz)
+        except UnreadableDate:
+            at = None
+        if at is None:
+            reject(record.row, INVALID_DATE, "at", subject)
+            continue
+        purpose_raw = cell("purpose")
+        purpose = None
+        if purpose_raw not in (None, ""):
+            purpose = purposes.lookup(str(purpose_raw))
+            if purpose is None or purpose == "bundled":
+                reject(record.row, UNKNOWN_PURPOSE, "purpose", subject)
+                continue
+        origin = str(cell("origin") or default_origin or "unspecified").strip()
+        rows.append({
+            "subject_key": subject, "key_id": key.key_id, "at": at, "channel": channel,
+            "origin": origin, "purpose": purpose, "file": path.name, "file_sha256": digest, "row": record.row,
+        })
+        events["consent_withdrawn" if purpose else "opted_out"] += 1
+        report.rows_accepted += 1
+    if columns is None and not shape.columns:
+        raise BadInput("file is empty: no header row", file=str(path), column="phone")
+    report.rows_quarantined = sum(reasons.values())
+    report.quarantine_reasons = dict(sorted(reasons.items()))
+    report.events = dict(sorted(events.items()))
+    accepted = pa.Table.from_pylist(rows, schema=pa.schema([
+        ("subject_key", pa.string()), ("key_id", pa.string()), ("at", pa.timestamp("us", tz="UTC")),
+        ("channel", pa.string()), ("origin", pa.string()), ("purpose", pa.string()),
+        ("file", pa.string()), ("file_sha256", pa.string()), ("row", pa.int64()),
+    ]))
+    q = pa.Table.from_pylist(quarantine, schema=pa.schema([
+        ("file_sha256", pa.string()), ("row", pa.int64()), ("reason", pa.string()),
+        ("column", pa.string()), ("subject_key", pa.string()),
+    ]))
+    return accepted, q

@@ -1,0 +1,195 @@
+"""The provenance ledger: events over time, suppressions, custody, retention, tamper evidence."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from origine import intake, ledger, warehouse
+from origine.cli import main
+from origine.retention import apply_retention
+from origine.signing import head_message, load_signer, verify
+from origine.suppressions import ingest_suppressions
+from tests.test_merkle import ref_mth, ref_path, ref_proof, ref_verify_consistency, ref_verify_inclusion
+
+MOBILE = "+33612345678"
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+def ingest(home, key, make_delivery, text: str, **fields) -> None:
+    path = make_delivery({"a.csv": text.encode()}, **fields)
+    intake.commit(intake.prepare(path, home, key), home, label=str(path))
+
+
+def con_for(home) -> duckdb.DuckDBPyConnection:
+    return warehouse.connect(home.warehouse)
+
+
+@pytest.fixture
+def populated(home, key, make_delivery):
+    ingest(home, key, make_delivery,
+           "phone,source,consent_purposes,consent_at,consent_proof,acquired_from\n"
+           "0612345678,jeu-concours,political.electoral|marketing.commercial,2023-01-10,optin-1,leads-sarl\n"
+           "0612345679,carte-fidelite,marketing.commercial,2023-02-01,,\n",
+           vendor="broker-a", delivery_id="A-1", delivered_at="2023-03-01T00:00:00Z")
+    ingest(home, key, make_delivery,
+           "phone,source,consent_purposes,consent_at\n0612345678,sondage,research.polling,2023-06-01\n",
+           vendor="broker-b", delivery_id="B-1", delivered_at="2023-07-01T00:00:00Z", recipient="party-b")
+    return home
+
+
+def test_consent_per_purpose_over_time_and_withdrawal(populated, key, tmp_path) -> None:
+    s = key.subject_key(MOBILE)
+    con = con_for(populated)
+    before = ledger.state_as_of(con, utc(2023, 1, 1), [s])
+    assert s not in before or before[s].consented == {}
+    mid = ledger.state_as_of(con, utc(2023, 2, 1), [s])[s]
+    assert set(mid.consented) == {"political.electoral", "marketing.commercial"}
+    later = ledger.state_as_of(con, utc(2023, 12, 1), [s])[s]
+    assert set(later.consented) == {"political.electoral", "marketing.commercial", "research.polling"}
+    con.close()
+    stop = tmp_path / "dpo.csv"
+    stop.write_text("phone;channel;at;origin;purpose\n06 12 34 56 78;all;2024-01-05;dpo-request;propagande électorale\n")
+    ingest_suppressions(stop, warehouse_path=populated.warehouse, key=key)
+    con = con_for(populated)
+    after = ledger.state_as_of(con, utc(2024, 2, 1), [s])[s]
+    assert "political.electoral" not in after.consented
+    assert "marketing.commercial" in after.consented
+    # the audit evaluates at the send time: before the withdrawal it still held
+    assert "political.electoral" in ledger.state_as_of(con, utc(2024, 1, 4), [s])[s].consented
+
+
+def test_suppressions_become_opt_outs_with_accounting(populated, key, tmp_path) -> None:
+    stop = tmp_path / "stop.csv"
+    stop.write_text("phone;channel;at;origin\n0612345678;SMS;2024-05-01;stop-reply\nn/a;sms;2024-05-01;stop-reply\n"
+                    "0612345679;sms;not a date;stop-reply\n")
+    report = ingest_suppressions(stop, warehouse_path=populated.warehouse, key=key)
+    assert (report.rows_read, report.rows_accepted, report.rows_quarantined) == (3, 1, 2)
+    assert report.quarantine_reasons == {"INVALID_DATE": 1, "PHONE_UNPARSEABLE": 1}
+    assert ingest_suppressions(stop, warehouse_path=populated.warehouse, key=key).duplicate
+    con = con_for(populated)
+    s = key.subject_key(MOBILE)
+    assert ledger.state_as_of(con, utc(2024, 6, 1), [s])[s].opted_out == {"sms": "2024-05-01T00:00:00+00:00"}
+    assert ledger.state_as_of(con, utc(2024, 4, 1), [s])[s].opted_out == {}
+    assert con.execute("SELECT count(*) FROM ledger_events WHERE type = 'opted_out'").fetchall() == [(1,)]
+
+
+def test_suppress_cli_json(populated, key, tmp_path) -> None:
+    stop = tmp_path / "stop.csv"
+    stop.write_text("phone\n0612345678\n")
+    result = CliRunner().invoke(main, ["suppress", str(stop), "--home", str(populated.root), "--json",
+                                       "--origin", "do-not-call", "--channel", "voice"])
+    assert result.exit_code == 0, result.output
+    # no 'at' column: every row quarantined as INVALID_DATE, none lost
+    assert '"INVALID_DATE": 1' in result.stdout
+
+
+def test_custody_chain(populated, key) -> None:
+    con = con_for(populated)
+    s = key.subject_key(MOBILE)
+    chain = ledger.state_as_of(con, utc(2024, 1, 1), [s])[s].custody
+    assert [(h["party_from"], h["party_to"]) for h in chain] == [
+        ("leads-sarl", "broker-a"), ("broker-a", "party-a"), ("broker-b", "party-b")
+    ]
+    assert len(ledger.state_as_of(con, utc(2023, 4, 1), [s])[s].custody) == 2
+
+
+def test_unknown_purpose_word_is_a_finding(home, key, make_delivery) -> None:
+    path = make_delivery({"a.csv": b"phone,consent_purposes,consent_at\n0612345678,jeu concours|sondages,2023-01-01\n"})
+    report = intake.commit(intake.prepare(path, home, key), home, label="x")
+    assert {"code": "UNKNOWN_PURPOSE", "word": "jeu concours", "rows": 1} in report.findings
+    con = con_for(home)
+    assert con.execute("SELECT purpose FROM ledger_events WHERE type = 'consent_granted'").fetchall() == [
+        ("research.polling",)
+    ]
+
+
+def _entries(con) -> list[bytes]:
+    return [p.encode() for (p,) in con.execute("SELECT payload FROM ledger_events ORDER BY seq").fetchall()]
+
+
+def test_proofs_verified_by_an_independent_verifier(populated) -> None:
+    con = con_for(populated)
+    heads = con.execute("SELECT tree_size, root_hash FROM tree_heads ORDER BY tree_size").fetchall()
+    entries = _entries(con)
+    (old_size, old_root), (new_size, new_root) = heads[0], heads[-1]
+    assert ref_mth(entries).hex() == new_root and ref_mth(entries[:old_size]).hex() == old_root
+    for index in range(new_size):
+        proof = ledger.inclusion_proofs(con, [index], new_size)[index]
+        assert proof == ref_path(index, entries)
+        leaf = hashlib.sha256(b"\x00" + entries[index]).digest()
+        assert ref_verify_inclusion(leaf, index, new_size, proof, bytes.fromhex(new_root))
+    proof = ledger.consistency(con, old_size, new_size)
+    assert proof == ref_proof(old_size, entries)
+    assert ref_verify_consistency(old_size, new_size, bytes.fromhex(old_root), bytes.fromhex(new_root), proof)
+
+
+def test_tree_heads_are_signed_by_the_operator(populated) -> None:
+    con = con_for(populated)
+    head = ledger.latest_head(con)
+    signer = load_signer(populated.keys)
+    assert head.signer == signer.fingerprint
+    assert verify(signer.public, head_message(head.tree_size, head.root_hash, head.recorded_at), head.signature)
+    assert not verify(signer.public, head_message(head.tree_size + 1, head.root_hash, head.recorded_at), head.signature)
+
+
+def test_retention_erases_attributes_and_keeps_old_heads_verifiable(populated, key) -> None:
+    con = con_for(populated)
+    old = ledger.latest_head(con)
+    old_leaves = [bytes(h) for (h,) in con.execute("SELECT leaf_hash FROM ledger_events ORDER BY seq").fetchall()]
+    s2 = key.subject_key("+33612345679")  # last contact 2023-03-01
+    result = apply_retention(con, now=utc(2026, 3, 15), days=3 * 365)
+    assert result.subjects == 1 and result.events > 0
+    assert con.execute("SELECT count(*) FROM ledger_events WHERE subject_key = ?", [s2]).fetchall() == [(0,)]
+    assert con.execute("SELECT count(*) FROM delivery_rows WHERE subject_key = ?", [s2]).fetchall() == [(0,)]
+    erased = con.execute("SELECT type, payload, proof FROM ledger_events WHERE seq = ?", [result.erasure_seq]).fetchall()
+    assert erased[0][0] == "erased" and erased[0][2] is not None
+    check = ledger.check_ledger(con)
+    assert check.ok, check.describe()
+    # the head recorded before erasure is still provable: same leaves, same root
+    assert ledger.consistency(con, old.tree_size, result.tree_size)
+    proof = ledger.inclusion_proofs(con, [0], old.tree_size)[0]
+    assert ref_verify_inclusion(old_leaves[0], 0, old.tree_size, proof, bytes.fromhex(old.root_hash))
+    # a rerun erases nothing more
+    assert apply_retention(con, now=utc(2026, 3, 15), days=3 * 365).events == 0
+
+
+@pytest.mark.parametrize(
+    "tamper,first_bad",
+    [
+        ("UPDATE ledger_events SET purpose = 'research.polling' WHERE seq = 3", 3),
+        ("UPDATE ledger_events SET payload = replace(payload, 'broker-a', 'broker-z') WHERE seq = 2", 2),
+        ("UPDATE ledger_events SET \"at\" = \"at\" - INTERVAL 1 DAY WHERE seq = 4", 4),
+        ("DELETE FROM ledger_events WHERE seq = 5", 5),
+        ("UPDATE ledger_events SET seq = CASE seq WHEN 1 THEN 2 WHEN 2 THEN 1 ELSE seq END", 1),
+    ],
+)
+def test_edit_delete_reorder_are_detected(populated, tamper, first_bad) -> None:
+    con = con_for(populated)
+    assert ledger.check_ledger(con).ok
+    con.execute(tamper)
+    check = ledger.check_ledger(con)
+    assert not check.ok and check.first_bad_seq == first_bad, check.describe()
+    con.close()
+    result = CliRunner().invoke(main, ["ledger", "check", "--home", str(populated.root)])
+    assert result.exit_code == 1 and f"seq {first_bad}" in result.stdout
+
+
+def test_consistent_rewrite_is_caught_by_the_heads(populated) -> None:
+    """An operator who rewrites an event, its payload and its leaf hash together is
+    still caught: the recorded (signed) tree heads no longer match."""
+    con = con_for(populated)
+    con.execute("UPDATE ledger_events SET source = 'forged' WHERE seq = 0")
+    con.execute(f"UPDATE ledger_events SET payload = {ledger.PAYLOAD_SQL} WHERE seq = 0")
+    con.execute(f"UPDATE ledger_events SET leaf_hash = {ledger.LEAF_SQL} WHERE seq = 0")
+    con.execute("UPDATE ledger_nodes SET hash = (SELECT leaf_hash FROM ledger_events WHERE seq = 0) WHERE level = 0 AND idx = 0")
+    check = ledger.check_ledger(con)
+    assert not check.ok and any("root differs" in p for p in check.problems)
