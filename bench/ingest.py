@@ -1,0 +1,113 @@
+"""Benchmark: end-to-end `origine ingest` against the floor, measured in the same run.
+
+Generates a delivery of N rows (French numbers in export formats, some +212 and
++221, ~2% garbage) as a `;`-separated CSV, then times:
+
+* the floor: DuckDB reading the CSV and SHA-256-ing the phone column, 2 threads;
+* `origine ingest` end to end (readers, normalization, hashing, segment, ledger,
+  checks), in a subprocess on a fresh home, through Dagster like a user runs it.
+
+Prints rows/s for both, the ratio to the floor, and peak RSS of the ingest.
+
+    .venv/bin/python bench/ingest.py --rows 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+GENERATE = """
+COPY (
+  SELECT
+    CASE
+      WHEN r < 0.02 THEN (['', 'n/a', '0000', '6,12346E+08', 'inconnu'])[1 + (i % 5)::INT]
+      WHEN r < 0.04 THEN '+212 6' || lpad((hash(i) % 100000000)::VARCHAR, 8, '0')
+      WHEN r < 0.06 THEN '+221 77' || lpad((hash(i) % 10000000)::VARCHAR, 7, '0')
+      WHEN r < 0.40 THEN '06 ' || lpad((hash(i) % 100)::VARCHAR, 2, '0') || ' '
+                          || lpad((hash(i * 7) % 100)::VARCHAR, 2, '0') || ' '
+                          || lpad((hash(i * 13) % 100)::VARCHAR, 2, '0') || ' '
+                          || lpad((hash(i * 17) % 100)::VARCHAR, 2, '0')
+      WHEN r < 0.60 THEN '07' || (3 + hash(i) % 7)::VARCHAR || lpad((hash(i * 3) % 10000000)::VARCHAR, 7, '0')
+      WHEN r < 0.75 THEN '+336' || lpad((hash(i) % 100000000)::VARCHAR, 8, '0')
+      WHEN r < 0.90 THEN '6' || lpad((hash(i) % 100000000)::VARCHAR, 8, '0')
+      ELSE '0033 6' || lpad((hash(i) % 100000000)::VARCHAR, 8, '0')
+    END AS phone,
+    (['jeu-concours-ete-2023', 'carte-fidelite-2022', 'formulaire-devis'])[1 + (i % 3)::INT] AS source,
+    strftime(TIMESTAMP '2021-01-01' + to_seconds((hash(i) % 80000000)::BIGINT), '%d/%m/%Y %H:%M') AS collected_at,
+    (['prospection commerciale', 'propagande électorale|partenaires', 'sondages', ''])[1 + (i % 4)::INT] AS consent_purposes,
+    strftime(TIMESTAMP '2021-01-01' + to_seconds((hash(i) % 80000000)::BIGINT), '%d/%m/%Y %H:%M') AS consent_at
+  FROM (SELECT i, (hash(i * 31) % 1000000) / 1000000.0 AS r FROM range({rows}) t(i))
+) TO '{path}' (HEADER, DELIMITER ';')
+"""
+
+
+def generate(folder: Path, rows: int) -> Path:
+    """Write the delivery folder (CSV + manifest) and return it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute(GENERATE.format(rows=rows, path=folder / "contacts.csv"))
+    con.close()
+    (folder / "manifest.yaml").write_text(
+        "delivery_id: BENCH-1\nvendor: bench\nrecipient: party-a\n"
+        "delivered_at: 2024-06-05T09:00:00+02:00\ncountry: FR\ntimezone: Europe/Paris\n"
+        "files: [{path: contacts.csv}]\n"
+    )
+    return folder
+
+
+def floor(csv: Path) -> float:
+    """Seconds for DuckDB (2 threads) to read the CSV and SHA-256 the phone column."""
+    con = duckdb.connect(config={"threads": 2})
+    start = time.perf_counter()
+    con.execute(
+        f"SELECT count(DISTINCT sha256(phone)) FROM read_csv('{csv}', delim=';', header=true, all_varchar=true)"
+    ).fetchall()
+    elapsed = time.perf_counter() - start
+    con.close()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="origine-bench-"))
+    t0 = time.perf_counter()
+    delivery = generate(tmp / "delivery", args.rows)
+    print(f"generated {args.rows:,} rows in {time.perf_counter() - t0:.1f}s "
+          f"({(delivery / 'contacts.csv').stat().st_size / 1e6:.0f} MB)")
+
+    floor_s = floor(delivery / "contacts.csv")
+    env = dict(os.environ, ORIGINE_HOME=str(tmp / "home"), ORIGINE_HASH_KEY="ab" * 32)
+    cli = [sys.executable, "-m", "origine.cli", "ingest", str(delivery), "--json"]
+    start = time.perf_counter()
+    proc = subprocess.run(cli, env=env, capture_output=True, text=True)
+    ingest_s = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"ingest failed: {proc.stderr}")
+    report = json.loads(proc.stdout)[0]
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"floor  (duckdb read + sha256, 2 threads): {floor_s:8.2f}s  {args.rows / floor_s:12,.0f} rows/s")
+    print(f"ingest (origine ingest, end to end):      {ingest_s:8.2f}s  {args.rows / ingest_s:12,.0f} rows/s")
+    print(f"ratio ingest/floor: {ingest_s / floor_s:.1f}x   peak RSS (ingest): {peak:,.0f} MiB")
+    print(f"accepted {report['rows_accepted']:,}, quarantined {report['rows_quarantined']:,} "
+          f"{report['quarantine_reasons']}")
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
