@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -33,8 +33,8 @@ from origine.errors import BadInput
 from origine.keys import HashKey
 from origine.manifest import CheckedFile, Delivery
 from origine.profiles import CANONICAL, Profile
-from origine.purposes import parse_purposes
-from origine.readers import MALFORMED_ROW, open_records
+from origine.purposes import ParsedPurposes, parse_purposes
+from origine.readers import MALFORMED_ROW, Record, open_records
 from origine.special_categories import special_category
 
 # Row flags: accepted rows that carry a fact the audit must see.
@@ -339,77 +339,15 @@ def _read_file(
     shape, records = open_records(checked.local_path, shown)
     report = FileReport(path=name, sha256=checked.sha256, size=checked.size, format={})
     reasons: Counter[str] = Counter()
-    tz = m.tzinfo()
+    ctx = _BatchContext(m.tzinfo(), m.delivered_at, profile, key)
     mapping: dict[str, str] | None = None
     base = {"vendor": m.vendor, "delivery_id": m.delivery_id, "file": name, "file_sha256": checked.sha256}
 
-    for record in _progress(records, shown, checked.entry.rows, progress):
+    for batch in _batches(_progress(records, shown, checked.entry.rows, progress), _BATCH):
         if mapping is None:
             mapping = _columns(shape.columns, profile, shown, report, counters)
-        report.rows_read += 1
-        if record.values is None:
-            reasons[record.problem or MALFORMED_ROW] += 1
-            writer.reject({**base, "row": record.row, "reason": record.problem, "column": None, "subject_key": None})
-            continue
-        values = record.values
-        phone_col = mapping["phone"]
-        result = phones.normalize(values.get(phone_col), m.country)
-        if result.reason is not None:
-            reasons[result.reason] += 1
-            writer.reject(
-                {
-                    **base,
-                    "row": record.row,
-                    "reason": result.reason,
-                    "column": phone_col,
-                    "subject_key": key.subject_key(result.e164) if result.e164 else None,
-                }
-            )
-            continue
-        assert result.e164 is not None
-        flags: list[str] = []
-        row: dict[str, Any] = {
-            **base,
-            "row": record.row,
-            "subject_key": key.subject_key(result.e164),
-            "key_id": key.key_id,
-            "country_code": result.country_code,
-            "line_type": result.line_type,
-        }
-        for column in TEXT_COLUMNS:
-            row[column] = _text(values.get(mapping[column])) if column in mapping else None
-        for column in DATE_COLUMNS:
-            row[column] = None
-            if column in mapping:
-                try:
-                    row[column] = parse_instant(values.get(mapping[column]), tz, profile.date_formats)
-                except UnreadableDate:
-                    flags.append(UNREADABLE_DATE)
-                    counters.unreadable_dates[(name, mapping[column])] += 1
-        parsed = parse_purposes(
-            _text(values.get(mapping["consent_purposes"])) if "consent_purposes" in mapping else None,
-            profile.purposes,
-            profile.purpose_separator,
-        )
-        row["consent_purposes"] = list(parsed.codes)
-        row["bundled_consent"] = parsed.bundled
-        if parsed.bundled:
-            flags.append(BUNDLED_CONSENT)
-        if parsed.unknown:
-            flags.append(UNKNOWN_PURPOSE)
-            for word in parsed.unknown:
-                counters.unknown_words[word[:_MAX_WORD]] += 1
-        if parsed.codes and row["consent_at"] is None:
-            flags.append(CONSENT_WITHOUT_DATE)
-        if row["consent_at"] is not None and row["consent_at"] > m.delivered_at:
-            flags.append(CONSENT_AFTER_DELIVERY)
-        if row["collected_at"] is not None and row["collected_at"] > m.delivered_at:
-            flags.append(COLLECTED_AFTER_DELIVERY)
-        flags = sorted(set(flags))
-        counters.flags.update(flags)
-        row["flags"] = flags
-        writer.accept(row)
-        report.rows_accepted += 1
+        report.rows_read += len(batch)
+        report.rows_accepted += _process_batch(batch, mapping, m.country, base, ctx, writer, reasons, counters, name)
 
     # Again at the end: JSON Lines discovers its keys as it goes, and a file with
     # no data rows must still have its header checked.
@@ -423,6 +361,142 @@ def _read_file(
             file=shown,
         )
     return report
+
+
+def _batches(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    batch: list[Record] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _BatchContext:
+    """Per-file caches: vendors repeat the same dates and purpose cells endlessly."""
+
+    def __init__(self, tz: Any, delivered_at: datetime, profile: Profile, key: HashKey) -> None:
+        self.tz, self.delivered_at, self.profile, self.key = tz, delivered_at, profile, key
+        self.dates: dict[Any, datetime | None | UnreadableDate] = {}
+        self.purposes: dict[str | None, ParsedPurposes] = {}
+
+    def date(self, value: Any) -> datetime | None:
+        """Parsed instant; raises UnreadableDate (cached either way)."""
+        try:
+            hit = self.dates[value]
+        except (KeyError, TypeError):
+            try:
+                hit = parse_instant(value, self.tz, self.profile.date_formats)
+            except UnreadableDate as exc:
+                hit = exc
+            if len(self.dates) < 1_000_000:
+                try:
+                    self.dates[value] = hit
+                except TypeError:
+                    pass
+        if isinstance(hit, UnreadableDate):
+            raise hit
+        return hit
+
+    def purposes_of(self, cell: str | None) -> ParsedPurposes:
+        """Parsed purposes of one cell (cached)."""
+        hit = self.purposes.get(cell)
+        if hit is None:
+            hit = parse_purposes(cell, self.profile.purposes, self.profile.purpose_separator)
+            if len(self.purposes) < 100_000:
+                self.purposes[cell] = hit
+        return hit
+
+
+def _process_batch(
+    batch: list[Record],
+    mapping: dict[str, str],
+    region: str,
+    base: dict[str, Any],
+    ctx: _BatchContext,
+    writer: _SegmentWriter,
+    reasons: Counter[str],
+    counters: _Counters,
+    name: str,
+) -> int:
+    """Normalize, hash and write one batch; return how many rows were accepted."""
+    phone_col = mapping["phone"]
+    good = []
+    for record in batch:
+        if record.values is None:
+            reasons[record.problem or MALFORMED_ROW] += 1
+            writer.reject({**base, "row": record.row, "reason": record.problem, "column": None, "subject_key": None})
+        else:
+            good.append(record)
+    results = phones.normalize_many([r.values.get(phone_col) for r in good], region)  # type: ignore[union-attr]
+    subject_key = ctx.key.subject_key
+    text_cols = [(c, mapping[c]) for c in TEXT_COLUMNS if c in mapping]
+    date_cols = [(c, mapping[c]) for c in DATE_COLUMNS if c in mapping]
+    purpose_col = mapping.get("consent_purposes")
+    accepted = 0
+    for record, result in zip(good, results):
+        values = record.values
+        assert values is not None
+        if result.reason is not None:
+            reasons[result.reason] += 1
+            writer.reject(
+                {
+                    **base,
+                    "row": record.row,
+                    "reason": result.reason,
+                    "column": phone_col,
+                    "subject_key": subject_key(result.e164) if result.e164 else None,
+                }
+            )
+            continue
+        assert result.e164 is not None
+        flags: list[str] = []
+        row: dict[str, Any] = {
+            **base,
+            "row": record.row,
+            "subject_key": subject_key(result.e164),
+            "key_id": ctx.key.key_id,
+            "country_code": result.country_code,
+            "line_type": result.line_type,
+            "source": None,
+            "consent_proof": None,
+            "acquired_from": None,
+            "collected_at": None,
+            "consent_at": None,
+            "opted_out_at": None,
+        }
+        for column, delivered in text_cols:
+            row[column] = _text(values.get(delivered))
+        for column, delivered in date_cols:
+            try:
+                row[column] = ctx.date(values.get(delivered))
+            except UnreadableDate:
+                flags.append(UNREADABLE_DATE)
+                counters.unreadable_dates[(name, delivered)] += 1
+        parsed = ctx.purposes_of(_text(values.get(purpose_col)) if purpose_col else None)
+        row["consent_purposes"] = list(parsed.codes)
+        row["bundled_consent"] = parsed.bundled
+        if parsed.bundled:
+            flags.append(BUNDLED_CONSENT)
+        if parsed.unknown:
+            flags.append(UNKNOWN_PURPOSE)
+            for word in parsed.unknown:
+                counters.unknown_words[word[:_MAX_WORD]] += 1
+        if parsed.codes and row["consent_at"] is None:
+            flags.append(CONSENT_WITHOUT_DATE)
+        if row["consent_at"] is not None and row["consent_at"] > ctx.delivered_at:
+            flags.append(CONSENT_AFTER_DELIVERY)
+        if row["collected_at"] is not None and row["collected_at"] > ctx.delivered_at:
+            flags.append(COLLECTED_AFTER_DELIVERY)
+        if flags:
+            flags = sorted(set(flags))
+            counters.flags.update(flags)
+        row["flags"] = flags
+        writer.accept(row)
+        accepted += 1
+    return accepted
 
 
 def _columns(
