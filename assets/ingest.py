@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 
 from assets.partitions import deliveries_partitions
-from origine import intake
+from origine import intake, stage_checks
 from origine.ingest import DeliveryReport
 from pipelines.resources import OrigineHome
 
@@ -60,6 +60,43 @@ def rows_accounted_for(delivery_segment: dict[str, Any]) -> dg.AssetCheckResult:
     )
 
 
+@dg.asset_check(asset=delivery_segment, blocking=True, partitions_def=deliveries_partitions)
+def segment_expectations(
+    delivery_segment: dict[str, Any], origine: OrigineHome
+) -> dg.AssetCheckResult:
+    """Great Expectations suites `normalized_rows` and `quarantine` over the segment.
+
+    Blocking: a delivery that breaks a blocking expectation never reaches the ledger.
+    """
+    report = DeliveryReport.from_dict(delivery_segment)
+    if report.duplicate or not report.segment:
+        return dg.AssetCheckResult(passed=True, metadata={"skipped": "duplicate: nothing new to check"})
+    home = origine.get_home()
+    results = stage_checks.validate_segment(Path(report.segment), context_root=home.gx)
+    return _gx_result(results)
+
+
+def _gx_result(results: list[Any]) -> dg.AssetCheckResult:
+    failures = stage_checks.failure_summary(results)
+    metadata: dict[str, Any] = {
+        "suites": ", ".join(r.suite for r in results),
+        "failed_expectations": dg.MetadataValue.json(failures),
+        "warnings": dg.MetadataValue.json(
+            [f"{r.suite}: {o.describe()}" for r in results for o in r.warnings]
+        ),
+        "results": dg.MetadataValue.json([r.to_dict() for r in results]),
+    }
+    docs = next((r.data_docs_path for r in results if r.data_docs_path), None)
+    if docs:
+        metadata["data_docs"] = dg.MetadataValue.path(str(docs))
+    return dg.AssetCheckResult(
+        passed=not failures,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(failures) if failures else "all blocking expectations hold",
+        metadata=metadata,
+    )
+
+
 @dg.asset(
     partitions_def=deliveries_partitions,
     group_name="ingest",
@@ -73,6 +110,19 @@ def warehouse_delivery(
     report = DeliveryReport.from_dict(delivery_segment)
     committed = intake.commit(report, origine.get_home(), label=report.segment or report.delivery_id)
     return dg.Output(committed.to_dict(), metadata={"duplicate": committed.duplicate})
+
+
+@dg.asset_check(asset=warehouse_delivery, blocking=False, partitions_def=deliveries_partitions)
+def warehouse_expectations(
+    warehouse_delivery: dict[str, Any], origine: OrigineHome
+) -> dg.AssetCheckResult:
+    """Great Expectations suites `deliveries` and `ledger_events` after the commit."""
+    report = DeliveryReport.from_dict(warehouse_delivery)
+    home = origine.get_home()
+    results = stage_checks.validate_committed(
+        home.warehouse, report.vendor, report.delivery_id, context_root=home.gx
+    )
+    return _gx_result(results)
 
 
 def _metadata(report: DeliveryReport, elapsed: float) -> dict[str, Any]:

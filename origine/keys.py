@@ -51,7 +51,7 @@ class HashKey:
 
     def subject_key(self, e164: str) -> str:
         """``HMAC-SHA256(key, e164)`` as 64 lowercase hex characters."""
-        return hmac.new(self.secret, e164.encode("ascii"), hashlib.sha256).hexdigest()
+        return hmac.digest(self.secret, e164.encode("ascii"), "sha256").hex()
 
     def __str__(self) -> str:  # pragma: no cover - defensive
         return f"HashKey({self.key_id})"

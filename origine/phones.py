@@ -142,4 +142,10 @@ def normalize_many(values: list[object], region: str) -> list[PhoneResult]:
     The vectorized path (:mod:`origine.fastphone`) is tested to agree with
     :func:`normalize` on every input; this is the one place ingest calls.
     """
-    return [normalize(v, region) for v in values]
+    if len(values) < 64:  # not worth the batch set-up
+        return [normalize(v, region) for v in values]
+    from origine.fastphone import normalize_batch
+
+    table = normalize_batch(values, region)
+    columns = [table.column(name).to_pylist() for name in ("e164", "valid", "country_code", "line_type", "reason")]
+    return [PhoneResult(*fields) for fields in zip(*columns)]

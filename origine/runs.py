@@ -61,7 +61,13 @@ def ingest_via_dagster(home: Home, path: Path, *, progress: bool = False) -> Del
 
 
 def _run_error(result: Any, path: Path) -> OrigineError:
-    """The domain error behind a failed run, rebuilt from the run's failure event."""
+    """The domain error behind a failed run, rebuilt from the run's events."""
+    # A blocking check stops the run before the ledger: name what failed.
+    for check in result.get_asset_check_evaluations():
+        if not check.passed:
+            failed = check.metadata.get("failed_expectations")
+            detail = "; ".join(failed.value) if failed is not None else check.description or ""
+            return BadInput(f"blocking check {check.check_name} failed: {detail}", file=str(path))
     for event in result.all_events:
         if not event.is_step_failure:
             continue
@@ -77,7 +83,4 @@ def _run_error(result: Any, path: Path) -> OrigineError:
             return exc
         if error is not None:
             return OrigineError(f"internal error in step {event.step_key}: {error.cls_name}: {error.message.strip()}")
-    for check in result.get_asset_check_evaluations():
-        if not check.passed:
-            return OrigineError(f"blocking check {check.check_name} failed for {path}")
     return OrigineError(f"run {result.run_id} failed for {path}")

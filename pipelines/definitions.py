@@ -10,7 +10,13 @@ import os
 
 import dagster as dg
 
-from assets.ingest import delivery_segment, rows_accounted_for, warehouse_delivery
+from assets.ingest import (
+    delivery_segment,
+    rows_accounted_for,
+    segment_expectations,
+    warehouse_delivery,
+    warehouse_expectations,
+)
 from assets.landing import INGEST_JOB, landing_sensor
 from assets.partitions import deliveries_partitions
 from pipelines.resources import OrigineHome
@@ -33,7 +39,7 @@ def build_definitions() -> dg.Definitions:
     """The code location's definitions (resources from the environment)."""
     return dg.Definitions(
         assets=[delivery_segment, warehouse_delivery],
-        asset_checks=[rows_accounted_for],
+        asset_checks=[rows_accounted_for, segment_expectations, warehouse_expectations],
         jobs=[ingest_job],
         sensors=[landing_sensor],
         resources={

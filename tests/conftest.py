@@ -13,7 +13,7 @@ import yaml
 from origine.home import Home
 from origine.keys import HashKey
 
-TEST_KEY_HEX = "5e" * 32
+TEST_KEY_HEX = "9f3c71d2a8e04b6655c1f0e7d3a2b4c8e1f09a7b6c5d4e3f2a1b0c9d8e7f6a5b"
 
 
 @pytest.fixture

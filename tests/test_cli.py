@@ -113,3 +113,20 @@ def test_demo_runs_end_to_end_in_a_subprocess(tmp_path) -> None:
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert proc.returncode == 2 and "demo key" in proc.stderr
+
+
+def test_blocking_expectation_stops_before_the_ledger(home, key, make_delivery) -> None:
+    d = make_delivery({"a.csv": b"phone,consent_purposes,consent_at\n0612345678,sondages,01/01/1850\n"})
+    code, out, err = run_cli("ingest", str(d), "--home", str(home.root))
+    assert code == 2, err
+    assert "segment_expectations" in err and "consent_at" in err and "column_values_to_be_between" in err
+    import duckdb
+
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    assert con.execute("SELECT count(*) FROM ledger_events").fetchall() == [(0,)]
+    assert con.execute("SELECT count(*) FROM deliveries").fetchall() == [(0,)]
+    con.close()
+    # the failing expectation is on the record in the Dagster instance (the UI shows it)
+    with dg.DagsterInstance.from_config(str(home.dagster)) as instance:
+        [run] = instance.get_runs()
+        assert run.status == dg.DagsterRunStatus.FAILURE

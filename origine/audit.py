@@ -1,0 +1,954 @@
+"""The campaign audit: a verdict per target, findings per campaign, and the bundle files.
+
+Given a campaign spec (:mod:`origine.campaign`) and the warehouse, :func:`audit`
+decides for every target, at the campaign's ``sent_at``, whether the send was
+``compliant``, ``non_compliant`` or ``unverifiable``, with every reason that
+applies, and checks the campaign itself (sender, opt-out, targeting, send report,
+vendor claims). It records one ``targeted`` event per target in the ledger (once
+per campaign spec bytes) and writes ``summary.json``, ``targets.csv`` and
+``targets.parquet`` into the output folder.
+
+All per-target work is SQL over DuckDB: one semi-join scan of ``ledger_events`` on
+the targets' subject keys, then aggregates over the (small) matching events. No
+Python loop ever runs over the ledger.
+
+Rules (reason -> verdict), evaluated at ``sent_at`` ("before" means at or before):
+
+=========================  ============  ==================================================
+reason                     verdict       when
+=========================  ============  ==================================================
+NO_PROVENANCE              non_compliant no delivery holding the number was delivered before
+                                         the send (a sender who cannot say where a number
+                                         came from cannot show consent either)
+INVALID_NUMBER             non_compliant a target-file value that is not a valid number
+PURPOSE_NOT_CONSENTED      non_compliant no consent for the campaign's purpose at all (a
+                                         bundled or other-purpose consent does not count)
+CONSENT_AFTER_SEND         non_compliant consent for the purpose exists, only dated after
+CONSENT_UNDATED            unverifiable  consent for the purpose exists, but without a date
+                                         (and none dated before the send)
+CONSENT_EXPIRED            non_compliant the latest valid consent is older than the window
+OPTED_OUT                  non_compliant an opt-out for the channel or ``all`` before the send
+                                         (any origin), or the purpose's consent withdrawn
+                                         after its grant and before the send
+WRONG_LINE_TYPE            non_compliant SMS to a line that is not mobile (or
+                                         fixed_line_or_mobile); voice to pager/unknown
+TRANSFER_NOT_CONSENTED     non_compliant a ``transferred`` hop in the chain of custody (from
+                                         deliveries received before the send) without a
+                                         valid ``transfer.third_party`` consent before it
+NO_CONSENT_PROOF           unverifiable  no consent relied on (valid, within the window)
+                                         carries a proof
+=========================  ============  ==================================================
+
+A target is ``non_compliant`` if any of its reasons is, else ``unverifiable`` if it
+has any reason, else ``compliant``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from origine import fastphone, ledger, warehouse
+from origine.campaign import Campaign, DeliveryRef, load_campaign
+from origine.dates import UnreadableDate, parse_instant
+from origine.errors import BadInput
+from origine.home import Home
+from origine.keys import HashKey
+from origine.profiles import column_key, default_profile
+from origine.purposes import BUNDLED, default_purposes, fold
+from origine.readers import open_records
+from origine.special_categories import special_category
+
+DEFAULT_VALIDITY_DAYS = 1095
+TRANSFER_PURPOSE = "transfer.third_party"
+
+COMPLIANT = "compliant"
+NON_COMPLIANT = "non_compliant"
+UNVERIFIABLE = "unverifiable"
+VERDICTS = (COMPLIANT, NON_COMPLIANT, UNVERIFIABLE)
+
+# Reason code -> verdict it forces; the order is the order reasons are listed in.
+RULES: dict[str, str] = {
+    "NO_PROVENANCE": NON_COMPLIANT,
+    "INVALID_NUMBER": NON_COMPLIANT,
+    "PURPOSE_NOT_CONSENTED": NON_COMPLIANT,
+    "CONSENT_AFTER_SEND": NON_COMPLIANT,
+    "CONSENT_UNDATED": UNVERIFIABLE,
+    "CONSENT_EXPIRED": NON_COMPLIANT,
+    "OPTED_OUT": NON_COMPLIANT,
+    "WRONG_LINE_TYPE": NON_COMPLIANT,
+    "TRANSFER_NOT_CONSENTED": NON_COMPLIANT,
+    "NO_CONSENT_PROOF": UNVERIFIABLE,
+}
+REASONS = tuple(RULES)
+
+# Campaign findings.
+NO_SENDER_ID = "NO_SENDER_ID"
+NO_OPT_OUT_IN_MESSAGE = "NO_OPT_OUT_IN_MESSAGE"
+SPECIAL_CATEGORY_TARGETING = "SPECIAL_CATEGORY_TARGETING"
+CONTACTED_AFTER_STOP = "CONTACTED_AFTER_STOP"
+CLAIM_MISMATCH = "CLAIM_MISMATCH"
+
+SMS_LINE_TYPES = ("mobile", "fixed_line_or_mobile")
+VOICE_BAD_LINE_TYPES = ("pager", "unknown")
+# |claimed - measured| up to this is a matching consent rate (half a percentage point).
+CONSENT_RATE_TOLERANCE = 0.005
+# Subject keys listed in a finding, at most (the count is always complete).
+MAX_KEYS_IN_FINDING = 100
+_DIGIT_RUN = re.compile(r"\d[\d .\-()/]{5,}\d")
+
+TS = pa.timestamp("us", tz="UTC")
+TARGETS_SCHEMA = pa.schema(
+    [
+        ("subject_key", pa.string()),
+        ("verdict", pa.string()),
+        ("reasons", pa.list_(pa.string())),
+        ("sources", pa.list_(pa.string())),
+        ("vendors", pa.list_(pa.string())),
+        ("delivery_ids", pa.list_(pa.string())),
+        ("consent_at", TS),
+        ("line_type", pa.string()),
+    ]
+)
+
+
+@dataclass
+class AuditResult:
+    """What :func:`audit` produced: the summary (as written) and the bundle's paths."""
+
+    summary: dict[str, Any]
+    out_dir: Path
+    summary_path: Path
+    targets_csv: Path
+    targets_parquet: Path
+    appended: int = 0  # targeted events appended to the ledger by this run (0 on a re-audit)
+    files: list[Path] = field(default_factory=list)
+
+    def count(self, verdict: str) -> int:
+        """Targets with ``verdict``."""
+        return int(self.summary["verdicts"].get(verdict, 0))
+
+    def fails_on(self, verdicts: Sequence[str]) -> bool:
+        """True when any target has one of ``verdicts`` (for ``--fail-on``)."""
+        return any(self.count(v) for v in verdicts)
+
+
+def audit(
+    campaign_path: Path,
+    home: Home,
+    key: HashKey,
+    out_dir: Path,
+    *,
+    validity_days: int = DEFAULT_VALIDITY_DAYS,
+) -> AuditResult:
+    """Audit the campaign at ``campaign_path`` against ``home``'s ledger; write the bundle."""
+    if isinstance(validity_days, bool) or not isinstance(validity_days, int) or validity_days <= 0:
+        raise BadInput("the consent validity must be a positive number of days", column="validity_days")
+    campaign = load_campaign(Path(campaign_path))
+    home.ensure()
+    # The heavy Python part (reading and hashing numbers) runs before taking the lock.
+    file_targets, file_stats = _read_target_file(campaign, key) if campaign.target_file else (None, None)
+    report, report_stats = _read_send_report(campaign, key) if campaign.send_report else (None, None)
+
+    with warehouse.session(home.warehouse) as con:
+        warehouse.check_key_readonly(con, key.key_id)
+        con.execute("SET preserve_insertion_order = true")
+        refs = _resolve_deliveries(con, campaign)
+        _build_targets(con, campaign, refs, file_targets, report)
+        _collect_events(con, campaign, validity_days)
+        _evaluate(con, campaign, validity_days)
+        findings = _message_findings(campaign) + _targeting_findings(campaign)
+        if report is not None:
+            assert report_stats is not None
+            report_stats.update(_send_report_stats(con, campaign))
+            after_stop = _contacted_after_stop(con, campaign)
+            if after_stop:
+                findings.append(after_stop)
+        claims = _claims(con, refs)
+        findings.extend(
+            {"code": CLAIM_MISMATCH, "vendor": c["vendor"], "delivery_id": c["delivery_id"],
+             "claim": c["claim"], "claimed": c["claimed"], "measured": c["measured"]}
+            for c in claims if c["ok"] is False
+        )
+        appended, recorded = _record_targeted(con, campaign, key, home)
+        frontier = ledger.current_frontier(con)
+        summary = _summary(con, campaign, validity_days, findings, claims, file_stats, report_stats, recorded)
+        summary["ledger"] = {"tree_size": frontier.size, "root_hash": frontier.root().hex()}
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        parquet_path, csv_path = _write_targets(con, out_dir)
+    summary_path = out_dir / "summary.json"
+    _atomic_write(summary_path, (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    return AuditResult(
+        summary=summary,
+        out_dir=out_dir,
+        summary_path=summary_path,
+        targets_csv=csv_path,
+        targets_parquet=parquet_path,
+        appended=appended,
+        files=[summary_path, csv_path, parquet_path],
+    )
+
+
+# ---------------------------------------------------------------- reading the campaign's files
+
+
+def _phone_column(columns: list[str], name: str) -> str:
+    mapping = default_profile("campaign").map_columns(columns, name)
+    if "phone" not in mapping:
+        raise BadInput(
+            f"required column missing (found: {', '.join(columns) or 'none'})", file=name, column="phone"
+        )
+    return mapping["phone"]
+
+
+def _read_rows(path: Path, wanted: dict[str, tuple[str, ...]]) -> tuple[str, dict[str, str | None], list[Any]]:
+    """Rows of a campaign file as tuples of the wanted columns (``phone`` first)."""
+    name = str(path)
+    shape, records = open_records(path, name)
+    columns: dict[str, str | None] | None = None
+    rows: list[Any] = []
+    for record in records:
+        if columns is None:
+            columns = _match_columns(shape.columns, name, wanted)
+        if record.values is None:
+            raise BadInput("row does not split into the header's columns", file=name, row=record.row)
+        values = record.values
+        rows.append((record.row, *(values.get(c) if c else None for c in columns.values())))
+    if columns is None:  # no data rows: the header must still be right
+        columns = _match_columns(shape.columns, name, wanted)
+    return name, columns, rows
+
+
+def _match_columns(columns: list[str], name: str, wanted: dict[str, tuple[str, ...]]) -> dict[str, str | None]:
+    found: dict[str, str | None] = {"phone": _phone_column(columns, name)}
+    for canonical, aliases in wanted.items():
+        keys = {column_key(canonical), *(column_key(a) for a in aliases)}
+        found[canonical] = next((c for c in columns if column_key(c) in keys), None)
+    return found
+
+
+def _normalize(values: list[Any], region: str) -> pa.Table:
+    """``phones.normalize`` over a column (:func:`fastphone.normalize_batch` gives the same, faster)."""
+    return fastphone.normalize_batch(values, region)
+
+
+def _read_target_file(campaign: Campaign, key: HashKey) -> tuple[pa.Table, dict[str, Any]]:
+    assert campaign.target_file is not None
+    name, _, rows = _read_rows(campaign.target_file, {})
+    phones_ = [r[1] for r in rows]
+    norm = _normalize(phones_, campaign.country)
+    e164 = norm.column("e164").to_pylist()
+    valid = norm.column("valid").to_pylist()
+    line_type = norm.column("line_type").to_pylist()
+    reason = norm.column("reason").to_pylist()
+    keys: list[str | None] = []
+    invalid: list[bool] = []
+    lines: list[str | None] = []
+    blank = unparseable = bad = 0
+    for e, v, lt, why in zip(e164, valid, line_type, reason):
+        if why == "PHONE_MISSING":
+            blank += 1
+            continue
+        if not v:
+            bad += 1
+            if e is None:
+                unparseable += 1
+        keys.append(key.subject_key(e) if e is not None else None)
+        invalid.append(not v)
+        lines.append(lt)
+    table = pa.table(
+        {"subject_key": pa.array(keys, pa.string()), "invalid": pa.array(invalid, pa.bool_()),
+         "line_type": pa.array(lines, pa.string())}
+    )
+    stats = {
+        "file": campaign.target_file.name,
+        "rows": len(rows),
+        "blank_rows": blank,
+        "invalid_numbers": bad,
+        "unparseable_numbers": unparseable,
+    }
+    del name
+    return table, stats
+
+
+def _read_send_report(campaign: Campaign, key: HashKey) -> tuple[pa.Table, dict[str, Any]]:
+    assert campaign.send_report is not None
+    wanted = {
+        "sent_at": ("sent", "date envoi", "envoye le", "sent date"),
+        "stop_reply_at": ("stop_at", "stop reply", "stop", "date stop", "stop date", "reponse stop"),
+    }
+    name, columns, rows = _read_rows(campaign.send_report, wanted)
+    norm = _normalize([r[1] for r in rows], campaign.country)
+    e164 = norm.column("e164").to_pylist()
+    valid = norm.column("valid").to_pylist()
+    tz = campaign.tzinfo
+    keys: list[str] = []
+    sent: list[Any] = []
+    stop: list[Any] = []
+    unusable = 0
+    for (row, _phone, sent_raw, stop_raw), e, v in zip(rows, e164, valid):
+        if not v or e is None:
+            unusable += 1
+            continue
+        when: list[Any] = []
+        for column, raw in (("sent_at", sent_raw), ("stop_reply_at", stop_raw)):
+            try:
+                when.append(parse_instant(raw, tz))
+            except UnreadableDate as exc:
+                raise BadInput(str(exc), file=name, row=row, column=columns[column]) from None
+        keys.append(key.subject_key(e))
+        sent.append(when[0] or campaign.sent_at)
+        stop.append(when[1])
+    table = pa.table(
+        {"subject_key": pa.array(keys, pa.string()), "sent_at": pa.array(sent, TS),
+         "stop_reply_at": pa.array(stop, TS)}
+    )
+    return table, {"file": campaign.send_report.name, "rows": len(rows), "unusable_rows": unusable}
+
+
+# ---------------------------------------------------------------- targets and their events
+
+
+def _resolve_deliveries(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> list[tuple[str, str]]:
+    """``(vendor, delivery_id)`` of each targeted delivery; unknown or ambiguous ids are bad input."""
+    out: list[tuple[str, str]] = []
+    for i, ref in enumerate(campaign.deliveries, 1):
+        found = _lookup_delivery(con, ref)
+        column = f"targets.deliveries[{i}]"
+        if not found:
+            raise BadInput(f"no delivery {ref.label()!r} in the warehouse (ingest it first)",
+                           file=str(campaign.path), column=column)
+        if len(found) > 1:
+            vendors = ", ".join(v for v, _ in found)
+            raise BadInput(f"delivery id {ref.delivery_id!r} exists for several vendors ({vendors}): "
+                           "write it as vendor/delivery_id", file=str(campaign.path), column=column)
+        if found[0] not in out:
+            out.append(found[0])
+    return out
+
+
+def _lookup_delivery(con: duckdb.DuckDBPyConnection, ref: DeliveryRef) -> list[tuple[str, str]]:
+    if ref.vendor is not None:
+        rows = con.execute("SELECT vendor, delivery_id FROM deliveries WHERE vendor = ? AND delivery_id = ?",
+                           [ref.vendor, ref.delivery_id]).fetchall()
+    else:
+        rows = con.execute("SELECT vendor, delivery_id FROM deliveries WHERE delivery_id = ? ORDER BY vendor",
+                           [ref.delivery_id]).fetchall()
+    return [(str(v), str(d)) for v, d in rows]
+
+
+def _build_targets(
+    con: duckdb.DuckDBPyConnection,
+    campaign: Campaign,
+    refs: list[tuple[str, str]],
+    file_targets: pa.Table | None,
+    report: pa.Table | None,
+) -> None:
+    """``_targets``: one row per distinct subject key (plus one per unparseable file value)."""
+    con.register("_refs", pa.table({"vendor": [v for v, _ in refs], "delivery_id": [d for _, d in refs]},
+                                   schema=pa.schema([("vendor", pa.string()), ("delivery_id", pa.string())])))
+    con.register("_file", file_targets if file_targets is not None else
+                 pa.table({"subject_key": pa.array([], pa.string()), "invalid": pa.array([], pa.bool_()),
+                           "line_type": pa.array([], pa.string())}))
+    con.register("_report", report if report is not None else
+                 pa.table({"subject_key": pa.array([], pa.string()), "sent_at": pa.array([], TS),
+                           "stop_reply_at": pa.array([], TS)}))
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _targets AS
+        WITH d AS (
+            SELECT subject_key, min(line_type) AS line_type
+            FROM delivery_rows JOIN _refs USING (vendor, delivery_id)
+            GROUP BY subject_key
+        ), f AS (
+            SELECT subject_key, bool_or(invalid) AS invalid, min(line_type) AS line_type
+            FROM _file WHERE subject_key IS NOT NULL GROUP BY subject_key
+        )
+        SELECT subject_key, coalesce(f.invalid, false) AS invalid,
+               CASE WHEN f.subject_key IS NOT NULL THEN f.line_type ELSE d.line_type END AS line_type
+        FROM d FULL OUTER JOIN f USING (subject_key)
+        UNION ALL
+        SELECT NULL, true, NULL FROM _file WHERE subject_key IS NULL
+    """)
+    con.execute("CREATE OR REPLACE TEMP TABLE _report_rows AS SELECT * FROM _report")
+    con.execute("CREATE OR REPLACE TEMP TABLE _target_keys AS "
+                "SELECT subject_key FROM _targets WHERE subject_key IS NOT NULL")
+    for name in ("_refs", "_file", "_report"):
+        con.unregister(name)
+
+
+def _collect_events(con: duckdb.DuckDBPyConnection, campaign: Campaign, validity_days: int) -> None:
+    """``_per``: what the ledger says of each target, per (subject, vendor, delivery), in one scan.
+
+    One semi-join scan of ``ledger_events`` on the targets' keys, aggregated at once
+    per (subject key, vendor, delivery id): events from a delivery share its evidence,
+    and events of other origins (suppression lists, DPO requests) form their own group.
+    """
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _per AS
+        SELECT subject_key, vendor, delivery_id,
+               bool_or(type = 'delivered' AND "at" <= $ts) AS delivered_before,
+               list(source) FILTER (WHERE type = 'collected' AND source IS NOT NULL) AS sources,
+               bool_or(type = 'transferred') AS transferred,
+               max("at") FILTER (WHERE type = 'consent_granted' AND purpose = $purpose AND "at" <= $ts) AS g,
+               max("at") FILTER (WHERE type = 'consent_granted' AND purpose = $purpose AND "at" <= $ts
+                                   AND proof IS NOT NULL) AS g_proof,
+               min("at") FILTER (WHERE type = 'consent_granted' AND purpose = $purpose AND "at" > $ts) AS g_after,
+               bool_or(type = 'consent_granted' AND purpose = $purpose AND "at" IS NULL) AS g_undated,
+               max("at") FILTER (WHERE type = 'consent_withdrawn' AND purpose = $purpose AND "at" <= $ts) AS w,
+               max("at") FILTER (WHERE type = 'consent_granted' AND purpose = $transfer AND "at" <= $ts) AS tg,
+               max("at") FILTER (WHERE type = 'consent_withdrawn' AND purpose = $transfer AND "at" <= $ts) AS tw,
+               bool_or(type = 'opted_out' AND "at" <= $ts) AS opted_out
+        FROM ledger_events
+        WHERE erased_at IS NULL
+          AND subject_key IN (SELECT subject_key FROM _target_keys)
+          AND (type IN ('collected', 'transferred', 'delivered')
+               OR (type = 'opted_out' AND channel IN ($channel, 'all'))
+               OR (type = 'consent_granted' AND purpose IN ($purpose, $transfer) AND NOT coalesce(bundled, false))
+               OR (type = 'consent_withdrawn' AND purpose IN ($purpose, $transfer)))
+        GROUP BY subject_key, vendor, delivery_id
+        """,
+        {"ts": campaign.sent_at, "channel": campaign.channel, "purpose": campaign.purpose,
+         "transfer": TRANSFER_PURPOSE},
+    )
+
+
+def _evaluate(con: duckdb.DuckDBPyConnection, campaign: Campaign, validity_days: int) -> None:
+    """``_verdicts``: every target with its reasons, verdict and provenance.
+
+    Per subject: the latest grant for the purpose at or before the send counts when
+    no withdrawal came at or after it (so does a consent's proof, judged on the
+    latest grant that has one); a delivery is provenance when it was delivered by
+    the send; its collection sources and transfers count from then on.
+    """
+    if campaign.channel == "sms":
+        wrong_line = f"coalesce(t.line_type, 'unknown') NOT IN {_sql_tuple(SMS_LINE_TYPES)}"
+    elif campaign.channel == "voice":
+        wrong_line = f"coalesce(t.line_type, 'unknown') IN {_sql_tuple(VOICE_BAD_LINE_TYPES)}"
+    else:
+        wrong_line = "false"
+    non_compliant = _sql_list([r for r, v in RULES.items() if v == NON_COMPLIANT])
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _verdicts AS
+        WITH s AS (
+            SELECT subject_key,
+                   bool_or(delivered_before) AS known,
+                   list_sort(list_distinct(flatten(list(sources) FILTER (WHERE delivered_before)))) AS sources,
+                   list_sort(list_distinct(list(vendor) FILTER (WHERE delivered_before))) AS vendors,
+                   list_sort(list_distinct(list(vendor || '/' || delivery_id) FILTER (WHERE delivered_before)))
+                       AS delivery_ids,
+                   bool_or(transferred AND delivered_before) AS transferred,
+                   max(g) AS g, max(g_proof) AS g_proof, min(g_after) AS g_after, bool_or(g_undated) AS g_undated,
+                   max(w) AS w, max(tg) AS tg, max(tw) AS tw, bool_or(opted_out) AS opted_out
+            FROM _per GROUP BY subject_key
+        ), c AS (
+            SELECT *,
+                   CASE WHEN g IS NOT NULL AND (w IS NULL OR g > w) THEN g END AS valid_at,
+                   g IS NOT NULL AND w IS NOT NULL AND w >= g AS withdrawn,
+                   g_proof IS NOT NULL AND (w IS NULL OR g_proof > w) AND g_proof >= $ts - to_days($days) AS proof,
+                   tg IS NOT NULL AND (tw IS NULL OR tg > tw) AS transfer_consented
+            FROM s
+        ), j AS (
+            SELECT t.subject_key, t.invalid, t.line_type,
+                   coalesce(c.known, false) AS known, c.sources, c.vendors, c.delivery_ids,
+                   coalesce(c.transferred, false) AS transferred,
+                   c.valid_at IS NOT NULL AS consented,
+                   CASE WHEN c.valid_at >= $ts - to_days($days) THEN c.valid_at END AS fresh_at,
+                   c.valid_at, c.g_after AS first_after,
+                   coalesce(c.withdrawn, false) AS withdrawn,
+                   coalesce(c.g_undated, false) AS undated,
+                   coalesce(c.proof, false) AS proof,
+                   coalesce(c.transfer_consented, false) AS transfer_consented,
+                   coalesce(c.opted_out, false) AS opted_out,
+                   {wrong_line} AND NOT t.invalid AS wrong_line
+            FROM _targets t LEFT JOIN c ON c.subject_key = t.subject_key
+        ), r AS (
+            SELECT *, list_filter([
+                CASE WHEN NOT known THEN 'NO_PROVENANCE' END,
+                CASE WHEN invalid THEN 'INVALID_NUMBER' END,
+                CASE WHEN NOT consented AND NOT withdrawn AND first_after IS NULL AND NOT undated
+                     THEN 'PURPOSE_NOT_CONSENTED' END,
+                CASE WHEN NOT consented AND NOT withdrawn AND first_after IS NOT NULL THEN 'CONSENT_AFTER_SEND' END,
+                CASE WHEN NOT consented AND NOT withdrawn AND undated THEN 'CONSENT_UNDATED' END,
+                CASE WHEN consented AND fresh_at IS NULL THEN 'CONSENT_EXPIRED' END,
+                CASE WHEN opted_out OR withdrawn THEN 'OPTED_OUT' END,
+                CASE WHEN wrong_line THEN 'WRONG_LINE_TYPE' END,
+                CASE WHEN transferred AND NOT transfer_consented THEN 'TRANSFER_NOT_CONSENTED' END,
+                CASE WHEN fresh_at IS NOT NULL AND NOT proof THEN 'NO_CONSENT_PROOF' END
+            ], lambda x: x IS NOT NULL) AS reasons
+            FROM j
+        )
+        SELECT subject_key,
+               CASE WHEN len(list_intersect(reasons, {non_compliant})) > 0 THEN '{NON_COMPLIANT}'
+                    WHEN len(reasons) > 0 THEN '{UNVERIFIABLE}' ELSE '{COMPLIANT}' END AS verdict,
+               reasons,
+               coalesce(sources, []::VARCHAR[]) AS sources,
+               coalesce(vendors, []::VARCHAR[]) AS vendors,
+               coalesce(delivery_ids, []::VARCHAR[]) AS delivery_ids,
+               coalesce(fresh_at, valid_at, first_after) AS consent_at,
+               line_type
+        FROM r
+        """,
+        {"ts": campaign.sent_at, "days": validity_days},
+    )
+
+
+def _sql_tuple(values: Sequence[str]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+# ---------------------------------------------------------------- campaign findings
+
+
+def _words(text: str) -> str:
+    """Folded words (case, accents, punctuation ignored), space-padded for whole-word search."""
+    return " " + " ".join(fold(text).replace(".", " ").split()) + " "
+
+
+_OPT_OUT = re.compile(
+    r"\bstop\s+(?:(?:au|to|at|a|on|par sms au|sms au)\s+)?\d(?:\s?[\dx]){3,}\b"  # STOP 36789, STOP au 36xxx
+    r"|\bstop\s+sms\b"  # Stop SMS
+    r"|\b(?:repondez|repondre|repondant|envoyez|envoyer|tapez|reply|text|send|txt)\s+stop\b"
+    r"|\b(?:unsubscribe|unsubscribing|desinscription|desinscrire|desinscrivez|desabonnement|desabonner"
+    r"|desabonnez|opt\s?out|optout)\b"
+)
+
+
+def has_opt_out(message: str) -> bool:
+    """True when the message carries a STOP code or an opt-out / unsubscribe link (fr, en)."""
+    return bool(_OPT_OUT.search(_words(message)))
+
+
+def names_sender(message: str, names: Sequence[str]) -> bool:
+    """True when the message names one of ``names`` (whole words, folded)."""
+    words = _words(message)
+    return any(_words(n).strip() and _words(n) in words for n in names)
+
+
+def _message_findings(campaign: Campaign) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if not campaign.sender.strip():
+        out.append({"code": NO_SENDER_ID, "detail": "the campaign declares no sender"})
+    elif not names_sender(campaign.message, [campaign.sender, campaign.sponsor]):
+        out.append({"code": NO_SENDER_ID, "detail": "the message names neither the sender nor the sponsor"})
+    if not has_opt_out(campaign.message):
+        out.append({"code": NO_OPT_OUT_IN_MESSAGE,
+                    "detail": "no STOP code, opt-out or unsubscribe link in the message"})
+    return out
+
+
+def _targeting_findings(campaign: Campaign) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[str, str, str]] = set()
+    for criterion in campaign.targeting:
+        hits = [("criterion", special_category(criterion.name))]
+        hits += [("value", special_category(v)) for v in criterion.values]
+        for where, category in hits:
+            if category and (criterion.name, category, where) not in seen:
+                seen.add((criterion.name, category, where))
+                out.append({"code": SPECIAL_CATEGORY_TARGETING, "criterion": scrub(criterion.name),
+                            "category": category, "matched_in": where})
+    return out
+
+
+def scrub(text: str) -> str:
+    """``text`` with any run of digits long enough to be a phone number masked."""
+    return _DIGIT_RUN.sub("[digits]", text)
+
+
+def _send_report_stats(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> dict[str, Any]:
+    numbers, not_targeted = con.execute(
+        """SELECT count(DISTINCT subject_key),
+                  count(DISTINCT subject_key) FILTER (WHERE subject_key NOT IN
+                      (SELECT subject_key FROM _targets WHERE subject_key IS NOT NULL))
+           FROM _report_rows"""
+    ).fetchone()  # type: ignore[misc]
+    return {"numbers": int(numbers), "not_targeted": int(not_targeted)}
+
+
+def _contacted_after_stop(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> dict[str, Any] | None:
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _ev AS
+        SELECT type, subject_key, "at", purpose FROM ledger_events
+        WHERE erased_at IS NULL
+          AND subject_key IN (SELECT subject_key FROM _report_rows)
+          AND ((type = 'opted_out' AND channel IN ($channel, 'all'))
+               OR (type = 'consent_granted' AND purpose = $purpose AND NOT coalesce(bundled, false))
+               OR (type = 'consent_withdrawn' AND purpose = $purpose))
+        """,
+        {"channel": campaign.channel, "purpose": campaign.purpose},
+    )
+    rows = con.execute(
+        """
+        WITH stops AS (
+            SELECT subject_key, min(stop_reply_at) AS stop_at FROM _report_rows GROUP BY subject_key
+        ), per_send AS (
+            SELECT r.subject_key, r.sent_at, s.stop_at,
+                   (SELECT min("at") FROM _ev e WHERE e.subject_key = r.subject_key AND e.type = 'opted_out'
+                        AND e."at" <= r.sent_at) AS opted_out_at,
+                   (SELECT max("at") FROM _ev e WHERE e.subject_key = r.subject_key
+                        AND e.type = 'consent_withdrawn' AND e.purpose = $purpose AND e."at" <= r.sent_at) AS withdrawn_at,
+                   (SELECT max("at") FROM _ev e WHERE e.subject_key = r.subject_key
+                        AND e.type = 'consent_granted' AND e.purpose = $purpose AND e."at" <= r.sent_at) AS granted_at
+            FROM _report_rows r JOIN stops s USING (subject_key)
+        ), flagged AS (
+            SELECT subject_key,
+                   bool_or(stop_at IS NOT NULL AND sent_at > stop_at) AS after_stop,
+                   bool_or(opted_out_at IS NOT NULL
+                           OR (withdrawn_at IS NOT NULL AND (granted_at IS NULL OR withdrawn_at >= granted_at))) AS after_optout
+            FROM per_send GROUP BY subject_key
+        )
+        SELECT subject_key, after_stop, after_optout FROM flagged
+        WHERE after_stop OR after_optout ORDER BY subject_key
+        """,
+        {"purpose": campaign.purpose},
+    ).fetchall()
+    if not rows:
+        return None
+    return {
+        "code": CONTACTED_AFTER_STOP,
+        "numbers": len(rows),
+        "after_stop_reply": sum(1 for r in rows if r[1]),
+        "after_ledger_opt_out": sum(1 for r in rows if r[2]),
+        "subject_keys": [r[0] for r in rows[:MAX_KEYS_IN_FINDING]],
+    }
+
+
+# ---------------------------------------------------------------- vendor claims
+
+
+def _claimed_purposes(value: Any) -> list[str]:
+    items = value if isinstance(value, list) else str(value).split("|") if value is not None else []
+    pmap = default_purposes()
+    out = []
+    for item in items:
+        word = str(item).strip()
+        if not word:
+            continue
+        code = pmap.lookup(word)
+        out.append(code if code and code != BUNDLED else word)
+    return sorted(set(out))
+
+
+def _claimed_rate(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip().replace(",", ".")
+        percent = text.endswith("%")
+        try:
+            number = float(text.rstrip("%").strip())
+        except ValueError:
+            return None
+        return number / 100 if percent else (number / 100 if number > 1 else number)
+    if isinstance(value, (int, float)):
+        return float(value) / 100 if value > 1 else float(value)
+    return None
+
+
+def _claims(con: duckdb.DuckDBPyConnection, refs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Every claim of every delivery used (targeted, or a source of a target), against the rows."""
+    used = con.execute(
+        """
+        SELECT DISTINCT vendor, delivery_id FROM (
+            SELECT split_part(d, '/', 1) AS vendor, substr(d, length(split_part(d, '/', 1)) + 2) AS delivery_id
+            FROM (SELECT unnest(delivery_ids) AS d FROM _verdicts)
+        )
+        """
+    ).fetchall()
+    deliveries = sorted(set(refs) | {(str(v), str(d)) for v, d in used})
+    if not deliveries:
+        return []
+    con.register("_used", pa.table({"vendor": [v for v, _ in deliveries], "delivery_id": [d for _, d in deliveries]},
+                                   schema=pa.schema([("vendor", pa.string()), ("delivery_id", pa.string())])))
+    try:
+        meta = con.execute(
+            "SELECT vendor, delivery_id, rows_read, rows_accepted, claims FROM deliveries JOIN _used USING (vendor, delivery_id)"
+        ).fetchall()
+        wanted: list[dict[str, Any]] = []
+        for vendor, delivery_id, rows_read, rows_accepted, claims_json in meta:
+            claims = json.loads(claims_json) if claims_json else {}
+            if claims:
+                purposes = _claimed_purposes(claims.get("consent_purposes")) if "consent_purposes" in claims else []
+                wanted.append({"vendor": vendor, "delivery_id": delivery_id, "rows_read": int(rows_read),
+                               "rows_accepted": int(rows_accepted), "claims": claims, "purposes": purposes})
+    finally:
+        con.unregister("_used")
+    if not wanted:
+        return []
+    con.register("_claimed", pa.table(
+        {"vendor": [w["vendor"] for w in wanted], "delivery_id": [w["delivery_id"] for w in wanted],
+         "purposes": pa.array([w["purposes"] for w in wanted], pa.list_(pa.string()))}))
+    try:
+        present_by = {
+            (v, d): list(p or [])
+            for v, d, p in con.execute(
+                """
+                SELECT vendor, delivery_id, list(DISTINCT p ORDER BY p) FROM (
+                    SELECT r.vendor, r.delivery_id, unnest(r.consent_purposes) AS p
+                    FROM delivery_rows r JOIN _claimed c USING (vendor, delivery_id)
+                ) GROUP BY vendor, delivery_id
+                """
+            ).fetchall()
+        }
+        measured = {
+            (v, d): (int(n), int(consented), present_by.get((v, d), []), list(sources or []))
+            for v, d, n, consented, sources in con.execute(
+                """
+                SELECT r.vendor, r.delivery_id, count(*),
+                       count(*) FILTER (WHERE CASE WHEN len(c.purposes) > 0
+                                                   THEN list_has_all(r.consent_purposes, c.purposes)
+                                                   ELSE len(r.consent_purposes) > 0 END),
+                       list(DISTINCT r.source ORDER BY r.source) FILTER (WHERE r.source IS NOT NULL)
+                FROM delivery_rows r JOIN _claimed c USING (vendor, delivery_id)
+                GROUP BY r.vendor, r.delivery_id
+                """
+            ).fetchall()
+        }
+    finally:
+        con.unregister("_claimed")
+    out: list[dict[str, Any]] = []
+    order = ["row_count", "consent_purposes", "consent_rate", "sources"]
+    for w in sorted(wanted, key=lambda w: (w["vendor"], w["delivery_id"])):
+        n, consented, present, sources = measured.get((w["vendor"], w["delivery_id"]), (0, 0, [], []))
+        claims = w["claims"]
+        names = [c for c in order if c in claims] + sorted(c for c in claims if c not in order)
+        for name in names:
+            claimed = claims[name]
+            value: Any = None
+            ok: bool | None = None
+            if name == "row_count":
+                value = w["rows_read"]
+                ok = isinstance(claimed, int) and not isinstance(claimed, bool) and claimed == value
+            elif name == "consent_purposes":
+                value = present
+                ok = set(w["purposes"]) <= set(present) and bool(w["purposes"])
+                claimed = w["purposes"]
+            elif name == "consent_rate":
+                rate = _claimed_rate(claimed)
+                value = round(consented / n, 4) if n else None
+                ok = rate is not None and value is not None and abs(rate - value) <= CONSENT_RATE_TOLERANCE
+            elif name == "sources":
+                items = claimed if isinstance(claimed, list) else [claimed]
+                claimed = sorted({str(s).strip() for s in items if s is not None and str(s).strip()})
+                value = sources
+                ok = set(claimed) == set(sources)
+            out.append({"vendor": w["vendor"], "delivery_id": w["delivery_id"], "claim": name,
+                        "claimed": _scrub_json(claimed), "measured": _scrub_json(value), "ok": ok})
+    return out
+
+
+def _scrub_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, list):
+        return [_scrub_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub_json(v) for k, v in value.items()}
+    return value
+
+
+# ---------------------------------------------------------------- the ledger
+
+
+def _targeted_query(campaign: Campaign, key: HashKey) -> tuple[str, list[Any]]:
+    given = {
+        "type": "'targeted'", "subject_key": "subject_key", "key_id": "$1", "at": "$2",
+        "channel": "$3", "campaign_id": "$4", "purpose": "$5", "evidence_kind": "'campaign'",
+        "file": "$6", "file_sha256": "$7",
+    }
+    cols = ", ".join(
+        f'CAST({given.get(name, "NULL")} AS {sql_type}) AS "{name}"' for name, sql_type in ledger.EVENT_COLUMNS
+    )
+    select = (
+        f"SELECT {cols}, row_number() OVER (ORDER BY subject_key) AS ord "
+        "FROM (SELECT DISTINCT subject_key FROM _targets WHERE subject_key IS NOT NULL)"
+    )
+    params = [key.key_id, campaign.sent_at, campaign.channel, campaign.campaign_id, campaign.purpose,
+              campaign.file_name, campaign.sha256]
+    return ledger.events_sql(select), params
+
+
+def _record_targeted(
+    con: duckdb.DuckDBPyConnection, campaign: Campaign, key: HashKey, home: Home
+) -> tuple[int, int]:
+    """Append one ``targeted`` event per target, once per campaign spec bytes.
+
+    Returns ``(appended now, targeted events of this spec in the ledger)``.
+    """
+    def existing() -> int:
+        return int(con.execute(
+            "SELECT count(*) FROM ledger_events WHERE type = 'targeted' AND campaign_id = ? AND file_sha256 = ?",
+            [campaign.campaign_id, campaign.sha256],
+        ).fetchone()[0])  # type: ignore[index]
+
+    if existing():
+        return 0, existing()
+    scratch = home.scratch / f"targeted-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+    try:
+        query, params = _targeted_query(campaign, key)
+        count = ledger.write_events(con, query, params, scratch)
+        if count == 0:
+            return 0, 0
+        with warehouse.transaction(con):
+            if existing():  # another run got there first
+                return 0, existing()
+            warehouse.check_key(con, key.key_id)
+            ledger.append_events(con, scratch, reason=f"campaign {campaign.campaign_id}")
+        return count, count
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- the bundle
+
+
+def _summary(
+    con: duckdb.DuckDBPyConnection,
+    campaign: Campaign,
+    validity_days: int,
+    findings: list[dict[str, Any]],
+    claims: list[dict[str, Any]],
+    file_stats: dict[str, Any] | None,
+    report_stats: dict[str, Any] | None,
+    recorded: int,
+) -> dict[str, Any]:
+    total = int(con.execute("SELECT count(*) FROM _verdicts").fetchone()[0])  # type: ignore[index]
+    verdicts = {v: 0 for v in VERDICTS}
+    verdicts.update({v: int(n) for v, n in con.execute("SELECT verdict, count(*) FROM _verdicts GROUP BY 1").fetchall()})
+    reasons = {r: 0 for r in REASONS}
+    reasons.update({r: int(n) for r, n in con.execute(
+        "SELECT r, count(*) FROM (SELECT unnest(reasons) AS r FROM _verdicts) GROUP BY 1").fetchall()})
+
+    def breakdown(column: str) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for name, verdict, n in con.execute(
+            f"SELECT x, verdict, count(*) FROM (SELECT unnest({column}) AS x, verdict FROM _verdicts) "
+            "GROUP BY ALL ORDER BY x, verdict"
+        ).fetchall():
+            out.setdefault(scrub(str(name)), {v: 0 for v in VERDICTS})[verdict] = int(n)
+        return out
+
+    return {
+        "campaign_id": campaign.campaign_id,
+        "campaign": {
+            "campaign_id": campaign.campaign_id,
+            "sponsor": scrub(campaign.sponsor),
+            "channel": campaign.channel,
+            "purpose": campaign.purpose,
+            "sent_at": campaign.sent_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "file": campaign.file_name,
+            "file_sha256": campaign.sha256,
+            "targeted_deliveries": [r.label() for r in campaign.deliveries],
+            "validity_days": validity_days,
+        },
+        "targets": total,
+        "verdicts": verdicts,
+        "reasons": reasons,
+        "rules": dict(RULES),
+        "sources": breakdown("sources"),
+        "vendors": breakdown("vendors"),
+        "findings": findings,
+        "claims": [
+            {"vendor": c["vendor"], "delivery_id": c["delivery_id"], "claim": c["claim"],
+             "claimed": c["claimed"], "measured": c["measured"], "ok": c["ok"]}
+            for c in claims
+        ],
+        "target_file": file_stats,
+        "send_report": report_stats,
+        "targeted_events": recorded,
+    }
+
+
+_CELL = """CASE WHEN regexp_matches({x}, '^[=+\\-@\\t\\r]') THEN '''' || {x} ELSE {x} END"""
+
+
+def _cell(expr: str) -> str:
+    return _CELL.format(x=expr)
+
+
+def _write_targets(con: duckdb.DuckDBPyConnection, out_dir: Path) -> tuple[Path, Path]:
+    """targets.parquet and targets.csv, sorted by subject key (the same inputs give the same bytes)."""
+    order = "ORDER BY subject_key NULLS LAST, verdict, reasons, line_type"
+    parquet_path = out_dir / "targets.parquet"
+    csv_path = out_dir / "targets.csv"
+    table = con.sql(
+        f"SELECT subject_key, verdict, reasons, sources, vendors, delivery_ids, consent_at, line_type "
+        f"FROM _verdicts {order}"
+    )
+    table = _arrow(table).cast(TARGETS_SCHEMA)
+    tmp = parquet_path.with_name(parquet_path.name + ".tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, parquet_path)
+    tmp = csv_path.with_name(csv_path.name + ".tmp")
+    con.execute(
+        f"""COPY (
+            SELECT {_cell('subject_key')} AS subject_key, verdict,
+                   {_cell("array_to_string(reasons, '|')")} AS reasons,
+                   {_cell("array_to_string(sources, '|')")} AS sources,
+                   {_cell("array_to_string(vendors, '|')")} AS vendors,
+                   {_cell("array_to_string(delivery_ids, '|')")} AS delivery_ids,
+                   strftime(consent_at, '%Y-%m-%dT%H:%M:%SZ') AS consent_at,
+                   {_cell('line_type')} AS line_type
+            FROM _verdicts {order}
+        ) TO '{_quote(tmp)}' (FORMAT csv, HEADER true)"""
+    )
+    os.replace(tmp, csv_path)
+    return parquet_path, csv_path
+
+
+def _arrow(result: Any) -> pa.Table:
+    """The result as an Arrow table, across DuckDB versions."""
+    for name in ("to_arrow_table", "fetch_arrow_table", "arrow"):
+        fn = getattr(result, name, None)
+        if fn is not None:
+            table = fn()
+            return table.read_all() if isinstance(table, pa.RecordBatchReader) else table
+    raise RuntimeError("this DuckDB cannot return Arrow tables")  # pragma: no cover
+
+
+def _quote(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+__all__ = [
+    "AuditResult",
+    "CLAIM_MISMATCH",
+    "COMPLIANT",
+    "CONTACTED_AFTER_STOP",
+    "DEFAULT_VALIDITY_DAYS",
+    "NON_COMPLIANT",
+    "NO_OPT_OUT_IN_MESSAGE",
+    "NO_SENDER_ID",
+    "REASONS",
+    "RULES",
+    "SPECIAL_CATEGORY_TARGETING",
+    "UNVERIFIABLE",
+    "VERDICTS",
+    "audit",
+    "has_opt_out",
+    "names_sender",
+]
