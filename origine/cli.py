@@ -216,6 +216,39 @@ def ledger_retention(home: Path | None, days: int, as_json: bool) -> None:
                f"erased {result['events']} events of {result['subjects']} subjects (last contact before {result['cutoff']})")
 
 
+@main.command("lookup")
+@click.argument("number")
+@home_option
+@click.option("--country", default="FR", show_default=True, help="Region for a number without +prefix.")
+@click.option("--letter", "as_letter", is_flag=True, help="Write the answer as a letter (French and English).")
+@json_option
+def lookup_cmd(number: str, home: Path | None, country: str, as_letter: bool, as_json: bool) -> None:
+    """Everything this home holds about NUMBER, without ever printing the number."""
+    from origine import warehouse
+    from origine.lookup import letter, lookup, subject_for
+
+    def go() -> Any:
+        h = resolve_home(home)
+        subject = subject_for(number, country.upper(), h.load_key())
+        if not h.warehouse.exists():
+            from origine.lookup import LookupAnswer
+
+            return LookupAnswer(subject)
+        with warehouse.session(h.warehouse, read_only=True) as con:
+            return lookup(con, subject)
+
+    answer = _guarded(go)
+    if as_letter:
+        click.echo(letter(answer))
+    elif as_json:
+        click.echo(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"subject {answer.subject_key}: {len(answer.events)} events, "
+                   f"campaigns {answer.campaigns or 'none'}")
+        for e in answer.events:
+            click.echo("  " + " ".join(f"{k}={v}" for k, v in e.items() if k != "evidence"))
+
+
 @main.group()
 def key() -> None:
     """The operator's signing key."""
