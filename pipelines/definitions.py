@@ -18,6 +18,14 @@ from assets.ingest import (
     warehouse_expectations,
 )
 from assets.landing import INGEST_JOB, landing_sensor
+from assets.operations import (
+    daily_maintenance,
+    ledger_check,
+    ledger_maintenance,
+    suppressions_job,
+    suppressions_sensor,
+    weekly_check,
+)
 from assets.partitions import deliveries_partitions
 from pipelines.resources import OrigineHome
 
@@ -40,8 +48,9 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[delivery_segment, warehouse_delivery],
         asset_checks=[rows_accounted_for, segment_expectations, warehouse_expectations],
-        jobs=[ingest_job],
-        sensors=[landing_sensor],
+        jobs=[ingest_job, ledger_maintenance, ledger_check, suppressions_job],
+        schedules=[daily_maintenance, weekly_check],
+        sensors=[landing_sensor, suppressions_sensor],
         resources={
             "origine": OrigineHome(
                 home=os.environ.get("ORIGINE_HOME") or os.path.expanduser("~/.origine"),

@@ -54,3 +54,28 @@ def test_landing_sensor_registers_partitions_and_requests_runs(home, key, make_d
         assert result.dynamic_partitions_requests[0].partition_keys == ["acme/L-1"]
         run_config = result.run_requests[0].run_config
         assert run_config["ops"]["delivery_segment"]["config"]["path"].endswith("incoming-L-1")
+
+
+def test_schedules_and_operations_jobs(home, key, make_delivery, tmp_path) -> None:
+    from origine import intake
+
+    defs = build_definitions()
+    assert defs.resolve_schedule_def("ledger_maintenance_schedule").cron_schedule == "30 2 * * *"
+    assert defs.resolve_schedule_def("ledger_check_schedule").cron_schedule == "0 4 * * 0"
+    path = make_delivery({"a.csv": b"phone\n0612345678\n"})
+    intake.commit(intake.prepare(path, home, key), home, label="x")
+    with dg.instance_for_test() as instance:
+        for job in ("ledger_maintenance", "ledger_check"):
+            result = defs.resolve_job_def(job).execute_in_process(instance=instance)
+            assert result.success
+        stop = home.suppressions / "stop.csv"
+        stop.write_text("phone;channel;at;origin\n0612345678;sms;2024-05-01;stop-reply\n")
+        ctx = dg.build_sensor_context(instance=instance, resources={"origine": OrigineHome(home=str(home.root))})
+        from assets.operations import suppressions_sensor
+
+        [request] = list(suppressions_sensor(ctx))
+        result = defs.resolve_job_def("suppressions_job").execute_in_process(
+            instance=instance, run_config=request.run_config
+        )
+        assert result.success
+        assert result.output_for_node("ingest_suppressions_op")["rows_accepted"] == 1
