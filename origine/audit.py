@@ -245,7 +245,7 @@ def _normalize(values: list[Any], region: str) -> pa.Table:
 
 def _read_target_file(campaign: Campaign, key: HashKey) -> tuple[pa.Table, dict[str, Any]]:
     assert campaign.target_file is not None
-    name, _, rows = _read_rows(campaign.target_file, {})
+    _, _, rows = _read_rows(campaign.target_file, {})
     phones_ = [r[1] for r in rows]
     norm = _normalize(phones_, campaign.country)
     e164 = norm.column("e164").to_pylist()
@@ -278,7 +278,6 @@ def _read_target_file(campaign: Campaign, key: HashKey) -> tuple[pa.Table, dict[
         "invalid_numbers": bad,
         "unparseable_numbers": unparseable,
     }
-    del name
     return table, stats
 
 
@@ -399,7 +398,7 @@ def _collect_events(con: duckdb.DuckDBPyConnection, campaign: Campaign, validity
         CREATE OR REPLACE TEMP TABLE _per AS
         SELECT subject_key, vendor, delivery_id,
                bool_or(type = 'delivered' AND "at" <= $ts) AS delivered_before,
-               list(source) FILTER (WHERE type = 'collected' AND source IS NOT NULL) AS sources,
+               string_agg(replace(source, chr(31), ' '), chr(31)) FILTER (WHERE type = 'collected' AND source IS NOT NULL) AS sources,
                bool_or(type = 'transferred') AS transferred,
                max("at") FILTER (WHERE type = 'consent_granted' AND purpose = $purpose AND "at" <= $ts) AS g,
                max("at") FILTER (WHERE type = 'consent_granted' AND purpose = $purpose AND "at" <= $ts
@@ -445,16 +444,17 @@ def _evaluate(con: duckdb.DuckDBPyConnection, campaign: Campaign, validity_days:
         WITH s AS (
             SELECT subject_key,
                    bool_or(delivered_before) AS known,
-                   list_sort(list_distinct(flatten(list(sources) FILTER (WHERE delivered_before)))) AS sources,
-                   list_sort(list_distinct(list(vendor) FILTER (WHERE delivered_before))) AS vendors,
-                   list_sort(list_distinct(list(vendor || '/' || delivery_id) FILTER (WHERE delivered_before)))
-                       AS delivery_ids,
+                   -- lists travel as unit-separated text: far cheaper to aggregate than lists
+                   string_agg(sources, chr(31)) FILTER (WHERE delivered_before) AS sources_text,
+                   string_agg(vendor || '/' || delivery_id, chr(31)) FILTER (WHERE delivered_before) AS deliveries_text,
                    bool_or(transferred AND delivered_before) AS transferred,
                    max(g) AS g, max(g_proof) AS g_proof, min(g_after) AS g_after, bool_or(g_undated) AS g_undated,
                    max(w) AS w, max(tg) AS tg, max(tw) AS tw, bool_or(opted_out) AS opted_out
             FROM _per GROUP BY subject_key
         ), c AS (
             SELECT *,
+                   list_sort(list_distinct(string_split(sources_text, chr(31)))) AS sources,
+                   list_sort(list_distinct(string_split(deliveries_text, chr(31)))) AS delivery_ids,
                    CASE WHEN g IS NOT NULL AND (w IS NULL OR g > w) THEN g END AS valid_at,
                    g IS NOT NULL AND w IS NOT NULL AND w >= g AS withdrawn,
                    g_proof IS NOT NULL AND (w IS NULL OR g_proof > w) AND g_proof >= $ts - to_days($days) AS proof,
@@ -462,7 +462,9 @@ def _evaluate(con: duckdb.DuckDBPyConnection, campaign: Campaign, validity_days:
             FROM s
         ), j AS (
             SELECT t.subject_key, t.invalid, t.line_type,
-                   coalesce(c.known, false) AS known, c.sources, c.vendors, c.delivery_ids,
+                   coalesce(c.known, false) AS known, c.sources, c.delivery_ids,
+                   list_sort(list_distinct(list_transform(c.delivery_ids, lambda d: split_part(d, '/', 1))))
+                       AS vendors,
                    coalesce(c.transferred, false) AS transferred,
                    c.valid_at IS NOT NULL AS consented,
                    CASE WHEN c.valid_at >= $ts - to_days($days) THEN c.valid_at END AS fresh_at,
@@ -500,6 +502,7 @@ def _evaluate(con: duckdb.DuckDBPyConnection, campaign: Campaign, validity_days:
                coalesce(fresh_at, valid_at, first_after) AS consent_at,
                line_type
         FROM r
+        ORDER BY subject_key NULLS LAST  -- stored in this order: the bundle files are read in it
         """,
         {"ts": campaign.sent_at, "days": validity_days},
     )
@@ -877,7 +880,13 @@ def _summary(
     }
 
 
-_CELL = """CASE WHEN regexp_matches({x}, '^[=+\\-@\\t\\r]') THEN '''' || {x} ELSE {x} END"""
+# A spreadsheet runs a cell starting with one of these as a formula: prefix a quote.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_CELL = (
+    "CASE WHEN left({x}, 1) IN ("
+    + ", ".join(f"chr({ord(c)})" for c in _FORMULA_STARTS)
+    + ") THEN chr(39) || {x} ELSE {x} END"
+)
 
 
 def _cell(expr: str) -> str:
@@ -886,7 +895,10 @@ def _cell(expr: str) -> str:
 
 def _write_targets(con: duckdb.DuckDBPyConnection, out_dir: Path) -> tuple[Path, Path]:
     """targets.parquet and targets.csv, sorted by subject key (the same inputs give the same bytes)."""
-    order = "ORDER BY subject_key NULLS LAST, verdict, reasons, line_type"
+    # _verdicts was stored sorted by subject key and insertion order is preserved:
+    # reading it back needs no second sort.
+    con.execute("SET preserve_insertion_order = true")
+    order = ""
     parquet_path = out_dir / "targets.parquet"
     csv_path = out_dir / "targets.csv"
     table = con.sql(
@@ -900,7 +912,7 @@ def _write_targets(con: duckdb.DuckDBPyConnection, out_dir: Path) -> tuple[Path,
     tmp = csv_path.with_name(csv_path.name + ".tmp")
     con.execute(
         f"""COPY (
-            SELECT {_cell('subject_key')} AS subject_key, verdict,
+            SELECT subject_key, verdict,  -- hex and fixed words: nothing to escape
                    {_cell("array_to_string(reasons, '|')")} AS reasons,
                    {_cell("array_to_string(sources, '|')")} AS sources,
                    {_cell("array_to_string(vendors, '|')")} AS vendors,

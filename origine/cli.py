@@ -216,6 +216,56 @@ def ledger_retention(home: Path | None, days: int, as_json: bool) -> None:
                f"erased {result['events']} events of {result['subjects']} subjects (last contact before {result['cutoff']})")
 
 
+@main.command("audit")
+@click.argument("campaign", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the bundle into.")
+@home_option
+@click.option("--validity-days", default=1095, show_default=True, help="How long a consent stays valid.")
+@click.option("--fail-on", "fail_on", multiple=True, type=click.Choice(["non_compliant", "unverifiable"]),
+              help="Exit 1 when any target has this verdict (findings are data otherwise).")
+@json_option
+def audit_cmd(campaign: Path, out_dir: Path, home: Path | None, validity_days: int,
+              fail_on: tuple[str, ...], as_json: bool) -> None:
+    """Audit CAMPAIGN.yaml: a verdict per target, findings, claims; a signed bundle in --out."""
+    from origine.export import audit_bundle
+
+    def go() -> Any:
+        h = resolve_home(home).ensure()
+        return audit_bundle(campaign, h, h.load_key(), out_dir, validity_days=validity_days)
+
+    result, manifest = _guarded(go)
+    s = result.summary
+    if as_json:
+        click.echo(json.dumps(s, indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"campaign {s['campaign_id']}: {s['targets']} targets  " +
+                   "  ".join(f"{k} {v}" for k, v in s["verdicts"].items()))
+        for code, n in s["reasons"].items():
+            if n:
+                click.echo(f"  reason {code}: {n}")
+        for f in s["findings"]:
+            click.echo(f"  finding {f['code']}")
+        click.echo(f"bundle {out_dir} signed by {manifest['signer']}")
+    if any(result.count(v) for v in fail_on):
+        sys.exit(1)
+
+
+@main.command("verify")
+@click.argument("bundle_path", metavar="BUNDLE", type=click.Path(exists=True, path_type=Path))
+@click.option("--public-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="The operator's public key (PEM); default: this home's own key.")
+@home_option
+def verify_cmd(bundle_path: Path, public_key: Path | None, home: Path | None) -> None:
+    """Check a bundle offline: file hashes, signature, inclusion proofs, counts, verdicts."""
+    from origine.bundle import verify_bundle
+
+    result = _guarded(lambda: verify_bundle(bundle_path, public_key=public_key,
+                                            home_keys=resolve_home(home).keys))
+    click.echo(result.statement())
+    sys.exit(0 if result.ok else 1)
+
+
 @main.command("lookup")
 @click.argument("number")
 @home_option

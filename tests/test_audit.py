@@ -465,6 +465,8 @@ def test_targeted_events_appended_once_and_verdicts_identical(home, key, make_de
     assert injected and injected[0]["sources"].startswith("'=")
     assert [r["subject_key"] for r in rows[:-1]] == sorted(r["subject_key"] for r in rows[:-1])
     assert rows[-1]["subject_key"] == "" and rows[-1]["reasons"] == "NO_PROVENANCE|INVALID_NUMBER|PURPOSE_NOT_CONSENTED"
+    keys = pq.read_table(first.targets_parquet).column("subject_key").to_pylist()
+    assert keys[:-1] == sorted(keys[:-1]) and keys[-1] is None and len(keys) == 6
     # an edited campaign (other bytes) is another record
     path.write_text(path.read_text() + "# edited\n")
     assert run(path, home, key, tmp_path, "three").appended == 5

@@ -1,0 +1,161 @@
+"""The regulator's bundle: signed, self-verifying, and every tampering caught."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from origine import bundle, intake
+from origine.cli import main
+from origine.export import audit_bundle
+from origine.home import Home
+from tests.conftest import raw_forms, scan_tree_for
+
+NUMBERS = ["+33612345678", "+33612345679", "+33612345670", "+33145454545"]
+
+
+@pytest.fixture
+def made(home, key, make_delivery, tmp_path):
+    rows = [
+        "0612345678,jeu,political.electoral,2024-01-02,proof-1",
+        "0612345679,jeu,marketing.commercial,2024-01-02,proof-2",
+        "0612345670,jeu,political.electoral,2024-01-02,",
+        "0145454545,jeu,political.electoral,2024-01-02,proof-4",
+    ]
+    path = make_delivery({"c.csv": ("phone,source,consent_purposes,consent_at,consent_proof\n" + "\n".join(rows) + "\n").encode()},
+                         delivery_id="D-1", delivered_at="2024-02-01T00:00:00Z")
+    intake.commit(intake.prepare(path, home, key), home, label="x")
+    campaign = tmp_path / "campaign.yaml"
+    campaign.write_text(yaml.safe_dump({
+        "campaign_id": "EU24", "sponsor": "Parti A", "channel": "sms", "purpose": "political.electoral",
+        "sender": "PARTI-A", "message": "Parti A: votez le 9 juin. STOP 36789",
+        "sent_at": "2024-06-07T18:00:00+02:00", "targeting": {"age": "18-35"},
+        "targets": {"deliveries": ["D-1"]},
+    }))
+    out = tmp_path / "bundle"
+    result, manifest = audit_bundle(campaign, home, key, out)
+    return home, out, campaign, result
+
+
+def test_bundle_verifies_and_holds_no_raw_number(made) -> None:
+    home, out, _, result = made
+    check = bundle.verify_bundle(out, home_keys=home.keys)
+    assert check.ok, check.problems
+    assert check.checked["targets"] == 4 and check.checked["proofs"] > 0
+    for name in ("summary.json", "targets.csv", "targets.parquet", "report.html", "validations.json",
+                 "ledger/events.jsonl", "ledger/proofs.json", "manifest.json"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    proofs = json.loads((out / "ledger/proofs.json").read_text())
+    assert (proofs["tree_size"], proofs["root_hash"]) == (summary["ledger"]["tree_size"], summary["ledger"]["root_hash"])
+    assert scan_tree_for(out, [f for n in NUMBERS for f in raw_forms(n)]) == []
+    html = (out / "report.html").read_text()
+    assert "<svg" in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_verifies_from_a_fresh_home_with_the_public_key(made, tmp_path) -> None:
+    home, out, _, _ = made
+    archive = bundle.zip_bundle(out, tmp_path / "bundle.zip")
+    pub = tmp_path / "operator.pub.pem"
+    shutil.copy(home.keys / "operator_ed25519.pub.pem", pub)
+    fresh = tmp_path / "regulator-home"
+    runner = CliRunner()
+    result = runner.invoke(main, ["verify", str(archive), "--public-key", str(pub), "--home", str(fresh)])
+    assert result.exit_code == 0 and "bundle verified" in result.stdout, result.output
+    # without any key to check against, it refuses
+    result = runner.invoke(main, ["verify", str(archive), "--home", str(fresh)])
+    assert result.exit_code == 1 and "public key" in result.stdout
+
+
+def _rewrite_csv(path: Path, change) -> None:
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    change(rows)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path.write_text(buf.getvalue())
+
+
+def _flip_verdict(rows):
+    rows[0]["verdict"] = "compliant" if rows[0]["verdict"] != "compliant" else "non_compliant"
+
+
+def _edit_event(out: Path) -> None:
+    p = out / "ledger/events.jsonl"
+    p.write_text(p.read_text().replace("political.electoral", "research.polling", 1))
+
+
+def _change_count(out: Path) -> None:
+    p = out / "summary.json"
+    doc = json.loads(p.read_text())
+    doc["verdicts"]["compliant"] += 1
+    p.write_text(json.dumps(doc))
+
+
+def _drop_proof(out: Path) -> None:
+    p = out / "ledger/proofs.json"
+    doc = json.loads(p.read_text())
+    doc["entries"][0]["audit_path"] = doc["entries"][0]["audit_path"][1:]
+    p.write_text(json.dumps(doc))
+
+
+TAMPERS = {
+    "verdict flipped": lambda out: _rewrite_csv(out / "targets.csv", _flip_verdict),
+    "event edited": _edit_event,
+    "count changed": _change_count,
+    "file removed": lambda out: (out / "report.html").unlink(),
+    "file added": lambda out: (out / "extra.txt").write_text("x"),
+    "proof truncated": _drop_proof,
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAMPERS))
+@pytest.mark.parametrize("rehash", [False, True])
+def test_every_tampering_is_caught(made, name, rehash) -> None:
+    home, out, _, _ = made
+    TAMPERS[name](out)
+    if rehash:  # the forger recomputes the manifest's hashes (but cannot sign them)
+        manifest = json.loads((out / "manifest.json").read_text())
+        manifest["files"] = {p.relative_to(out).as_posix(): __import__("hashlib").sha256(p.read_bytes()).hexdigest()
+                             for p in sorted(out.rglob("*")) if p.is_file() and p.name != "manifest.json"}
+        (out / "manifest.json").write_text(json.dumps(manifest))
+    result = bundle.verify_bundle(out, home_keys=home.keys)
+    assert not result.ok, name
+    assert CliRunner().invoke(main, ["verify", str(out), "--home", str(home.root)]).exit_code == 1
+
+
+def test_reasons_must_follow_from_events_even_when_resigned(made) -> None:
+    """An operator who re-signs with its own key still cannot make a verdict that the
+    cited events contradict."""
+    home, out, _, _ = made
+    from origine.signing import load_signer
+
+    def drop_reasons(rows):
+        for r in rows:
+            if r["verdict"] == "non_compliant":
+                r["verdict"], r["reasons"] = "compliant", ""
+                break
+
+    _rewrite_csv(out / "targets.csv", drop_reasons)
+    bundle.sign_bundle(out, load_signer(home.keys))
+    result = bundle.verify_bundle(out, home_keys=home.keys)
+    assert not result.ok
+
+
+def test_same_inputs_same_bytes(made, tmp_path) -> None:
+    home, out, campaign, _ = made
+    from origine.keys import load_key
+
+    again = tmp_path / "again"
+    audit_bundle(campaign, home, load_key(), again)
+    for name in ("summary.json", "targets.csv", "targets.parquet", "ledger/events.jsonl", "ledger/proofs.json"):
+        assert (out / name).read_bytes() == (again / name).read_bytes(), name
