@@ -113,8 +113,18 @@ def demo(home: Path | None, rows: int, as_json: bool) -> None:
             reports = [runs.ingest_via_dagster(h, p) for p in paths]
         finally:
             shutil.rmtree(inbox, ignore_errors=True)
+        from origine.demo import write_demo_campaign
+        from origine.export import audit_bundle
+
+        out = h.root / "bundles" / "EU24-SMS-DEMO"
+        result, manifest = audit_bundle(write_demo_campaign(h.campaigns), h, h.load_key(), out)
         if not as_json:
             click.echo(f"demo home: {h.root}  (see the runs: origine ui --home {h.root})")
+            s = result.summary
+            click.echo(f"audit of {s['campaign_id']}: {s['targets']} targets, " +
+                       ", ".join(f"{k} {v}" for k, v in s["verdicts"].items()) +
+                       f"; findings: {', '.join(sorted({f['code'] for f in s['findings']})) or 'none'}")
+            click.echo(f"signed bundle: {out}  (check it: origine verify {out} --home {h.root})")
         return reports
 
     _print_reports(_guarded(go), as_json)

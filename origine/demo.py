@@ -238,3 +238,24 @@ def write_demo_deliveries(dest: Path, *, rows: int = 3000, seed: int = 2024) -> 
     return out
 
 
+
+
+DEMO_CAMPAIGN = {
+    "campaign_id": "EU24-SMS-DEMO",
+    "sponsor": "Parti A",
+    "channel": "sms",
+    "purpose": "political.electoral",
+    "sender": "PARTI-A",
+    "message": "Parti A : dimanche 9 juin, votez pour nous. STOP 36789",
+    "sent_at": "2024-06-06T18:00:00+02:00",
+    "targeting": {"age": "18-35", "confession": "catholique"},
+    "targets": {"deliveries": ["selfcontact/SC-2024-06-05-001"]},
+}
+
+
+def write_demo_campaign(folder: Path) -> Path:
+    """The campaign the demo audits: an electoral SMS to the French broker's list."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "EU24-SMS-DEMO.yaml"
+    path.write_text(yaml.safe_dump(DEMO_CAMPAIGN, sort_keys=False, allow_unicode=True), "utf-8")
+    return path
