@@ -165,7 +165,7 @@ def audit(
         con.execute("SET preserve_insertion_order = true")
         refs = _resolve_deliveries(con, campaign)
         _build_targets(con, campaign, refs, file_targets, report)
-        _collect_events(con, campaign, validity_days)
+        _collect_events(con, campaign)
         _evaluate(con, campaign, validity_days)
         findings = _message_findings(campaign) + _targeting_findings(campaign)
         if report is not None:
@@ -386,7 +386,7 @@ def _build_targets(
         con.unregister(name)
 
 
-def _collect_events(con: duckdb.DuckDBPyConnection, campaign: Campaign, validity_days: int) -> None:
+def _collect_events(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:
     """``_per``: what the ledger says of each target, per (subject, vendor, delivery), in one scan.
 
     One semi-join scan of ``ledger_events`` on the targets' keys, aggregated at once
@@ -502,7 +502,6 @@ def _evaluate(con: duckdb.DuckDBPyConnection, campaign: Campaign, validity_days:
                coalesce(fresh_at, valid_at, first_after) AS consent_at,
                line_type
         FROM r
-        ORDER BY subject_key NULLS LAST  -- stored in this order: the bundle files are read in it
         """,
         {"ts": campaign.sent_at, "days": validity_days},
     )
@@ -895,10 +894,9 @@ def _cell(expr: str) -> str:
 
 def _write_targets(con: duckdb.DuckDBPyConnection, out_dir: Path) -> tuple[Path, Path]:
     """targets.parquet and targets.csv, sorted by subject key (the same inputs give the same bytes)."""
-    # _verdicts was stored sorted by subject key and insertion order is preserved:
-    # reading it back needs no second sort.
-    con.execute("SET preserve_insertion_order = true")
-    order = ""
+    # Rows with no subject key (unparseable file values) are identical: the subject
+    # key alone gives one order. Insertion order is not relied on (parallel scans).
+    order = "ORDER BY subject_key NULLS LAST"
     parquet_path = out_dir / "targets.parquet"
     csv_path = out_dir / "targets.csv"
     table = con.sql(

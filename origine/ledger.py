@@ -137,7 +137,7 @@ def events_sql(select_events: str) -> str:
     """
 
 
-def _flat(**given: str) -> str:
+def flat_columns(**given: str) -> str:
     """A SELECT list of every flat column: given expressions, NULL for the rest."""
     parts = []
     for name, sql_type in EVENT_COLUMNS:
@@ -159,7 +159,7 @@ def delivery_events_query(rows_parquet: Path, *, recipient: str | None, delivere
         file="file", file_sha256="file_sha256", row="row", subject_key="subject_key", key_id="key_id",
     )
     def part(extra: str, k: int, relation: str = "r", **cols: str) -> str:
-        return f"SELECT {_flat(**cols, **evidence)}, ord * 8 + {k} AS ord FROM {relation} {extra}"
+        return f"SELECT {flat_columns(**cols, **evidence)}, ord * 8 + {k} AS ord FROM {relation} {extra}"
 
     parts = [
         part("", 0, type="'collected'", at="collected_at", source="source"),

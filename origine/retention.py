@@ -74,7 +74,7 @@ def apply_retention(
         digest = hashlib.sha256(",".join(map(str, seqs)).encode()).hexdigest()
         with tempfile.TemporaryDirectory(prefix="erasure-") as tmp:
             path = Path(tmp) / "erased.parquet"
-            flat = ledger._flat(
+            flat = ledger.flat_columns(
                 type="'erased'", at="$1::TIMESTAMPTZ", origin="'retention'",
                 source=f"'retention: {days} days after last contact'", proof="$2::VARCHAR",
                 evidence_kind="'retention'", row=str(len(seqs)),

@@ -133,8 +133,8 @@ def _events_query() -> str:
         subject_key="subject_key", key_id="key_id", at='"at"', evidence_kind="'suppression'",
         file="file", file_sha256="file_sha256", row="row", origin="origin",
     )
-    withdrawn = ledger._flat(type="'consent_withdrawn'", purpose="purpose", **cols)
-    opted = ledger._flat(type="'opted_out'", channel="channel", **cols)
+    withdrawn = ledger.flat_columns(type="'consent_withdrawn'", purpose="purpose", **cols)
+    opted = ledger.flat_columns(type="'opted_out'", channel="channel", **cols)
     select = (
         f"SELECT {withdrawn}, row AS ord FROM _supp WHERE purpose IS NOT NULL "
         f"UNION ALL SELECT {opted}, row AS ord FROM _supp WHERE purpose IS NULL"
