@@ -391,7 +391,7 @@ class _BatchContext:
                 hit = parse_instant(value, self.tz, self.profile.date_formats)
             except UnreadableDate as exc:
                 hit = exc
-            if len(self.dates) < 1_000_000:
+            if len(self.dates) < 100_000:
                 try:
                     self.dates[value] = hit
                 except TypeError:

@@ -8,6 +8,7 @@ lock (bounded) and then fails clearly, never half-writes.
 from __future__ import annotations
 
 import json
+import os
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -116,6 +117,8 @@ def connect(path: Path, *, read_only: bool = False, wait: float = LOCK_WAIT_SECO
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
     con.execute("SET TimeZone = 'UTC'")
+    # Bounded memory whatever the delivery's size: DuckDB spills past this limit.
+    con.execute(f"SET memory_limit = '{os.environ.get('ORIGINE_DUCKDB_MEMORY', '2GB')}'")
     if not read_only:
         con.execute(SCHEMA)
         ledger.install(con)
