@@ -255,18 +255,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--build-only", action="store_true", help="build the data in --dir and stop")
     parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.build_only and args.dir is None:
+        parser.error("--build-only needs --dir")
     if args.measure:
         print(json.dumps(measure(args.dir, args.measure)))
         return
     root = args.dir or Path(tempfile.mkdtemp(prefix="origine-bench-audit-"))
     root.mkdir(parents=True, exist_ok=True)
     try:
-        facts = build(root, args.events, args.targets, args.route, args.payload)
+        if args.build_only:
+            facts = build(root, args.events, args.targets, args.route, args.payload)
+            (root / "facts.json").write_text(json.dumps(facts))
+            return
+        # Building runs in its own process too: peak RSS is inherited across fork and
+        # exec, and the builder's memory would otherwise crowd the measurements.
+        cmd = [sys.executable, __file__, "--build-only", "--dir", str(root), "--events", str(args.events),
+               "--targets", str(args.targets), "--route", args.route] + (["--payload"] if args.payload else [])
+        subprocess.run(cmd, check=True)
+        facts = json.loads((root / "facts.json").read_text())
         print(f"ledger events          {facts['events']:,}  ({facts['subjects']:,} subjects, "
               f"{facts['delivery_rows']:,} delivery rows; built in {facts['build_s']:.1f} s)")
-        print(f"campaign targets       {facts['targets']:,}  (route: {args.route})")
-        if args.build_only:
-            return
+        print(f"campaign targets       {facts['targets']:,}  (route: {args.route})", flush=True)
         base = child(root, "baseline")
         print(f"baseline count(DISTINCT subject_key) scan   {base['seconds']:7.2f} s  "
               f"{facts['events'] / base['seconds']:14,.0f} events/s  peak RSS {base['rss_mib']:8.1f} MiB")
@@ -275,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
             label = "audit (appends targeted)" if what == "audit" else "re-audit (appends nothing)"
             print(f"{label:<43} {r['seconds']:7.2f} s  {r['targets'] / r['seconds']:14,.0f} targets/s  "
                   f"peak RSS {r['rss_mib']:8.1f} MiB  ({r['seconds'] / base['seconds']:.1f}x baseline)")
+            sys.stdout.flush()
             if what == "audit":
                 first = r
                 print(f"  verdicts {r['verdicts']}")

@@ -776,9 +776,7 @@ def _targeted_query(campaign: Campaign, key: HashKey) -> tuple[str, list[Any]]:
         "channel": "$3", "campaign_id": "$4", "purpose": "$5", "evidence_kind": "'campaign'",
         "file": "$6", "file_sha256": "$7",
     }
-    cols = ", ".join(
-        f'CAST({given.get(name, "NULL")} AS {sql_type}) AS "{name}"' for name, sql_type in ledger.EVENT_COLUMNS
-    )
+    cols = ledger.flat_columns(**given)
     select = (
         f"SELECT {cols}, row_number() OVER (ORDER BY subject_key) AS ord "
         "FROM (SELECT DISTINCT subject_key FROM _targets WHERE subject_key IS NOT NULL)"
