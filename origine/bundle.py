@@ -24,7 +24,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Sequence
+from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from typing import Any, Callable, Sequence
 import click
 
 from origine.errors import OrigineError
-from origine.home import Home, resolve_home
+from origine.home import resolve_home
 
 home_option = click.option(
     "--home",
@@ -97,13 +96,14 @@ def ingest(paths: tuple[Path, ...], home: Path | None, as_json: bool) -> None:
 def demo(home: Path | None, rows: int, as_json: bool) -> None:
     """Generate demo deliveries and run the pipeline on them end to end, through Dagster.
 
-    Uses the public demo key, which only a home created by this command accepts.
+    Uses the public demo key, which only a home created by this command accepts;
+    the home is ./.origine-demo unless --home is given (never $ORIGINE_HOME).
     """
     from origine import runs
     from origine.demo import write_demo_deliveries
 
     def go() -> list[Any]:
-        h = resolve_home(home or os.environ.get("ORIGINE_HOME") or Path(".origine-demo"))
+        h = resolve_home(home or Path(".origine-demo"))
         if h.warehouse.exists() and not h.is_demo:
             raise OrigineError(f"{h.root} is not a demo home: refusing to put demo data in it")
         runs.activate(h, demo=True)

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import shutil
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from click.testing import CliRunner
 from origine import bundle, intake
 from origine.cli import main
 from origine.export import audit_bundle
-from origine.home import Home
 from tests.conftest import raw_forms, scan_tree_for
 
 NUMBERS = ["+33612345678", "+33612345679", "+33612345670", "+33145454545"]
