@@ -157,3 +157,45 @@ def test_same_inputs_same_bytes(made, tmp_path) -> None:
     audit_bundle(campaign, home, load_key(), again)
     for name in ("summary.json", "targets.csv", "targets.parquet", "ledger/events.jsonl", "ledger/proofs.json"):
         assert (out / name).read_bytes() == (again / name).read_bytes(), name
+
+
+def test_every_suite_runs_clean_on_a_real_home(made) -> None:
+    """The suites against what the pipeline really writes (not synthetic tables): no
+    expectation may error, and the blocking ones hold, before and after retention."""
+    from datetime import datetime, timezone
+
+    from origine import warehouse
+    from origine.retention import apply_retention
+    from origine.validation import validate
+
+    home, out, _, _ = made
+    for doc in json.loads((out / "validations.json").read_text()):
+        assert not doc["errors"] and doc["passed"], doc["suite"]
+    with warehouse.session(home.warehouse) as con:
+        apply_retention(con, now=datetime(2030, 1, 1, tzinfo=timezone.utc))
+    for suite in ("normalized_rows", "deliveries", "quarantine", "ledger_events"):
+        result = validate(home.warehouse, suite)
+        assert not result.errors and result.passed, (suite, [o.describe() for o in result.blocking_failures + result.errors])
+
+
+def test_report_renders_its_charts_in_a_real_browser(made, tmp_path) -> None:
+    """Headless Chromium (Debian's package, installed by .ci/run) renders report.html
+    offline; the screenshot is kept next to the test's files."""
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (.ci/run installs it)")
+    _, out, _, _ = made
+    shot = tmp_path / "report.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    url = (out / "report.html").as_uri()
+    dom = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-500:]
+    assert dom.stdout.count("<rect") >= 3 and 'aria-label="Verdicts"' in dom.stdout
+    assert "Audit of campaign EU24" in dom.stdout
+    subprocess.run([chromium, *flags, "--window-size=1100,1600", f"--screenshot={shot}", url],
+                   capture_output=True, timeout=120, check=True)
+    assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
