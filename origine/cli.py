@@ -234,9 +234,10 @@ def ledger_retention(home: Path | None, days: int, as_json: bool) -> None:
 @click.option("--validity-days", default=1095, show_default=True, help="How long a consent stays valid.")
 @click.option("--fail-on", "fail_on", multiple=True, type=click.Choice(["non_compliant", "unverifiable"]),
               help="Exit 1 when any target has this verdict (findings are data otherwise).")
+@click.option("--zip", "as_zip", is_flag=True, help="Also write the bundle as one file, DIR.zip.")
 @json_option
 def audit_cmd(campaign: Path, out_dir: Path, home: Path | None, validity_days: int,
-              fail_on: tuple[str, ...], as_json: bool) -> None:
+              fail_on: tuple[str, ...], as_zip: bool, as_json: bool) -> None:
     """Audit CAMPAIGN.yaml: a verdict per target, findings, claims; a signed bundle in --out."""
     from origine.export import audit_bundle
 
@@ -245,6 +246,10 @@ def audit_cmd(campaign: Path, out_dir: Path, home: Path | None, validity_days: i
         return audit_bundle(campaign, h, h.load_key(), out_dir, validity_days=validity_days)
 
     result, manifest = _guarded(go)
+    if as_zip:
+        from origine.bundle import zip_bundle
+
+        zip_bundle(out_dir, out_dir.with_name(out_dir.name + ".zip"))
     s = result.summary
     if as_json:
         click.echo(json.dumps(s, indent=2, ensure_ascii=False))

@@ -199,3 +199,15 @@ def test_report_renders_its_charts_in_a_real_browser(made, tmp_path) -> None:
     subprocess.run([chromium, *flags, "--window-size=1100,1600", f"--screenshot={shot}", url],
                    capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_audit_cli_zip_and_fingerprint(made, tmp_path) -> None:
+    home, _, campaign, _ = made
+    out = tmp_path / "cli-bundle"
+    result = CliRunner().invoke(main, ["audit", str(campaign), "--out", str(out), "--home", str(home.root), "--zip",
+                                       "--fail-on", "non_compliant"])
+    from origine.signing import load_signer
+
+    assert result.exit_code == 1  # one target is non-compliant: --fail-on says so
+    assert load_signer(home.keys).fingerprint in result.stdout
+    assert bundle.verify_bundle(tmp_path / "cli-bundle.zip", home_keys=home.keys).ok
