@@ -27,14 +27,15 @@ from typing import Any, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from origine import phones
+from origine import columns, phones
+from origine.columns import cell_text as _text
 from origine.dates import UnreadableDate, parse_instant
 from origine.errors import BadInput
 from origine.keys import HashKey
 from origine.manifest import CheckedFile, Delivery
 from origine.profiles import CANONICAL, Profile
 from origine.purposes import ParsedPurposes, parse_purposes
-from origine.readers import MALFORMED_ROW, Record, open_records
+from origine.readers import MALFORMED_ROW, NotColumnar, Record, open_batches, open_records
 from origine.special_categories import special_category
 
 # Row flags: accepted rows that carry a fact the audit must see.
@@ -173,12 +174,56 @@ def prepare_delivery(
     profile: Profile,
     segments_root: Path,
     progress: bool = False,
+    engine: str = "columns",
 ) -> DeliveryReport:
     """Read, normalize and key-hash a delivery into its segment; return its report.
 
-    The segment appears atomically (written aside, then renamed): a failure leaves
+    ``engine`` is ``"columns"`` (whole columns at a time: the production path) or
+    ``"rows"`` (one value at a time: the reference it is tested against). The
+    segment appears atomically (written aside, then renamed): a failure leaves
     nothing behind.
     """
+    if engine not in ("columns", "rows"):
+        raise ValueError(f"unknown engine {engine!r}")
+    m = delivery.manifest
+    final = segment_dir(segments_root, m.vendor, m.delivery_id, delivery.fingerprint)
+    by_rows: set[str] = set()  # files whose text only the row reader reads exactly
+    while True:
+        partial = final.with_name(f"{final.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        partial.mkdir(parents=True)
+        try:
+            report = _prepare_into(partial, delivery, key, profile, progress, engine, by_rows)
+            report.segment = str(final)
+            (partial / "report.json").write_text(json.dumps(report.to_dict(), sort_keys=True))
+            if final.exists():  # an earlier run prepared the same bytes but did not commit
+                shutil.rmtree(final)
+            os.replace(partial, final)
+            return report
+        except _ReadByRows as again:
+            shutil.rmtree(partial, ignore_errors=True)
+            by_rows.add(again.file)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+
+
+class _ReadByRows(Exception):
+    """Start the delivery again, reading ``file`` with the row-by-row reader."""
+
+    def __init__(self, file: str) -> None:
+        super().__init__(file)
+        self.file = file
+
+
+def _prepare_into(
+    folder: Path,
+    delivery: Delivery,
+    key: HashKey,
+    profile: Profile,
+    progress: bool,
+    engine: str,
+    by_rows: set[str],
+) -> DeliveryReport:
     m = delivery.manifest
     report = DeliveryReport(
         delivery_id=m.delivery_id,
@@ -190,34 +235,26 @@ def prepare_delivery(
         key_id=key.key_id,
         claims=m.claims,
     )
-    final = segment_dir(segments_root, m.vendor, m.delivery_id, delivery.fingerprint)
-    partial = final.with_name(f"{final.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    partial.mkdir(parents=True)
-    try:
-        counters = _Counters()
-        with _SegmentWriter(partial) as writer:
-            for checked in delivery.files:
+    counters = _Counters()
+    with _SegmentWriter(folder) as writer:
+        for checked in delivery.files:
+            columnar = engine == "columns" and checked.entry.path not in by_rows
+            try:
                 report.files.append(
-                    _read_file(delivery, checked, key, profile, writer, counters, progress)
+                    _read_file(delivery, checked, key, profile, writer, counters, progress, engine, columnar)
                 )
-        report.rows_read = sum(f.rows_read for f in report.files)
-        report.rows_accepted = sum(f.rows_accepted for f in report.files)
-        report.rows_quarantined = sum(f.rows_quarantined for f in report.files)
-        reasons: Counter[str] = Counter()
-        for f in report.files:
-            reasons.update(f.quarantine_reasons)
-        report.quarantine_reasons = dict(sorted(reasons.items()))
-        report.flags = dict(sorted(counters.flags.items()))
-        report.findings = counters.findings(partial / "rows.parquet")
-        report.events = _write_events(partial, m.recipient, m.delivered_at)
-        report.segment = str(final)
-        (partial / "report.json").write_text(json.dumps(report.to_dict(), sort_keys=True))
-        if final.exists():  # an earlier run prepared the same bytes but did not commit
-            shutil.rmtree(final)
-        os.replace(partial, final)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+            except NotColumnar:
+                raise _ReadByRows(checked.entry.path) from None
+    report.rows_read = sum(f.rows_read for f in report.files)
+    report.rows_accepted = sum(f.rows_accepted for f in report.files)
+    report.rows_quarantined = sum(f.rows_quarantined for f in report.files)
+    reasons: Counter[str] = Counter()
+    for f in report.files:
+        reasons.update(f.quarantine_reasons)
+    report.quarantine_reasons = dict(sorted(reasons.items()))
+    report.flags = dict(sorted(counters.flags.items()))
+    report.findings = counters.findings(folder / "rows.parquet")
+    report.events = _write_events(folder, m.recipient, m.delivered_at)
     return report
 
 
@@ -304,6 +341,15 @@ class _SegmentWriter:
         if len(self.quarantine) >= _BATCH:
             self._flush_quarantine()
 
+    def write(self, rows: pa.Table, quarantine: pa.Table) -> None:
+        """Write whole tables (the columnar path), after anything buffered."""
+        self._flush_rows()
+        self._flush_quarantine()
+        if rows.num_rows:
+            self._rows_writer.write_table(rows)
+        if quarantine.num_rows:
+            self._q_writer.write_table(quarantine)
+
     def _flush_rows(self) -> None:
         if self.rows:
             self._rows_writer.write_table(pa.Table.from_pylist(self.rows, schema=ROWS_SCHEMA))
@@ -332,22 +378,40 @@ def _read_file(
     writer: _SegmentWriter,
     counters: _Counters,
     progress: bool,
+    engine: str,
+    columnar: bool,
 ) -> FileReport:
     m = delivery.manifest
     name = checked.entry.path
     shown = f"{delivery.label}/{name}"
-    shape, records = open_records(checked.local_path, shown)
     report = FileReport(path=name, sha256=checked.sha256, size=checked.size, format={})
     reasons: Counter[str] = Counter()
     ctx = _BatchContext(m.tzinfo(), m.delivered_at, profile, key)
     mapping: dict[str, str] | None = None
     base = {"vendor": m.vendor, "delivery_id": m.delivery_id, "file": name, "file_sha256": checked.sha256}
 
-    for batch in _batches(_progress(records, shown, checked.entry.rows, progress), _BATCH):
-        if mapping is None:
-            mapping = _columns(shape.columns, profile, shown, report, counters)
-        report.rows_read += len(batch)
-        report.rows_accepted += _process_batch(batch, mapping, m.country, base, ctx, writer, reasons, counters, name)
+    bar = _progress(shown, checked.entry.rows, progress)
+    if engine == "rows":
+        shape, records = open_records(checked.local_path, shown)
+        for batch in _batches(records, _BATCH):
+            if mapping is None:
+                mapping = _columns(shape.columns, profile, shown, report, counters)
+            report.rows_read += len(batch)
+            report.rows_accepted += _process_batch(batch, mapping, m.country, base, ctx, writer, reasons, counters, name)
+            bar.update(len(batch))
+    else:
+        shape, batches = open_batches(checked.local_path, shown, columnar=columnar)
+        for cbatch in batches:
+            if mapping is None:
+                mapping = _columns(shape.columns, profile, shown, report, counters)
+            report.rows_read += len(cbatch)
+            rows, quarantine = columns.process_batch(
+                cbatch, mapping, m.country, base, ctx, reasons, counters, name, (ROWS_SCHEMA, QUARANTINE_SCHEMA)
+            )
+            writer.write(rows, quarantine)
+            report.rows_accepted += rows.num_rows
+            bar.update(len(cbatch))
+    bar.close()
 
     # Again at the end: JSON Lines discovers its keys as it goes, and a file with
     # no data rows must still have its header checked.
@@ -526,22 +590,21 @@ def _columns(
     return mapping
 
 
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    text = str(value).strip()
-    return text or None
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
-def _progress(records: Iterable[Any], name: str, total: int | None, enabled: bool) -> Iterable[Any]:
+def _progress(name: str, total: int | None, enabled: bool) -> Any:
     """A progress bar on a terminal for long files (stderr, never the values)."""
     if not enabled or not sys.stderr.isatty():
-        return records
+        return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(records, desc=Path(name).name, total=total, unit=" rows", unit_scale=True, leave=False)
+    return tqdm(desc=Path(name).name, total=total, unit=" rows", unit_scale=True, leave=False)
 
 
 __all__ = [

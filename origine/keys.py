@@ -12,9 +12,13 @@ import hmac
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from origine.errors import HashKeyError
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
 
 KEY_ENV = "ORIGINE_HASH_KEY"
 KEY_FILE_ENV = "ORIGINE_HASH_KEY_FILE"
@@ -52,6 +56,48 @@ class HashKey:
     def subject_key(self, e164: str) -> str:
         """``HMAC-SHA256(key, e164)`` as 64 lowercase hex characters."""
         return hmac.digest(self.secret, e164.encode("ascii"), "sha256").hex()
+
+    def subject_keys(self, e164: "pa.Array", con: "duckdb.DuckDBPyConnection | None" = None) -> "pa.Array":
+        """:meth:`subject_key` over a column (null stays null), on DuckDB's threads.
+
+        HMAC is spelled out as its two SHA-256 passes (RFC 2104). The key enters
+        DuckDB only as the two padded blocks in a one-row relation the query joins,
+        never as a literal or a bound constant the optimizer would fold into the plan,
+        so SQL text, query profiles and error messages cannot show it. ``con`` is for
+        tests that inspect a profiled connection.
+        """
+        import duckdb
+        import pyarrow as pa
+
+        block = self.secret if len(self.secret) <= 64 else hashlib.sha256(self.secret).digest()
+        block = block.ljust(64, b"\x00")
+        pads = pa.table({
+            "ipad": pa.array([bytes(b ^ 0x36 for b in block)], pa.binary()),
+            "opad": pa.array([bytes(b ^ 0x5C for b in block)], pa.binary()),
+        })
+        numbers = pa.table({"i": pa.array(range(len(e164)), pa.int64()), "e164": e164})
+        own = con is None
+        con = con or duckdb.connect(config={"threads": os.cpu_count() or 1})
+        try:
+            con.register("_origine_pads", pads)
+            con.register("_origine_numbers", numbers)
+            try:
+                result = con.sql(
+                    "SELECT n.i, CASE WHEN n.e164 IS NOT NULL THEN "
+                    "sha256(p.opad || unhex(sha256(p.ipad || encode(n.e164)))) END AS k "
+                    "FROM _origine_numbers n CROSS JOIN _origine_pads p"
+                ).to_arrow_table()
+            finally:
+                con.unregister("_origine_pads")
+                con.unregister("_origine_numbers")
+        finally:
+            if own:
+                con.close()
+        keys = result.column("k").combine_chunks()
+        order = result.column("i").to_numpy()
+        if len(order) > 1 and not (order[1:] > order[:-1]).all():
+            keys = keys.take(order.argsort())  # a join need not keep its input's order
+        return keys
 
     def __str__(self) -> str:  # pragma: no cover - defensive
         return f"HashKey({self.key_id})"

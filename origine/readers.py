@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
+import numpy as np
+import pyarrow as pa
+
 from origine.errors import BadInput
 
 MALFORMED_ROW = "MALFORMED_ROW"
@@ -82,12 +85,7 @@ def detect_format(name: str) -> tuple[str, str | None]:
     )
 
 
-def open_records(path: Path, name: str) -> tuple[FileShape, Iterator[Record]]:
-    """Open ``path`` (shown to users as ``name``) and stream its records.
-
-    The shape's ``columns`` is complete once the iterator is exhausted (JSON Lines
-    discovers its keys as it goes).
-    """
+def _open(path: Path, name: str) -> tuple[FileShape, Callable[[], BinaryIO]]:
     fmt, compression = detect_format(name)
     if compression is None and _is_gzip(path):
         compression = "gzip"
@@ -95,6 +93,17 @@ def open_records(path: Path, name: str) -> tuple[FileShape, Iterator[Record]]:
     opener: Callable[[], BinaryIO] = (
         (lambda: _gzip_open(path, name)) if compression else (lambda: path.open("rb"))
     )
+    return shape, opener
+
+
+def open_records(path: Path, name: str) -> tuple[FileShape, Iterator[Record]]:
+    """Open ``path`` (shown to users as ``name``) and stream its records.
+
+    The shape's ``columns`` is complete once the iterator is exhausted (JSON Lines
+    discovers its keys as it goes).
+    """
+    shape, opener = _open(path, name)
+    fmt = shape.format
     if fmt == "csv":
         return shape, _delimited(opener, name, shape)
     if fmt == "jsonl":
@@ -144,27 +153,43 @@ def detect_encoding(opener: Callable[[], BinaryIO], name: str) -> str:
     Decided over the whole file, not a sample: a cp1252 accent on row 900,000 of
     an otherwise ASCII file must not turn into a decoding error mid-run.
     """
+    return _inspect_text(opener, name)[0]
+
+
+def _inspect_text(opener: Callable[[], BinaryIO], name: str) -> tuple[str, bool]:
+    """The encoding (see :func:`detect_encoding`), and whether the bytes are plain:
+    no quote, NUL or lone carriage return, so that every line is a record and every
+    delimiter a separator (what the columnar reader needs to agree with ``csv``)."""
     with opener() as fh:
         head = fh.read(4)
         if head.startswith(codecs.BOM_UTF8):
             candidates = ["utf-8-sig"]
         elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            return "utf-16"
+            return "utf-16", False
         else:
             candidates = ["utf-8", "cp1252", "latin-1"]
     for encoding in candidates:
         decoder = codecs.getincrementaldecoder(encoding)()
+        plain, last = True, b""
         try:
             with opener() as fh:
                 while chunk := fh.read(_CHUNK):
                     decoder.decode(chunk)
+                    if plain:
+                        joined = last + chunk
+                        plain = (
+                            b'"' not in chunk
+                            and b"\x00" not in chunk
+                            and joined.count(b"\r") - joined[-1:].count(b"\r") == joined.count(b"\r\n")
+                        )
+                        last = chunk[-1:]
                 decoder.decode(b"", final=True)
-            return encoding
+            return encoding, plain and not last.endswith(b"\r")
         except UnicodeDecodeError:
             continue
     if candidates == ["utf-8-sig"]:
         raise BadInput("starts with a UTF-8 BOM but is not valid UTF-8", file=name)
-    return "latin-1"  # pragma: no cover - latin-1 decodes every byte
+    return "latin-1", False  # pragma: no cover - latin-1 decodes every byte
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -331,5 +356,172 @@ def _parquet(opener: Callable[[], BinaryIO], name: str, shape: FileShape) -> Ite
                 for values in batch.to_pylist():
                     row += 1
                     yield Record(row, {str(k): v for k, v in values.items()})
+        except (pa.ArrowException, OSError) as exc:
+            raise BadInput(f"corrupt Parquet data: {type(exc).__name__}", file=name, row=row + 1) from None
+
+
+# ---------------------------------------------------------------- whole columns
+
+
+@dataclass
+class ColumnBatch:
+    """Consecutive data rows as columns.
+
+    ``rows`` holds the row numbers of the rows that split into columns, ``columns``
+    their values by delivered column name (Arrow arrays, or lists where rows were
+    read one by one), ``problems`` the ``(row, code)`` of rows that did not split.
+    """
+
+    rows: np.ndarray
+    columns: dict[str, pa.Array | list[Any]]
+    problems: list[tuple[int, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.problems)
+
+
+class NotColumnar(Exception):
+    """The columnar reader met a row only the row-by-row reader reads exactly
+    (a row of the wrong width, a whitespace-only line): read the file again with
+    ``columnar=False``. Raised before any batch of a file that is plain throughout."""
+
+
+def open_batches(
+    path: Path, name: str, *, size: int = 100_000, columnar: bool = True
+) -> tuple[FileShape, Iterator[ColumnBatch]]:
+    """Open ``path`` (shown to users as ``name``) and stream it as column batches.
+
+    Plain delimited text (see :func:`_inspect_text`) and Parquet are read by Arrow,
+    without a Python object per value; everything else, and everything when
+    ``columnar`` is false, comes from :func:`open_records`. Both give the same rows,
+    row numbers and values (tested); the columnar CSV reader may raise
+    :class:`NotColumnar` while iterating.
+    """
+    if columnar:
+        shape, opener = _open(path, name)
+        if shape.format == "csv":
+            encoding, plain = _inspect_text(opener, name)
+            if plain and encoding != "utf-16":
+                fast = _arrow_csv(path, opener, name, shape, encoding, size)
+                if fast is not None:
+                    return shape, fast
+        elif shape.format == "parquet":
+            return shape, _arrow_parquet(opener, name, shape, size)
+    shape, records = open_records(path, name)
+    return shape, _record_batches(records, shape, size)
+
+
+def _record_batches(records: Iterator[Record], shape: FileShape, size: int) -> Iterator[ColumnBatch]:
+    pending: list[Record] = []
+
+    def flush() -> ColumnBatch:
+        good = [r for r in pending if r.values is not None]
+        problems = [(r.row, r.problem or MALFORMED_ROW) for r in pending if r.values is None]
+        columns = {c: [r.values.get(c) for r in good] for c in shape.columns}  # type: ignore[union-attr]
+        return ColumnBatch(np.array([r.row for r in good], dtype=np.int64), columns, problems)
+
+    for record in records:
+        pending.append(record)
+        if len(pending) >= size:
+            yield flush()
+            pending = []
+    if pending:
+        yield flush()
+
+
+def _arrow_csv(
+    path: Path, opener: Callable[[], BinaryIO], name: str, shape: FileShape, encoding: str, size: int
+) -> Iterator[ColumnBatch] | None:
+    """Arrow's CSV reader over a plain file, or None when the header needs ``csv``."""
+    import pyarrow.csv as pacsv
+
+    with opener() as raw:
+        first = io.TextIOWrapper(raw, encoding=encoding, newline="").readline()  # type: ignore[arg-type]
+    if not first.strip() or not first.endswith(("\n", "\r\n")):
+        return None  # blank lines before the header, or a header-only file without newline
+    shape.encoding = encoding
+    delimiter = "\t" if name.lower().removesuffix(".gz").endswith((".tsv", ".tab")) else None
+    shape.delimiter = delimiter or sniff_delimiter(first)
+    columns = header_names(first.rstrip("\r\n").split(shape.delimiter))
+    shape.columns = columns
+
+    def invalid(row: Any) -> str:
+        return "error"  # Arrow's message quotes the row: never let it out (see below)
+
+    def batches() -> Iterator[ColumnBatch]:
+        source: Any = str(path) if shape.compression is None else opener()
+        refused = False
+        try:
+            reader = pacsv.open_csv(
+                source,
+                read_options=pacsv.ReadOptions(
+                    encoding="utf8" if encoding.startswith("utf-8") else encoding,
+                    skip_rows=1,
+                    column_names=columns,
+                    block_size=1 << 24,
+                ),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=shape.delimiter,
+                    quote_char=False,
+                    escape_char=False,
+                    newlines_in_values=False,
+                    ignore_empty_lines=True,
+                    invalid_row_handler=invalid,
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.string() for c in columns},
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+            row = 0
+            for batch in reader:
+                for lo in range(0, batch.num_rows, size):
+                    part = batch.slice(lo, size)
+                    cols = {c: part.column(i) for i, c in enumerate(columns)}
+                    if len(columns) == 1:
+                        _no_blank_lines(cols[columns[0]], name)
+                    yield ColumnBatch(np.arange(row + 1, row + 1 + part.num_rows, dtype=np.int64), cols)
+                    row += part.num_rows
+        except pa.ArrowInvalid:
+            refused = True
+        finally:
+            if not isinstance(source, str):
+                source.close()
+        if refused:
+            # Raised out here, without the original: Arrow's parse errors quote the
+            # raw row, numbers included, and must not ride along as __context__.
+            raise NotColumnar(f"{name}: a row that is not plain delimited text")
+
+    return batches()
+
+
+def _no_blank_lines(values: pa.Array, name: str) -> None:
+    """``csv`` skips a whitespace-only line; Arrow reads it as a one-column row."""
+    import pyarrow.compute as pc
+
+    from origine.dates import PY_WHITESPACE
+
+    if pc.any(pc.equal(pc.utf8_trim(values, characters=PY_WHITESPACE), "")).as_py():
+        raise NotColumnar(f"{name}: a whitespace-only line")
+
+
+def _arrow_parquet(opener: Callable[[], BinaryIO], name: str, shape: FileShape, size: int) -> Iterator[ColumnBatch]:
+    import pyarrow.parquet as pq
+
+    with opener() as raw:
+        data: BinaryIO = raw if raw.seekable() else io.BytesIO(raw.read())
+        try:
+            pfile = pq.ParquetFile(data)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise BadInput(f"unreadable Parquet file: {type(exc).__name__}", file=name) from None
+        columns = [str(c) for c in pfile.schema_arrow.names]
+        shape.columns = columns
+        row = 0
+        try:
+            for batch in pfile.iter_batches(batch_size=size):
+                cols = {c: batch.column(i) for i, c in enumerate(columns)}
+                yield ColumnBatch(np.arange(row + 1, row + 1 + batch.num_rows, dtype=np.int64), cols)
+                row += batch.num_rows
         except (pa.ArrowException, OSError) as exc:
             raise BadInput(f"corrupt Parquet data: {type(exc).__name__}", file=name, row=row + 1) from None
