@@ -7,8 +7,8 @@ about N events (default 5M) over random hex subject keys: per subject a
 ``collected``, one or two ``consent_granted`` (electoral, marketing, transfer),
 a ``delivered``, and for some a ``transferred`` (acquired_from), an ``opted_out``
 (vendor flag) or a ``consent_withdrawn``; the matching ``delivery_rows`` and
-``deliveries`` (with claims) and a tree head covering them. Event payloads and
-leaf hashes are not computed (the audit never reads them; ``--payload`` computes
+``deliveries`` (with claims) and a tree head covering them. Leaf hashes are not
+computed (the audit never reads them; ``--payload`` computes
 them when you want the ledger's real size on disk).
 
 The campaign targets M subjects (default 1M): ``--route deliveries`` names the
@@ -166,16 +166,11 @@ def build(root: Path, events: int, targets: int, route: str, payload: bool) -> d
              at="TIMESTAMPTZ '2024-03-01'", purpose="'political.electoral'", origin="'dpo-request'", **dpo),
     ]
     names = ", ".join(f'"{n}"' for n, _ in flat)
-    if payload:
-        body = f"SELECT {names}, {ledger.PAYLOAD_SQL} AS payload FROM ({' UNION ALL '.join(parts)})"
-        leaf = ledger.LEAF_SQL
-    else:
-        body = f"SELECT {names}, NULL::VARCHAR AS payload FROM ({' UNION ALL '.join(parts)})"
-        leaf = "unhex(repeat('00', 32))"
+    leaf = ledger.LEAF_SQL if payload else "unhex(repeat('00', 32))"
     con.execute(
         f"""
-        INSERT INTO ledger_events
-        SELECT row_number() OVER () - 1, {names}, payload, {leaf}, NULL FROM ({body})
+        INSERT INTO ledger_events (seq, {names}, leaf_hash, erased_at)
+        SELECT row_number() OVER () - 1, {names}, {leaf}, NULL FROM ({' UNION ALL '.join(parts)})
         """
     )
     size = ledger.tree_size(con)

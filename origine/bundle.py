@@ -51,7 +51,7 @@ def write_evidence(con: duckdb.DuckDBPyConnection, out_dir: Path, summary: dict[
     con.register("_bundle_keys", keys)
     try:
         rows = con.execute(
-            "SELECT seq, payload FROM ledger_events WHERE erased_at IS NULL AND seq < ? "
+            f"SELECT seq, {ledger.PAYLOAD_SQL} AS payload FROM ledger_events WHERE erased_at IS NULL AND seq < ? "
             "AND subject_key IN (SELECT subject_key FROM _bundle_keys WHERE subject_key IS NOT NULL) ORDER BY seq",
             [size],
         ).fetchall()

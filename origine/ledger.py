@@ -3,10 +3,12 @@
 Each event is one row of ``ledger_events`` keyed by subject key: ``collected``,
 ``consent_granted`` / ``consent_withdrawn``, ``opted_out``, ``transferred``,
 ``delivered``, ``targeted``, ``erased``. Its Merkle leaf is its canonical
-serialization (``payload``: UTF-8 JSON, keys sorted, no insignificant whitespace),
-computed in SQL from the row's own columns, so the columns the audit reads and
-the bytes the tree commits to cannot drift apart unnoticed: ``check_ledger``
-recomputes one from the other.
+serialization (the payload: UTF-8 JSON, keys sorted, no insignificant whitespace),
+computed in SQL from the row's own columns (:data:`PAYLOAD_SQL`), so the columns
+the audit reads and the bytes the tree commits to cannot drift apart unnoticed:
+``check_ledger`` recomputes the leaf from the columns. The payload itself is not
+stored: it would double the ledger's size for bytes the columns already fix;
+bundles and checks recompute it.
 
 Events are built in the parallel prepare step (per delivery, into the segment);
 ``append_events`` is the short serialized step that numbers them, extends the
@@ -15,6 +17,7 @@ tree and records a tree head, inside the caller's transaction.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -67,7 +71,6 @@ SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS ledger_events (
     seq BIGINT NOT NULL,
     {", ".join(f'"{n}" {t}' for n, t in EVENT_COLUMNS)},
-    payload VARCHAR,
     leaf_hash BLOB NOT NULL,
     erased_at TIMESTAMPTZ
 );
@@ -117,7 +120,7 @@ PAYLOAD_SQL = """to_json(struct_pack(
     "type" := "type",
     "v" := 1
 ))"""
-LEAF_SQL = "unhex(sha256('\\x00'::BLOB || encode(payload)))"
+LEAF_SQL = f"unhex(sha256('\\x00'::BLOB || encode({PAYLOAD_SQL})))"  # from the flat columns
 
 
 def install(con: duckdb.DuckDBPyConnection) -> None:
@@ -192,40 +195,37 @@ def write_events(
 ) -> int:
     """Write the events a query yields to ``out`` (Parquet, in order, with leaf hashes).
 
-    The payloads come from SQL; their leaf hashes are computed here with hashlib,
-    about ten times faster than DuckDB's ``sha256`` on this machine. ``check_ledger``
-    recomputes them in SQL, so the two must (and are tested to) agree.
+    The payloads come from SQL, streamed; their leaf hashes are computed here with
+    hashlib, several times faster than DuckDB's ``sha256`` on this machine; the
+    payloads are then dropped (see the module docstring). ``check_ledger``
+    recomputes the leaves in SQL, so the two must (and are tested to) agree.
     """
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = true")
     queries = [query] if isinstance(query, str) else list(query)
     count = 0
     writer: pq.ParquetWriter | None = None
+    schema: pa.Schema | None = None
+    leaf = hashlib.sha256
     try:
-        for i, q in enumerate(queries):
-            staged = out.with_name(f"{out.name}.part{i}")
+        for q in queries:
             # A parameter the query does not use is an error in DuckDB: pass only those it names.
             used = [v for n, v in enumerate(params, 1) if f"${n}" in q] if "$" in q else list(params)
-            try:
-                con.execute(f"COPY ({q}) TO '{_quote(staged)}' (FORMAT parquet, COMPRESSION zstd)", used)
-                source = pq.ParquetFile(staged)
-                if writer is None:
-                    # Nullable everywhere: each event type leaves other columns empty.
-                    schema = pa.schema(
-                        [f.with_nullable(True) for f in source.schema_arrow]
-                        + [pa.field("leaf_hash", pa.binary())]
-                    )
-                    writer = pq.ParquetWriter(out, schema, compression="zstd")
-                for batch in source.iter_batches(batch_size=65536):
-                    payloads = batch.column("payload").to_pylist()
-                    leaves = [merkle.leaf_hash(p.encode("utf-8")) for p in payloads]
-                    columns = [col.cast(field.type) for col, field in zip(batch.columns, schema)]
-                    writer.write_batch(
-                        pa.RecordBatch.from_arrays([*columns, pa.array(leaves, pa.binary())], schema=schema)
-                    )
-                    count += len(payloads)
-            finally:
-                staged.unlink(missing_ok=True)
+            reader = con.sql(q, params=used or None).to_arrow_reader(1 << 17)
+            if writer is None:  # written even with no events: the commit reads it
+                # Nullable everywhere: each event type leaves other columns empty.
+                schema = pa.schema(
+                    [f.with_nullable(True) for f in reader.schema if f.name != "payload"]
+                    + [pa.field("leaf_hash", pa.binary())]
+                )
+                writer = pq.ParquetWriter(out, schema, compression="zstd")
+            assert schema is not None
+            for batch in reader:
+                payloads = batch.column(batch.schema.get_field_index("payload")).cast(pa.binary()).to_pylist()
+                leaves = pa.array([leaf(b"\x00" + p).digest() for p in payloads], pa.binary())
+                columns = [batch.column(batch.schema.get_field_index(f.name)).cast(f.type) for f in schema][:-1]
+                writer.write_batch(pa.RecordBatch.from_arrays([*columns, leaves], schema=schema))
+                count += batch.num_rows
     finally:
         if writer is not None:
             writer.close()
@@ -240,17 +240,24 @@ def _quote(path: Path) -> str:
 
 
 class DuckDBNodeStore:
-    """A :class:`origine.merkle.NodeStore` over the ``ledger_nodes`` table."""
+    """A :class:`origine.merkle.NodeStore` over the ``ledger_nodes`` table.
+
+    Appended nodes are buffered and inserted in one statement per :meth:`flush`
+    (a statement per level and chunk costs more than the hashing); reads flush first.
+    """
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
         self._cache: dict[tuple[int, int], bytes] = {}
+        self._pending: list[tuple[int, int, Sequence[bytes]]] = []
+        self._buffered = 0
 
     def get(self, level: int, index: int) -> bytes:
         """The stored node; ``KeyError`` when absent."""
         hit = self._cache.get((level, index))
         if hit is not None:
             return hit
+        self.flush()
         row = self.con.execute(
             "SELECT hash FROM ledger_nodes WHERE level = ? AND idx = ?", [level, index]
         ).fetchone()
@@ -261,15 +268,23 @@ class DuckDBNodeStore:
         return value
 
     def put_many(self, level: int, start_index: int, hashes: Sequence[bytes]) -> None:
-        """Append consecutive nodes of one level."""
-        table = pa.table(
-            {
-                "level": pa.array([level] * len(hashes), pa.int32()),
-                "idx": pa.array(range(start_index, start_index + len(hashes)), pa.int64()),
-                "hash": pa.array(hashes, pa.binary()),
-            }
+        """Append consecutive nodes of one level (stored at the next :meth:`flush`)."""
+        self._pending.append((level, start_index, list(hashes)))
+        self._buffered += len(hashes)
+        if self._buffered >= 1 << 20:  # memory stays flat on big deliveries
+            self.flush()
+
+    def flush(self) -> None:
+        """Insert the buffered nodes."""
+        if not self._pending:
+            return
+        levels = pa.concat_arrays([pa.array(np.full(len(h), lv, np.int32)) for lv, _, h in self._pending])
+        indexes = pa.concat_arrays(
+            [pa.array(np.arange(start, start + len(h), dtype=np.int64)) for _, start, h in self._pending]
         )
-        self.con.register("_nodes_batch", table)
+        hashes = pa.array([x for _, _, h in self._pending for x in h], pa.binary())
+        self._pending, self._buffered = [], 0
+        self.con.register("_nodes_batch", pa.table({"level": levels, "idx": indexes, "hash": hashes}))
         try:
             self.con.execute("INSERT INTO ledger_nodes SELECT * FROM _nodes_batch")
         finally:
@@ -331,12 +346,14 @@ def append_events(
             "run `origine ledger check`"
         )
     con.execute(
-        f"INSERT INTO ledger_events SELECT ? + file_row_number, {_COLS}, payload, leaf_hash, NULL "
+        f"INSERT INTO ledger_events (seq, {_COLS}, leaf_hash, erased_at) "
+        f"SELECT ? + file_row_number, {_COLS}, leaf_hash, NULL "
         "FROM read_parquet(?, file_row_number = true)",
         [start, str(events_parquet)],
     )
     store = DuckDBNodeStore(con)
     frontier.extend(_leaf_hashes(events_parquet), store)
+    store.flush()
     return record_head(con, frontier, reason=reason, signer=signer)
 
 
@@ -410,8 +427,8 @@ def check_ledger(con: duckdb.DuckDBPyConnection) -> LedgerCheck:
     """Detect any edit, deletion, insertion or reordering of stored events.
 
     1. seq runs 0..n-1 without gaps or repeats;
-    2. every live event's payload is the canonical serialization of its columns,
-       and its leaf hash is SHA-256(0x00 || payload);
+    2. every live event's leaf hash is SHA-256(0x00 || the canonical
+       serialization of its columns);
     3. leaf hashes rebuilt into the tree give every recorded tree head's root,
        and the stored nodes agree with them.
     """
@@ -435,13 +452,18 @@ def check_ledger(con: duckdb.DuckDBPyConnection) -> LedgerCheck:
         ).fetchone()[0]  # type: ignore[index]
         bad(f"event sequence is not 0..{n - 1}: an event was deleted, inserted or renumbered", gap)
     row = con.execute(
-        f"""SELECT min(seq), count(*) FROM (
-                SELECT seq, payload, leaf_hash, {PAYLOAD_SQL} AS recomputed FROM ledger_events
-                WHERE erased_at IS NULL
-            ) WHERE payload IS DISTINCT FROM recomputed OR leaf_hash IS DISTINCT FROM {LEAF_SQL}"""
+        f"""SELECT min(seq), count(*) FROM ledger_events
+            WHERE erased_at IS NULL AND leaf_hash IS DISTINCT FROM {LEAF_SQL}"""
     ).fetchone()
     if row and row[1]:
-        bad(f"{row[1]} event(s) whose columns, payload and leaf hash disagree (edited)", int(row[0]))
+        bad(f"{row[1]} event(s) whose columns and leaf hash disagree (edited)", int(row[0]))
+    misshapen = con.execute(
+        "SELECT min(seq) FROM ledger_events WHERE leaf_hash IS NULL OR octet_length(leaf_hash) <> 32"
+    ).fetchone()[0]  # type: ignore[index]
+    if misshapen is not None:
+        # No tree can be rebuilt over a leaf that is not a SHA-256 digest.
+        bad("an event's leaf hash is not a 32-byte digest (edited)", int(misshapen))
+        return result
     # Rebuild the tree in seq order and compare with each recorded head.
     frontier = merkle.Frontier()
     head_iter = iter(heads)

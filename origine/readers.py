@@ -156,40 +156,39 @@ def detect_encoding(opener: Callable[[], BinaryIO], name: str) -> str:
     return _inspect_text(opener, name)[0]
 
 
-def _inspect_text(opener: Callable[[], BinaryIO], name: str) -> tuple[str, bool]:
-    """The encoding (see :func:`detect_encoding`), and whether the bytes are plain:
-    no quote, NUL or lone carriage return, so that every line is a record and every
-    delimiter a separator (what the columnar reader needs to agree with ``csv``)."""
+def _inspect_text(opener: Callable[[], BinaryIO], name: str) -> tuple[str, bool, bool]:
+    """The encoding (see :func:`detect_encoding`); whether the bytes are plain (no
+    NUL or lone carriage return: every line ends a record unless a quote spans it);
+    and whether they hold a double quote at all."""
     with opener() as fh:
         head = fh.read(4)
         if head.startswith(codecs.BOM_UTF8):
             candidates = ["utf-8-sig"]
         elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            return "utf-16", False
+            return "utf-16", False, True
         else:
             candidates = ["utf-8", "cp1252", "latin-1"]
     for encoding in candidates:
         decoder = codecs.getincrementaldecoder(encoding)()
-        plain, last = True, b""
+        plain, quoted, last = True, False, b""
         try:
             with opener() as fh:
                 while chunk := fh.read(_CHUNK):
                     decoder.decode(chunk)
+                    quoted = quoted or b'"' in chunk
                     if plain:
                         joined = last + chunk
-                        plain = (
-                            b'"' not in chunk
-                            and b"\x00" not in chunk
-                            and joined.count(b"\r") - joined[-1:].count(b"\r") == joined.count(b"\r\n")
+                        plain = b"\x00" not in chunk and (
+                            joined.count(b"\r") - joined[-1:].count(b"\r") == joined.count(b"\r\n")
                         )
                         last = chunk[-1:]
                 decoder.decode(b"", final=True)
-            return encoding, plain and not last.endswith(b"\r")
+            return encoding, plain and not last.endswith(b"\r"), quoted
         except UnicodeDecodeError:
             continue
     if candidates == ["utf-8-sig"]:
         raise BadInput("starts with a UTF-8 BOM but is not valid UTF-8", file=name)
-    return "latin-1", False  # pragma: no cover - latin-1 decodes every byte
+    return "latin-1", False, True  # pragma: no cover - latin-1 decodes every byte
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -400,9 +399,9 @@ def open_batches(
     if columnar:
         shape, opener = _open(path, name)
         if shape.format == "csv":
-            encoding, plain = _inspect_text(opener, name)
+            encoding, plain, quoted = _inspect_text(opener, name)
             if plain and encoding != "utf-16":
-                fast = _arrow_csv(path, opener, name, shape, encoding, size)
+                fast = _arrow_csv(path, opener, name, shape, encoding, size, quoted)
                 if fast is not None:
                     return shape, fast
         elif shape.format == "parquet":
@@ -430,19 +429,36 @@ def _record_batches(records: Iterator[Record], shape: FileShape, size: int) -> I
 
 
 def _arrow_csv(
-    path: Path, opener: Callable[[], BinaryIO], name: str, shape: FileShape, encoding: str, size: int
+    path: Path,
+    opener: Callable[[], BinaryIO],
+    name: str,
+    shape: FileShape,
+    encoding: str,
+    size: int,
+    quoted: bool,
 ) -> Iterator[ColumnBatch] | None:
-    """Arrow's CSV reader over a plain file, or None when the header needs ``csv``."""
+    """Arrow's CSV reader over a plain file, or None when the file needs ``csv``.
+
+    Quotes are admitted only as whole-field quoting within a line (``"06 12";x``),
+    checked over every line first: there both readers split alike, whereas a quote
+    inside a field, a doubled quote or a quoted line break is read by ``csv`` alone.
+    """
     import pyarrow.csv as pacsv
 
     with opener() as raw:
         first = io.TextIOWrapper(raw, encoding=encoding, newline="").readline()  # type: ignore[arg-type]
     if not first.strip() or not first.endswith(("\n", "\r\n")):
         return None  # blank lines before the header, or a header-only file without newline
-    shape.encoding = encoding
     delimiter = "\t" if name.lower().removesuffix(".gz").endswith((".tsv", ".tab")) else None
-    shape.delimiter = delimiter or sniff_delimiter(first)
-    columns = header_names(first.rstrip("\r\n").split(shape.delimiter))
+    delimiter = delimiter or sniff_delimiter(first)
+    if quoted and not _simply_quoted(path, opener, shape, encoding, delimiter):
+        return None
+    header = first.rstrip("\r\n").split(delimiter)
+    if any('"' in cell for cell in header):
+        return None  # keep header parsing to csv (it is one line: nothing to gain)
+    shape.encoding = encoding
+    shape.delimiter = delimiter
+    columns = header_names(header)
     shape.columns = columns
 
     def invalid(row: Any) -> str:
@@ -462,7 +478,8 @@ def _arrow_csv(
                 ),
                 parse_options=pacsv.ParseOptions(
                     delimiter=shape.delimiter,
-                    quote_char=False,
+                    quote_char='"' if quoted else False,
+                    double_quote=False,
                     escape_char=False,
                     newlines_in_values=False,
                     ignore_empty_lines=True,
@@ -494,6 +511,42 @@ def _arrow_csv(
             raise NotColumnar(f"{name}: a row that is not plain delimited text")
 
     return batches()
+
+
+def _simply_quoted(
+    path: Path, opener: Callable[[], BinaryIO], shape: FileShape, encoding: str, delimiter: str
+) -> bool:
+    """True when every line is fields that are either free of quotes or wholly
+    quoted without a quote inside (RE2 over the lines, read by Arrow as one column)."""
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    d = "\\t" if delimiter == "\t" else "\\" + delimiter
+    field_re = f'(?:[^"{d}]*|"[^"]*")'
+    line_re = f"^{field_re}(?:{d}{field_re})*$"
+    source: Any = str(path) if shape.compression is None else opener()
+    try:
+        reader = pacsv.open_csv(
+            source,
+            read_options=pacsv.ReadOptions(
+                encoding="utf8" if encoding.startswith("utf-8") else encoding,
+                column_names=["line"],
+                block_size=1 << 24,
+            ),
+            # Each line one value: a line holding the unit separator gets two and is
+            # refused, which only sends the file to the row reader.
+            parse_options=pacsv.ParseOptions(delimiter="\x1f", quote_char=False, escape_char=False),
+            convert_options=pacsv.ConvertOptions(column_types={"line": pa.string()}, strings_can_be_null=False),
+        )
+        for batch in reader:
+            if not pc.all(pc.match_substring_regex(batch.column(0), line_re)).as_py():
+                return False
+        return True
+    except pa.ArrowInvalid:
+        return False
+    finally:
+        if not isinstance(source, str):
+            source.close()
 
 
 def _no_blank_lines(values: pa.Array, name: str) -> None:

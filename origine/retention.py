@@ -89,7 +89,7 @@ def apply_retention(
         )
         sets = ", ".join(f'"{c}" = NULL' for c in _ATTRIBUTES)
         con.execute(
-            f"UPDATE ledger_events SET {sets}, payload = NULL, erased_at = ? "
+            f"UPDATE ledger_events SET {sets}, erased_at = ? "
             "WHERE seq IN (SELECT event_seq FROM erasures WHERE erasure_seq = ?)",
             [now, erasure_seq],
         )

@@ -112,7 +112,7 @@ def test_unknown_purpose_word_is_a_finding(home, key, make_delivery) -> None:
 
 
 def _entries(con) -> list[bytes]:
-    return [p.encode() for (p,) in con.execute("SELECT payload FROM ledger_events ORDER BY seq").fetchall()]
+    return [p.encode() for (p,) in con.execute(f"SELECT {ledger.PAYLOAD_SQL} FROM ledger_events ORDER BY seq").fetchall()]
 
 
 def test_proofs_verified_by_an_independent_verifier(populated) -> None:
@@ -149,7 +149,7 @@ def test_retention_erases_attributes_and_keeps_old_heads_verifiable(populated, k
     assert result.subjects == 1 and result.events > 0
     assert con.execute("SELECT count(*) FROM ledger_events WHERE subject_key = ?", [s2]).fetchall() == [(0,)]
     assert con.execute("SELECT count(*) FROM delivery_rows WHERE subject_key = ?", [s2]).fetchall() == [(0,)]
-    erased = con.execute("SELECT type, payload, proof FROM ledger_events WHERE seq = ?", [result.erasure_seq]).fetchall()
+    erased = con.execute("SELECT type, subject_key, proof FROM ledger_events WHERE seq = ?", [result.erasure_seq]).fetchall()
     assert erased[0][0] == "erased" and erased[0][2] is not None
     check = ledger.check_ledger(con)
     assert check.ok, check.describe()
@@ -165,7 +165,9 @@ def test_retention_erases_attributes_and_keeps_old_heads_verifiable(populated, k
     "tamper,first_bad",
     [
         ("UPDATE ledger_events SET purpose = 'research.polling' WHERE seq = 3", 3),
-        ("UPDATE ledger_events SET payload = replace(payload, 'broker-a', 'broker-z') WHERE seq = 2", 2),
+        ("UPDATE ledger_events SET vendor = replace(vendor, 'broker-a', 'broker-z') WHERE seq = 2", 2),
+        ("UPDATE ledger_events SET leaf_hash = unhex(sha256('forged')) WHERE seq = 6", 6),
+        ("UPDATE ledger_events SET leaf_hash = sha256('forged')::BLOB WHERE seq = 7", 7),  # 64 bytes
         ("UPDATE ledger_events SET \"at\" = \"at\" - INTERVAL 1 DAY WHERE seq = 4", 4),
         ("DELETE FROM ledger_events WHERE seq = 5", 5),
         ("UPDATE ledger_events SET seq = CASE seq WHEN 1 THEN 2 WHEN 2 THEN 1 ELSE seq END", 1),
@@ -183,11 +185,10 @@ def test_edit_delete_reorder_are_detected(populated, tamper, first_bad) -> None:
 
 
 def test_consistent_rewrite_is_caught_by_the_heads(populated) -> None:
-    """An operator who rewrites an event, its payload and its leaf hash together is
-    still caught: the recorded (signed) tree heads no longer match."""
+    """An operator who rewrites an event and its leaf hash together is still
+    caught: the recorded (signed) tree heads no longer match."""
     con = con_for(populated)
     con.execute("UPDATE ledger_events SET source = 'forged' WHERE seq = 0")
-    con.execute(f"UPDATE ledger_events SET payload = {ledger.PAYLOAD_SQL} WHERE seq = 0")
     con.execute(f"UPDATE ledger_events SET leaf_hash = {ledger.LEAF_SQL} WHERE seq = 0")
     con.execute("UPDATE ledger_nodes SET hash = (SELECT leaf_hash FROM ledger_events WHERE seq = 0) WHERE level = 0 AND idx = 0")
     check = ledger.check_ledger(con)
