@@ -242,8 +242,9 @@ def _quote(path: Path) -> str:
 class DuckDBNodeStore:
     """A :class:`origine.merkle.NodeStore` over the ``ledger_nodes`` table.
 
-    Appended nodes are buffered and inserted in one statement per :meth:`flush`
-    (a statement per level and chunk costs more than the hashing); reads flush first.
+    Level 0 (the events' leaf hashes) is inserted by :func:`append_events` in SQL,
+    straight from the events file; higher nodes are buffered and inserted in few
+    statements (one per level and chunk costs more than the hashing); reads flush first.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -269,6 +270,8 @@ class DuckDBNodeStore:
 
     def put_many(self, level: int, start_index: int, hashes: Sequence[bytes]) -> None:
         """Append consecutive nodes of one level (stored at the next :meth:`flush`)."""
+        if level == 0:
+            return  # already inserted with the events (see append_events)
         self._pending.append((level, start_index, list(hashes)))
         self._buffered += len(hashes)
         if self._buffered >= 1 << 20:  # memory stays flat on big deliveries
@@ -348,6 +351,11 @@ def append_events(
     con.execute(
         f"INSERT INTO ledger_events (seq, {_COLS}, leaf_hash, erased_at) "
         f"SELECT ? + file_row_number, {_COLS}, leaf_hash, NULL "
+        "FROM read_parquet(?, file_row_number = true)",
+        [start, str(events_parquet)],
+    )
+    con.execute(
+        "INSERT INTO ledger_nodes SELECT 0, ? + file_row_number, leaf_hash "
         "FROM read_parquet(?, file_row_number = true)",
         [start, str(events_parquet)],
     )
