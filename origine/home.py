@@ -7,7 +7,9 @@ Layout::
       dagster/             DAGSTER_HOME: run and event storage (SQLite by default)
       landing/             deliveries dropped here are picked up by the sensor
       suppressions/        STOP replies, DPO requests, do-not-call lists
-      campaigns/           campaign specs
+      campaigns/           campaign specs (the campaigns sensor audits each one dropped here)
+      bundles/             audit bundles written by campaign audit runs
+      reports/             lists of subject keys with consents about to expire (never numbers)
       segments/            immutable per-delivery Parquet segments
       profiles/            vendor profiles (<vendor>.yaml)
       gx/                  Great Expectations context and Data Docs
@@ -111,6 +113,16 @@ class Home:
     def campaigns(self) -> Path:
         """Where campaign specs are dropped."""
         return self.root / "campaigns"
+
+    @property
+    def bundles(self) -> Path:
+        """Audit bundles written by the campaign audit job."""
+        return self.root / "bundles"
+
+    @property
+    def reports(self) -> Path:
+        """Nightly lists (subject keys, never numbers) of consents about to expire."""
+        return self.root / "reports"
 
     @property
     def segments(self) -> Path:
