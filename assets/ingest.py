@@ -108,8 +108,24 @@ def warehouse_delivery(
 ) -> dg.Output[dict[str, Any]]:
     """The delivery committed to the warehouse in one transaction (all or nothing)."""
     report = DeliveryReport.from_dict(delivery_segment)
+    started = time.monotonic()
     committed = intake.commit(report, origine.get_home(), label=report.segment or report.delivery_id)
-    return dg.Output(committed.to_dict(), metadata={"duplicate": committed.duplicate})
+    elapsed = time.monotonic() - started
+    tree = committed.ledger or {}
+    context.log.info(
+        f"{committed.vendor}/{committed.delivery_id}: "
+        + ("duplicate, nothing appended" if committed.duplicate else f"{committed.events} events appended")
+        + f"; tree size {tree.get('tree_size')}"
+    )
+    return dg.Output(committed.to_dict(), metadata={
+        "duplicate": committed.duplicate,
+        "rows_accepted": committed.rows_accepted,
+        "rows_quarantined": committed.rows_quarantined,
+        "events_appended": 0 if committed.duplicate else committed.events,
+        "tree_size": tree.get("tree_size"),
+        "root_hash": tree.get("root_hash"),
+        "commit_seconds": round(elapsed, 3),
+    })
 
 
 @dg.asset_check(asset=warehouse_delivery, blocking=False, partitions_def=deliveries_partitions)
@@ -135,6 +151,7 @@ def _metadata(report: DeliveryReport, elapsed: float) -> dict[str, Any]:
         "rows_accepted": report.rows_accepted,
         "rows_quarantined": report.rows_quarantined,
         "rows_per_second": round(report.rows_read / elapsed, 1),
+        "seconds": round(elapsed, 3),
         "quarantine_reasons": dg.MetadataValue.json(report.quarantine_reasons),
         "findings": dg.MetadataValue.json(report.findings),
     }

@@ -274,3 +274,32 @@ def _relative_file(value: Any, path: Path, name: str, bad: Any) -> Path:
     if not target.is_file():
         raise bad(f"file not found: {value}", name)
     return target
+
+
+CAMPAIGN_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class CampaignFile:
+    """A campaign spec found in the campaigns folder, with the run key of its current bytes."""
+
+    path: Path
+    run_key: str
+
+
+def scan_campaigns(folder: Path) -> list[CampaignFile]:
+    """Campaign specs (``*.yaml``/``*.yml``) in ``folder``, sorted by name.
+
+    Names starting with ``.`` or ending in ``.partial`` are being copied and are skipped;
+    other files (target lists, send reports the specs point to) are not specs. The
+    run key changes with the file's size and mtime, so an edited spec is audited again.
+    """
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.name.startswith(".") or path.suffix.lower() not in CAMPAIGN_SUFFIXES:
+            continue
+        st = path.stat()
+        found.append(CampaignFile(path, f"{path.name}:{st.st_size}:{st.st_mtime_ns}"))
+    return found

@@ -7,7 +7,9 @@ Layout::
       dagster/             DAGSTER_HOME: run and event storage (SQLite by default)
       landing/             deliveries dropped here are picked up by the sensor
       suppressions/        STOP replies, DPO requests, do-not-call lists
-      campaigns/           campaign specs
+      campaigns/           campaign specs (the campaigns sensor audits each one dropped here)
+      bundles/             audit bundles written by campaign audit runs
+      reports/             lists of subject keys with consents about to expire (never numbers)
       segments/            immutable per-delivery Parquet segments
       profiles/            vendor profiles (<vendor>.yaml)
       gx/                  Great Expectations context and Data Docs
@@ -18,6 +20,7 @@ Layout::
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +28,9 @@ from origine.keys import HashKey, load_key
 
 HOME_ENV = "ORIGINE_HOME"
 DEMO_MARKER = ".demo-home"
+PG_URL_ENV = "ORIGINE_DAGSTER_PG_URL"
 
+_MANAGED = "# Written by origine."
 _DAGSTER_YAML = """\
 # Written by origine. SQLite storage under this folder is the embedded default;
 # see docs/deployment.md for PostgreSQL.
@@ -35,6 +40,47 @@ concurrency:
   pools:
     default_limit: 1
 """
+_DAGSTER_YAML_PG = """\
+# Written by origine because $ORIGINE_DAGSTER_PG_URL was set: runs, events and
+# schedules are stored in PostgreSQL (see docs/deployment.md). The URL, with its
+# password, is read from the environment at each start; it is never written here.
+# Delete this file to go back to SQLite.
+telemetry:
+  enabled: false
+storage:
+  postgres:
+    postgres_url:
+      env: ORIGINE_DAGSTER_PG_URL
+concurrency:
+  pools:
+    default_limit: 1
+"""
+
+
+def dagster_yaml(env: Mapping[str, str] | None = None) -> str:
+    """The ``dagster.yaml`` origine writes: PostgreSQL storage when ``$ORIGINE_DAGSTER_PG_URL`` is set."""
+    env = os.environ if env is None else env
+    return _DAGSTER_YAML_PG if env.get(PG_URL_ENV) else _DAGSTER_YAML
+
+
+def check_pg_url(url: str) -> None:
+    """Refuse a ``postgresql://`` URL without a driver when SQLAlchemy would pick one that is missing.
+
+    dagster-postgres ships psycopg2; SQLAlchemy 2.1 reads a bare ``postgresql://`` as
+    psycopg 3. The message never repeats the URL (it may hold a password).
+    """
+    from origine.errors import OrigineError
+
+    scheme = url.split("://", 1)[0].lower()
+    if scheme not in ("postgresql", "postgres"):
+        return
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise OrigineError(
+            f"${PG_URL_ENV} names no driver: write it postgresql+psycopg2://user@host:5432/db "
+            "(psycopg2 comes with dagster-postgres; SQLAlchemy 2.1 reads postgresql:// as psycopg 3)"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -67,6 +113,16 @@ class Home:
     def campaigns(self) -> Path:
         """Where campaign specs are dropped."""
         return self.root / "campaigns"
+
+    @property
+    def bundles(self) -> Path:
+        """Audit bundles written by the campaign audit job."""
+        return self.root / "bundles"
+
+    @property
+    def reports(self) -> Path:
+        """Nightly lists (subject keys, never numbers) of consents about to expire."""
+        return self.root / "reports"
 
     @property
     def segments(self) -> Path:
@@ -105,15 +161,31 @@ class Home:
             self.segments, self.profiles, self.gx, self.scratch, self.keys,
         ):
             folder.mkdir(parents=True, exist_ok=True)
-        config = self.dagster / "dagster.yaml"
-        if not config.exists():
-            config.write_text(_DAGSTER_YAML, encoding="utf-8")
+        self._write_dagster_yaml()
         if demo:
             (self.root / DEMO_MARKER).write_text(
                 "This home was created by `origine demo` with the public demo key.\n",
                 encoding="utf-8",
             )
         return self
+
+    def _write_dagster_yaml(self) -> None:
+        """Write ``dagster.yaml``; switch an origine-written SQLite one to PostgreSQL when configured.
+
+        Never the other way: a home whose instance moved to PostgreSQL does not silently
+        fall back to an empty SQLite instance when the variable is missing (Dagster then
+        fails, naming the variable). A file without origine's header is the operator's
+        and is left alone.
+        """
+        config = self.dagster / "dagster.yaml"
+        wanted = dagster_yaml()
+        if config.exists():
+            current = config.read_text(encoding="utf-8")
+            if current == wanted or not current.startswith(_MANAGED) or wanted == _DAGSTER_YAML:
+                return
+        partial = config.with_name(f".dagster.yaml.{os.getpid()}")
+        partial.write_text(wanted, encoding="utf-8")
+        os.replace(partial, config)
 
     def load_key(self) -> HashKey:
         """The hashing key for this home; the demo key only on a demo home."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from origine.errors import BadInput, DeliveryConflict, HashKeyError, OrigineError
-from origine.home import Home
+from origine.home import PG_URL_ENV, Home, check_pg_url
 from origine.ingest import DeliveryReport
 from origine.manifest import partition_key, peek_identity
 
@@ -24,7 +24,12 @@ _ERRORS: dict[str, type[OrigineError]] = {
 
 
 def activate(home: Home, *, demo: bool = False) -> None:
-    """Point this process (and the Dagster code it loads) at ``home``."""
+    """Point this process (and the Dagster code it loads) at ``home``.
+
+    With ``$ORIGINE_DAGSTER_PG_URL`` set, the instance is on PostgreSQL (see ``Home.ensure``).
+    """
+    if os.environ.get(PG_URL_ENV):
+        check_pg_url(os.environ[PG_URL_ENV])
     home.ensure(demo=demo)
     os.environ["ORIGINE_HOME"] = str(home.root)
     os.environ["DAGSTER_HOME"] = str(home.dagster)

@@ -10,6 +10,7 @@ import os
 
 import dagster as dg
 
+from assets.audits import campaign_audit, campaigns_sensor, consent_revalidation, nightly_consents
 from assets.ingest import (
     delivery_segment,
     rows_accounted_for,
@@ -48,9 +49,10 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[delivery_segment, warehouse_delivery],
         asset_checks=[rows_accounted_for, segment_expectations, warehouse_expectations],
-        jobs=[ingest_job, ledger_maintenance, ledger_check, suppressions_job],
-        schedules=[daily_maintenance, weekly_check],
-        sensors=[landing_sensor, suppressions_sensor],
+        jobs=[ingest_job, ledger_maintenance, ledger_check, suppressions_job, campaign_audit,
+              consent_revalidation],
+        schedules=[daily_maintenance, weekly_check, nightly_consents],
+        sensors=[landing_sensor, suppressions_sensor, campaigns_sensor],
         resources={
             "origine": OrigineHome(
                 home=os.environ.get("ORIGINE_HOME") or os.path.expanduser("~/.origine"),
