@@ -100,6 +100,27 @@ def reclaim_dead_runs(instance: Any) -> list[str]:
     return reclaimed
 
 
+def open_instance(home: Home) -> Any:
+    """The home's Dagster instance, its SQLite storage created by one process at a time.
+
+    Two runs starting together on a fresh home both create the storage's tables and
+    the second fails (``table alembic_version already exists``): a file lock orders them.
+    """
+    import fcntl
+
+    import dagster as dg
+
+    with open(home.dagster / ".instance.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        instance = dg.DagsterInstance.get()
+        # touch every storage so its schema exists before the lock is let go
+        instance.get_runs(limit=1)
+        instance.get_dynamic_partitions("deliveries")
+        if instance.schedule_storage is not None:
+            instance.schedule_storage.all_instigator_state()
+    return instance
+
+
 def ingest_via_dagster(home: Home, path: Path, *, progress: bool = False) -> DeliveryReport:
     """Run the ``ingest_delivery`` job for one delivery; return its committed report."""
     import dagster as dg
@@ -110,7 +131,7 @@ def ingest_via_dagster(home: Home, path: Path, *, progress: bool = False) -> Del
 
     vendor, delivery_id = peek_identity(path)
     key = partition_key(vendor, delivery_id)
-    instance = dg.DagsterInstance.get()
+    instance = open_instance(home)
     reclaim_dead_runs(instance)
     if not instance.has_dynamic_partition(deliveries_partitions.name, key):
         instance.add_dynamic_partitions(deliveries_partitions.name, [key])
