@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import click
 
-from origine.errors import OrigineError
+from origine.errors import OrigineError, storage_problem
 from origine.home import resolve_home
 
 home_option = click.option(
@@ -29,21 +29,32 @@ home_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
-def _fail(exc: BaseException) -> None:
+def _explained(exc: BaseException, home: Any = None) -> BaseException:
+    """A full disk or a read-only home said plainly, whatever layer noticed it."""
     if isinstance(exc, OrigineError):
-        click.echo(f"origine: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    click.echo(f"origine: internal error: {type(exc).__name__}: {exc}", err=True)
-    sys.exit(1)
+        return exc
+    return storage_problem(exc, home) or exc
 
 
-def _guarded(fn: Callable[[], Any]) -> Any:
+def _error_line(exc: BaseException) -> str:
+    if isinstance(exc, OrigineError):
+        return f"origine: error: {exc}"
+    return f"origine: internal error: {type(exc).__name__}: {exc}"
+
+
+def _fail(exc: BaseException, home: Path | None = None) -> None:
+    exc = _explained(exc, resolve_home(home).root)
+    click.echo(_error_line(exc), err=True)
+    sys.exit(exc.exit_code if isinstance(exc, OrigineError) else 1)
+
+
+def _guarded(fn: Callable[[], Any], home: Path | None = None) -> Any:
     try:
         return fn()
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as exc:  # every error leaves with a status and one line
-        _fail(exc)
+        _fail(exc, home)
 
 
 @click.group()
@@ -77,16 +88,36 @@ def _print_reports(reports: Sequence[Any], as_json: bool) -> None:
 @home_option
 @json_option
 def ingest(paths: tuple[Path, ...], home: Path | None, as_json: bool) -> None:
-    """Ingest deliveries (folders or .zip files), each as a Dagster run."""
+    """Ingest deliveries (folders or .zip files), each as a Dagster run.
+
+    Each delivery lands or fails on its own: a bad one is reported (on stderr)
+    and the others still land. The exit status is then 2 when every failure was
+    bad input, 1 when any was something else.
+    """
     from origine import runs
 
-    def go() -> list[Any]:
+    def setup() -> Any:
         h = resolve_home(home)
         runs.activate(h)
         h.load_key()  # refuse early: no key, or the demo key outside a demo home
-        return [runs.ingest_via_dagster(h, p, progress=not as_json) for p in paths]
+        return h
 
-    _print_reports(_guarded(go), as_json)
+    h = _guarded(setup, home)
+    reports: list[Any] = []
+    failures: list[BaseException] = []
+    for p in paths:
+        try:
+            reports.append(runs.ingest_via_dagster(h, p, progress=not as_json))
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # this delivery fails alone
+            exc = _explained(exc, h.root)
+            failures.append(exc)
+            click.echo(_error_line(exc), err=True)
+    _print_reports(reports, as_json)
+    if failures:
+        codes = {exc.exit_code if isinstance(exc, OrigineError) else 1 for exc in failures}
+        sys.exit(1 if 1 in codes else max(codes))
 
 
 @main.command()
@@ -127,7 +158,7 @@ def demo(home: Path | None, rows: int, as_json: bool) -> None:
             click.echo(f"signed bundle: {out}  (check it: origine verify {out} --home {h.root})")
         return reports
 
-    _print_reports(_guarded(go), as_json)
+    _print_reports(_guarded(go, home), as_json)
 
 
 @main.command()
@@ -153,7 +184,7 @@ def suppress(paths: tuple[Path, ...], home: Path | None, country: str, origin: s
             for p in paths
         ]
 
-    reports = _guarded(go)
+    reports = _guarded(go, home)
     if as_json:
         click.echo(json.dumps(reports, indent=2))
         return
@@ -181,7 +212,7 @@ def ledger_check(home: Path | None, as_json: bool) -> None:
         with warehouse.session(h.warehouse) as con:
             return ledger_mod.check_ledger(con)
 
-    result = _guarded(go)
+    result = _guarded(go, home)
     if as_json:
         click.echo(json.dumps(result.__dict__, indent=2))
     else:
@@ -201,7 +232,7 @@ def ledger_head(home: Path | None, as_json: bool) -> None:
         with warehouse.session(resolve_home(home).warehouse) as con:
             return ledger_mod.latest_head(con)
 
-    head = _guarded(go)
+    head = _guarded(go, home)
     doc = head.to_dict() if head else {"tree_size": 0, "root_hash": None}
     click.echo(json.dumps(doc, indent=2) if as_json else " ".join(f"{k}={v}" for k, v in doc.items()))
 
@@ -221,7 +252,7 @@ def ledger_retention(home: Path | None, days: int, as_json: bool) -> None:
         with warehouse.session(h.warehouse) as con:
             return apply_retention(con, days=days, signer=load_signer(h.keys))
 
-    result = _guarded(go).to_dict()
+    result = _guarded(go, home).to_dict()
     click.echo(json.dumps(result, indent=2) if as_json else
                f"erased {result['events']} events of {result['subjects']} subjects (last contact before {result['cutoff']})")
 
@@ -245,7 +276,7 @@ def audit_cmd(campaign: Path, out_dir: Path, home: Path | None, validity_days: i
         h = resolve_home(home).ensure()
         return audit_bundle(campaign, h, h.load_key(), out_dir, validity_days=validity_days)
 
-    result, manifest = _guarded(go)
+    result, manifest = _guarded(go, home)
     if as_zip:
         from origine.bundle import zip_bundle
 
@@ -302,7 +333,7 @@ def lookup_cmd(number: str, home: Path | None, country: str, as_letter: bool, as
         with warehouse.session(h.warehouse, read_only=True) as con:
             return lookup(con, subject)
 
-    answer = _guarded(go)
+    answer = _guarded(go, home)
     if as_letter:
         click.echo(letter(answer))
     elif as_json:

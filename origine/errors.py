@@ -55,3 +55,39 @@ class HashKeyError(OrigineError):
 
 class DeliveryConflict(BadInput):
     """The same (vendor, delivery_id) arrived again with different bytes."""
+
+
+class StorageError(OrigineError):
+    """The home cannot be written: disk full, quota, read-only or permission (exit 1).
+
+    Raised instead of the storage layer's own error (DuckDB, SQLite, the OS), which
+    names neither the cause plainly nor what to do; nothing was committed.
+    """
+
+    exit_code = 1
+
+
+_FULL = ("no space left", "file too large", "disk quota", "database or disk is full", "disk i/o error")
+_READ_ONLY = ("read-only file system", "permission denied", "operation not permitted", "readonly database")
+
+
+def storage_problem(exc: BaseException | str, home: object | None = None) -> StorageError | None:
+    """A :class:`StorageError` when ``exc`` (an exception or an error's text) is the home's
+    storage failing, else ``None``."""
+    import errno
+
+    code = getattr(exc, "errno", None) if isinstance(exc, BaseException) else None
+    text = str(exc).lower()
+    where = f"the home {home}" if home is not None else "the home"
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or any(s in text for s in _FULL):
+        return StorageError(
+            f"disk full: cannot write in {where} ({detail}); nothing was committed: "
+            "free space and run it again"
+        )
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM) or any(s in text for s in _READ_ONLY):
+        return StorageError(
+            f"{where} is read-only or not writable by this user ({detail}); nothing was committed: "
+            "make it writable and run it again"
+        )
+    return None

@@ -195,9 +195,19 @@ def prepare_delivery(
             report = _prepare_into(partial, delivery, key, profile, progress, engine, by_rows)
             report.segment = str(final)
             (partial / "report.json").write_text(json.dumps(report.to_dict(), sort_keys=True))
-            if final.exists():  # an earlier run prepared the same bytes but did not commit
-                shutil.rmtree(final)
-            os.replace(partial, final)
+            if final.exists():
+                # Another run prepared the same bytes (segments appear whole, by
+                # rename, and depend only on the bytes): keep it, since a concurrent
+                # commit may be reading it, and drop this run's copy.
+                shutil.rmtree(partial, ignore_errors=True)
+                return load_prepared(final)
+            try:
+                os.replace(partial, final)
+            except OSError:
+                if not final.exists():
+                    raise
+                shutil.rmtree(partial, ignore_errors=True)  # lost the race to a twin run
+                return load_prepared(final)
             return report
         except _ReadByRows as again:
             shutil.rmtree(partial, ignore_errors=True)

@@ -7,11 +7,13 @@ warehouse and the ledger in one transaction.
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
-from origine import warehouse
+from origine import faults, warehouse
 from origine.home import Home
-from origine.ingest import DeliveryReport, prepare_delivery
+from origine.ingest import DeliveryReport, prepare_delivery, segment_dir
 from origine.keys import HashKey
 from origine.manifest import open_delivery
 from origine.profiles import load_profile
@@ -36,13 +38,17 @@ def prepare(path: Path, home: Home, key: HashKey, *, progress: bool = False) -> 
                 )
                 if stored is not None:
                     return stored
-        return prepare_delivery(
+        sweep_dead_partials(segment_dir(home.segments, m.vendor, m.delivery_id, delivery.fingerprint).parent)
+        faults.point("prepare.start")
+        report = prepare_delivery(
             delivery,
             key=key,
             profile=load_profile(m.vendor, home.profiles),
             segments_root=home.segments,
             progress=progress,
         )
+        faults.point("prepare.done")
+        return report
 
 
 def commit(report: DeliveryReport, home: Home, *, label: str) -> DeliveryReport:
@@ -51,6 +57,32 @@ def commit(report: DeliveryReport, home: Home, *, label: str) -> DeliveryReport:
         return report
     with warehouse.session(home.warehouse) as con:
         return warehouse.commit_delivery(con, report, label=label, signer=load_signer(home.keys))
+
+
+def sweep_dead_partials(folder: Path) -> list[Path]:
+    """Remove the half-written segments (``<fingerprint>.partial-<pid>-<id>``) in ``folder``
+    whose writer is no longer running: a run killed while reading leaves one behind.
+
+    They are never read (only the renamed segment is), this only gives the space back.
+    Segments live on this host's disk, so the pid tells whether the writer still runs.
+    """
+    removed = []
+    for partial in folder.glob("*.partial-*"):
+        pid = partial.name.rsplit(".partial-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(partial, ignore_errors=True)
+            removed.append(partial)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _has_tables(con: object) -> bool:

@@ -126,7 +126,14 @@ def open_delivery(path: Path, *, scratch: Path | None = None) -> Iterator[Delive
     elif path.is_dir():
         yield load_delivery(path, label=str(path))
     else:
-        raise BadInput("a delivery is a folder or a .zip of one", file=str(path))
+        raise BadInput(_not_a_delivery(path), file=str(path))
+
+
+def _not_a_delivery(path: Path) -> str:
+    """Why a file is not a delivery: a .zip that does not open is named as such."""
+    if path.suffix.lower() == ".zip":
+        return "truncated or corrupt zip (its central directory is unreadable)"
+    return "a delivery is a folder or a .zip of one"
 
 
 def _extract_zip(archive: Path, dest: Path) -> None:
@@ -326,7 +333,7 @@ def peek_identity(path: Path) -> tuple[str, str]:
     elif not path.exists():
         raise BadInput("no such delivery (folder or .zip)", file=str(path))
     else:
-        raise BadInput("a delivery is a folder or a .zip of one", file=str(path))
+        raise BadInput(_not_a_delivery(path), file=str(path))
     m = parse_manifest(raw, label=label, json_format=name.endswith(".json"))
     return m.vendor, m.delivery_id
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import duckdb
 
-from origine import ledger
+from origine import faults, ledger
 from origine.errors import DeliveryConflict, HashKeyError, OrigineError
 from origine.ingest import DeliveryReport
 
@@ -93,10 +93,25 @@ CREATE TABLE IF NOT EXISTS findings (
 """
 
 LOCK_WAIT_SECONDS = 120.0
+LOCK_WAIT_ENV = "ORIGINE_LOCK_WAIT"
 
 
-def connect(path: Path, *, read_only: bool = False, wait: float = LOCK_WAIT_SECONDS) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse, waiting up to ``wait`` seconds for another writer's lock."""
+def lock_wait_seconds() -> float:
+    """How long to wait for another process's lock: ``$ORIGINE_LOCK_WAIT`` s, else 120."""
+    text = os.environ.get(LOCK_WAIT_ENV)
+    if not text:
+        return LOCK_WAIT_SECONDS
+    try:
+        return max(float(text), 0.0)
+    except ValueError:
+        raise OrigineError(f"{LOCK_WAIT_ENV}={text!r} is not a number of seconds") from None
+
+
+def connect(path: Path, *, read_only: bool = False, wait: float | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse, waiting up to ``wait`` seconds (default :func:`lock_wait_seconds`)
+    for another process's lock."""
+    if wait is None:
+        wait = lock_wait_seconds()
     if read_only and not path.exists():
         # Read-only needs an existing file: create the empty schema first.
         connect(path, wait=wait).close()
@@ -216,6 +231,7 @@ def commit_delivery(
     assert report.segment is not None
     segment = Path(report.segment)
     with transaction(con):
+        faults.point("commit.begin")
         check_key(con, report.key_id)
         stored = duplicate_or_conflict(con, report.vendor, report.delivery_id, report.fingerprint, label)
         if stored is not None:
@@ -244,10 +260,12 @@ def commit_delivery(
                 "INSERT INTO findings VALUES (?, ?, ?, ?)",
                 [report.vendor, report.delivery_id, finding["code"], json.dumps(finding, sort_keys=True)],
             )
+        faults.point("commit.after_rows")
         head = ledger.append_events(
             con, segment / "events.parquet", reason=f"delivery {report.vendor}/{report.delivery_id}",
             signer=signer,
         )
+        faults.point("commit.after_ledger")
         report.ledger = {"tree_size": head.tree_size, "root_hash": head.root_hash}
         con.execute(
             "UPDATE deliveries SET report = ? WHERE vendor = ? AND delivery_id = ?",
@@ -255,6 +273,8 @@ def commit_delivery(
         )
         if extra is not None:
             extra(con, report)
+        faults.point("commit.before_commit")
+    faults.point("commit.after_commit")
     return report
 
 

@@ -361,3 +361,16 @@ def test_report_round_trips_through_json(home, key, make_delivery) -> None:
     report = ingest(make_delivery({"a.csv": b"phone\n0612345678\n"}), home, key)
     again = DeliveryReport.from_dict(json.loads(json.dumps(report.to_dict())))
     assert again == report
+
+
+def test_preparing_the_same_bytes_again_keeps_the_existing_segment(home, key, make_delivery) -> None:
+    """A second prepare (a retry, or a twin run) must not delete a segment that a
+    concurrent commit may be reading; segments depend only on the bytes."""
+    path = make_delivery({"a.csv": b"phone\n0612345678\n"})
+    first = intake.prepare(path, home, key)
+    events = Path(first.segment) / "events.parquet"
+    before = events.stat().st_ino
+    second = intake.prepare(path, home, key)
+    assert second.segment == first.segment and events.stat().st_ino == before
+    assert not [p for p in Path(first.segment).parent.iterdir() if ".partial" in p.name]
+    assert intake.commit(second, home, label="x").rows_accepted == 1

@@ -1,0 +1,65 @@
+"""Fault injection for the fault tests: inert unless ``ORIGINE_FAULT_POINT`` is set.
+
+The tests in ``tests/test_faults.py`` run ``origine ingest`` in a subprocess and
+need it to die (SIGKILL: no cleanup, no ``finally``, no rollback) at a chosen
+place. The code calls :func:`point` with a name at those places; nothing happens
+unless the environment names that point::
+
+    ORIGINE_FAULT_POINT=commit.after_ledger origine ingest DELIVERY
+
+kills the process the moment it gets there. With ``ORIGINE_FAULT_DELAY=0.05``
+the process is killed that many seconds *after* reaching the point, from a
+timer thread, so the kill lands in the middle of whatever runs next (the ledger
+append and the tree update, which run inside one DuckDB call chain).
+
+The points, in the order one ingest reaches them:
+
+``prepare.start``         before the delivery is read (nothing written yet)
+``prepare.done``          the segment is written and renamed; nothing committed
+``commit.begin``          the warehouse transaction is open; nothing inserted
+``commit.after_rows``     delivery, files, rows, quarantine inserted (uncommitted)
+``commit.after_ledger``   events appended, tree nodes and head recorded (uncommitted)
+``commit.before_commit``  everything inserted; COMMIT is next
+``commit.after_commit``   committed; the run has not reported back yet
+
+Never set these variables in production.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+POINT_ENV = "ORIGINE_FAULT_POINT"
+DELAY_ENV = "ORIGINE_FAULT_DELAY"
+
+POINTS = (
+    "prepare.start",
+    "prepare.done",
+    "commit.begin",
+    "commit.after_rows",
+    "commit.after_ledger",
+    "commit.before_commit",
+    "commit.after_commit",
+)
+
+
+def point(name: str) -> None:
+    """Kill this process here (or after ``ORIGINE_FAULT_DELAY`` s) when the env names ``name``."""
+    wanted = os.environ.get(POINT_ENV)
+    if not wanted:
+        return
+    assert name in POINTS, name
+    if name != wanted:
+        return
+    delay = float(os.environ.get(DELAY_ENV) or 0)
+    if delay <= 0:
+        _kill()
+    timer = threading.Timer(delay, _kill)
+    timer.daemon = True
+    timer.start()
+
+
+def _kill() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
