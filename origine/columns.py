@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from origine import phones
-from origine.dates import PY_WHITESPACE, UnreadableDate, parse_instant, parse_instants
+from origine.dates import PY_WHITESPACE, UnreadableDate, epoch_us, parse_instant, parse_instants
 from origine.readers import ColumnBatch
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def process_batch(
             for word in p.unknown:
                 counters.unknown_words[word[:_MAX_WORD]] += int(rows)
 
-    delivered_us = _epoch_us(ctx.delivered_at)
+    delivered_us = epoch_us(ctx.delivered_at)
     no_date = np.iinfo(np.int64).min
     bits = {
         "BUNDLED_CONSENT": bundled,
@@ -235,10 +235,6 @@ def _constants(base: dict[str, Any], n: int) -> dict[str, pa.Array]:
 
 def _mask(arr: pa.Array) -> np.ndarray:
     return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _epoch_us(when: datetime) -> int:
-    return int(pa.scalar(when, _TS).cast(pa.int64()).as_py())
 
 
 def cell_text(value: Any) -> str | None:

@@ -149,7 +149,7 @@ def parse_instants(values: pa.Array, tz: tzinfo = timezone.utc, formats: Sequenc
             elif hit is None:
                 isnull[i] = True
             else:
-                out[i] = _epoch_us(hit)
+                out[i] = epoch_us(hit)
     ts = pa.array(out, pa.timestamp("us"), mask=isnull).cast(pa.timestamp("us", tz="UTC"))
     return ts, unreadable
 
@@ -158,7 +158,8 @@ _NO_OFFSET = np.iinfo(np.int64).min  # "naive: read in the delivery's zone"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def _epoch_us(value: datetime) -> int:
+def epoch_us(value: datetime) -> int:
+    """Microseconds since 1970-01-01 UTC of an aware datetime."""
     delta = value - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * _US_PER_S + delta.microseconds
 

@@ -338,25 +338,11 @@ def _xlsx(opener: Callable[[], BinaryIO], name: str, shape: FileShape) -> Iterat
 
 
 def _parquet(opener: Callable[[], BinaryIO], name: str, shape: FileShape) -> Iterator[Record]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    with opener() as raw:
-        data: BinaryIO = raw if raw.seekable() else io.BytesIO(raw.read())
-        try:
-            pfile = pq.ParquetFile(data)
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            raise BadInput(f"unreadable Parquet file: {type(exc).__name__}", file=name) from None
-        columns = [str(c) for c in pfile.schema_arrow.names]
-        shape.columns = columns
-        row = 0
-        try:
-            for batch in pfile.iter_batches(batch_size=65536):
-                for values in batch.to_pylist():
-                    row += 1
-                    yield Record(row, {str(k): v for k, v in values.items()})
-        except (pa.ArrowException, OSError) as exc:
-            raise BadInput(f"corrupt Parquet data: {type(exc).__name__}", file=name, row=row + 1) from None
+    # The columnar reader's batches, value by value: one reading of Parquet, two shapes.
+    for batch in _arrow_parquet(opener, name, shape, 65536):
+        table = pa.table(batch.columns)
+        for row, values in zip(batch.rows.tolist(), table.to_pylist()):
+            yield Record(row, values)
 
 
 # ---------------------------------------------------------------- whole columns
