@@ -12,7 +12,7 @@ from typing import Optional
 import dagster as dg
 import duckdb
 
-from origine import warehouse
+from origine import memory, warehouse
 from origine.audit import DEFAULT_VALIDITY_DAYS, VERDICTS
 from origine.campaign import scan_campaigns
 from origine.consents import expiring_consents, write_list
@@ -89,7 +89,7 @@ def expiring_consents_op(
         with warehouse.session(home.warehouse, read_only=True) as con:
             result = expiring_consents(con, **window)
     else:  # nothing ingested yet: an empty list
-        result = expiring_consents(duckdb.connect(), **window)
+        result = expiring_consents(memory.bound(duckdb.connect()), **window)
     listing = write_list(result, home.reports)
     counts = result.counts()
     context.add_output_metadata({

@@ -811,7 +811,9 @@ def _record_targeted(
             if existing():  # another run got there first
                 return 0, existing()
             warehouse.check_key(con, key.key_id)
-            ledger.append_events(con, scratch, reason=f"campaign {campaign.campaign_id}")
+            ledger.append_events(
+                con, scratch, reason=f"campaign {campaign.campaign_id}", scratch=home.scratch
+            )
         return count, count
     finally:
         scratch.unlink(missing_ok=True)

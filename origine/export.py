@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from origine import bundle, warehouse
+from origine import bundle, memory, warehouse
 from origine.audit import AuditResult, audit
 from origine.home import Home
 from origine.keys import HashKey
@@ -37,7 +37,7 @@ def _validations(out_dir: Path, home: Home, summary: dict[str, Any]) -> list[dic
     """GX results behind the data used: the verdicts, and the ledger the audit read."""
     path = str(out_dir / "targets.parquet").replace("'", "''")
     campaign_id = str(summary["campaign_id"]).replace("'", "''")
-    con = duckdb.connect()
+    con = memory.bound(duckdb.connect())
     try:
         verdicts = validate(
             ":memory:", "audit_verdicts", connection=con, context_root=home.gx,

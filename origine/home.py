@@ -31,6 +31,19 @@ DEMO_MARKER = ".demo-home"
 PG_URL_ENV = "ORIGINE_DAGSTER_PG_URL"
 
 _MANAGED = "# Written by origine."
+# A run killed outright (SIGKILL, OOM, power loss) never reports its end. The CLI
+# reclaims its own dead runs (origine.runs); for runs the daemon launched, run
+# monitoring fails them after max_runtime_seconds and then frees the `warehouse`
+# pool slot they held, so later commits do not wait forever. The default run
+# launcher cannot resume a run: no resume attempts.
+_RUN_MONITORING = """\
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 60
+  max_resume_run_attempts: 0
+  max_runtime_seconds: 21600
+  free_slots_after_run_end_seconds: 60
+"""
 _DAGSTER_YAML = """\
 # Written by origine. SQLite storage under this folder is the embedded default;
 # see docs/deployment.md for PostgreSQL.
@@ -39,7 +52,7 @@ telemetry:
 concurrency:
   pools:
     default_limit: 1
-"""
+""" + _RUN_MONITORING
 _DAGSTER_YAML_PG = """\
 # Written by origine because $ORIGINE_DAGSTER_PG_URL was set: runs, events and
 # schedules are stored in PostgreSQL (see docs/deployment.md). The URL, with its
@@ -54,7 +67,7 @@ storage:
 concurrency:
   pools:
     default_limit: 1
-"""
+""" + _RUN_MONITORING
 
 
 def dagster_yaml(env: Mapping[str, str] | None = None) -> str:
@@ -170,7 +183,8 @@ class Home:
         return self
 
     def _write_dagster_yaml(self) -> None:
-        """Write ``dagster.yaml``; switch an origine-written SQLite one to PostgreSQL when configured.
+        """Write ``dagster.yaml``; switch an origine-written SQLite one to PostgreSQL when configured,
+        and bring an origine-written one up to date.
 
         Never the other way: a home whose instance moved to PostgreSQL does not silently
         fall back to an empty SQLite instance when the variable is missing (Dagster then
@@ -181,7 +195,9 @@ class Home:
         wanted = dagster_yaml()
         if config.exists():
             current = config.read_text(encoding="utf-8")
-            if current == wanted or not current.startswith(_MANAGED) or wanted == _DAGSTER_YAML:
+            if current == wanted or not current.startswith(_MANAGED):
+                return
+            if wanted == _DAGSTER_YAML and "postgres:" in current:
                 return
         partial = config.with_name(f".dagster.yaml.{os.getpid()}")
         partial.write_text(wanted, encoding="utf-8")

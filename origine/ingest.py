@@ -27,7 +27,7 @@ from typing import Any, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from origine import columns, phones
+from origine import columns, memory, phones
 from origine.columns import cell_text as _text
 from origine.dates import UnreadableDate, parse_instant
 from origine.errors import BadInput
@@ -306,7 +306,7 @@ def _write_events(folder: Path, recipient: str | None, delivered_at: datetime) -
     query, params = ledger.delivery_events_query(
         folder / "rows.parquet", recipient=recipient, delivered_at=delivered_at
     )
-    con = duckdb.connect()
+    con = memory.bound(duckdb.connect())
     try:
         return ledger.write_events(con, query, params, folder / "events.parquet")
     finally:
@@ -317,7 +317,7 @@ def _duplicate_rows(rows_parquet: Path) -> int:
     """Accepted rows whose number already appeared earlier in the same delivery."""
     import duckdb
 
-    con = duckdb.connect()
+    con = memory.bound(duckdb.connect())
     try:
         total, distinct = con.execute(
             "SELECT count(*), count(DISTINCT subject_key) FROM read_parquet(?)", [str(rows_parquet)]

@@ -56,7 +56,9 @@ def commit(report: DeliveryReport, home: Home, *, label: str) -> DeliveryReport:
     if report.duplicate:
         return report
     with warehouse.session(home.warehouse) as con:
-        return warehouse.commit_delivery(con, report, label=label, signer=load_signer(home.keys))
+        return warehouse.commit_delivery(
+            con, report, label=label, signer=load_signer(home.keys), scratch=home.scratch
+        )
 
 
 def sweep_dead_partials(folder: Path) -> list[Path]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
+from origine import memory
 from origine.errors import HashKeyError
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class HashKey:
         })
         numbers = pa.table({"i": pa.array(range(len(e164)), pa.int64()), "e164": e164})
         own = con is None
-        con = con or duckdb.connect(config={"threads": os.cpu_count() or 1})
+        con = con or memory.bound(duckdb.connect(config={"threads": os.cpu_count() or 1}))
         try:
             con.register("_origine_pads", pads)
             con.register("_origine_numbers", numbers)

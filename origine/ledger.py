@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -240,25 +241,18 @@ def _quote(path: Path) -> str:
 
 
 class DuckDBNodeStore:
-    """A :class:`origine.merkle.NodeStore` over the ``ledger_nodes`` table.
-
-    Level 0 (the events' leaf hashes) is inserted by :func:`append_events` in SQL,
-    straight from the events file; higher nodes are buffered and inserted in few
-    statements (one per level and chunk costs more than the hashing); reads flush first.
-    """
+    """A read-only :class:`origine.merkle.NodeStore` over the ``ledger_nodes`` table
+    (proofs read it); appends write nodes through :class:`ParquetNodeWriter`."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
         self._cache: dict[tuple[int, int], bytes] = {}
-        self._pending: list[tuple[int, int, Sequence[bytes]]] = []
-        self._buffered = 0
 
     def get(self, level: int, index: int) -> bytes:
         """The stored node; ``KeyError`` when absent."""
         hit = self._cache.get((level, index))
         if hit is not None:
             return hit
-        self.flush()
         row = self.con.execute(
             "SELECT hash FROM ledger_nodes WHERE level = ? AND idx = ?", [level, index]
         ).fetchone()
@@ -269,29 +263,64 @@ class DuckDBNodeStore:
         return value
 
     def put_many(self, level: int, start_index: int, hashes: Sequence[bytes]) -> None:
-        """Append consecutive nodes of one level (stored at the next :meth:`flush`)."""
+        """Refused: nodes are appended only by :func:`append_events`."""
+        raise TypeError("DuckDBNodeStore is read-only: append through append_events")
+
+
+class ParquetNodeWriter:
+    """A write-only :class:`origine.merkle.NodeStore` streaming the nodes above the
+    leaves to a Parquet file, for :func:`append_events` to insert in one statement.
+
+    DuckDB holds everything a transaction inserts in memory until it commits when
+    the rows come in many statements (measured: ~80 MB per million nodes, past
+    ``memory_limit``), but spills a single ``INSERT … SELECT`` from a file: so a
+    delivery's millions of nodes are written here first, in bounded memory.
+    Level 0 is skipped: :func:`append_events` inserts it from the events file.
+    """
+
+    ROW_GROUP = 1 << 20
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer = pq.ParquetWriter(path, _NODES_SCHEMA, compression="none")
+        self._pending: list[tuple[int, int, Sequence[bytes]]] = []
+        self._buffered = 0
+        self.written = 0
+
+    def get(self, level: int, index: int) -> bytes:
+        """Never read while appending (the frontier holds what extending needs)."""
+        raise KeyError((level, index))
+
+    def put_many(self, level: int, start_index: int, hashes: Sequence[bytes]) -> None:
+        """Buffer consecutive nodes of one level; written a row group at a time."""
         if level == 0:
-            return  # already inserted with the events (see append_events)
+            return
         self._pending.append((level, start_index, list(hashes)))
         self._buffered += len(hashes)
-        if self._buffered >= 1 << 20:  # memory stays flat on big deliveries
-            self.flush()
+        if self._buffered >= self.ROW_GROUP:
+            self._write()
 
-    def flush(self) -> None:
-        """Insert the buffered nodes."""
+    def _write(self) -> None:
         if not self._pending:
             return
-        levels = pa.concat_arrays([pa.array(np.full(len(h), lv, np.int32)) for lv, _, h in self._pending])
-        indexes = pa.concat_arrays(
-            [pa.array(np.arange(start, start + len(h), dtype=np.int64)) for _, start, h in self._pending]
+        levels = np.concatenate([np.full(len(h), lv, np.int32) for lv, _, h in self._pending])
+        indexes = np.concatenate(
+            [np.arange(start, start + len(h), dtype=np.int64) for _, start, h in self._pending]
         )
         hashes = pa.array([x for _, _, h in self._pending for x in h], pa.binary())
+        self._writer.write_table(pa.table({"level": levels, "idx": indexes, "hash": hashes}, schema=_NODES_SCHEMA))
+        self.written += len(hashes)
         self._pending, self._buffered = [], 0
-        self.con.register("_nodes_batch", pa.table({"level": levels, "idx": indexes, "hash": hashes}))
+
+    def close(self) -> None:
+        """Write what is buffered and close the file."""
         try:
-            self.con.execute("INSERT INTO ledger_nodes SELECT * FROM _nodes_batch")
+            self._write()
         finally:
-            self.con.unregister("_nodes_batch")
+            self._writer.close()
+
+
+_NODES_SCHEMA = pa.schema([("level", pa.int32()), ("idx", pa.int64()), ("hash", pa.binary())])
 
 
 @dataclass(frozen=True)
@@ -334,11 +363,19 @@ def tree_size(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def append_events(
-    con: duckdb.DuckDBPyConnection, events_parquet: Path, *, reason: str, signer: Any = None
+    con: duckdb.DuckDBPyConnection,
+    events_parquet: Path,
+    *,
+    reason: str,
+    signer: Any = None,
+    scratch: Path | None = None,
 ) -> TreeHead:
     """Append prepared events (in file order), extend the tree, record a tree head.
 
-    Runs inside the caller's transaction: on any failure nothing is appended.
+    Runs inside the caller's transaction: on any failure nothing is appended. Each
+    table gets one ``INSERT … SELECT`` from a file, so memory stays bounded whatever
+    the number of events (see :class:`ParquetNodeWriter`); the new tree nodes are
+    written to a temporary file under ``scratch`` (default: the system's).
     """
     install(con)
     frontier = _frontier(con)
@@ -354,19 +391,28 @@ def append_events(
         "FROM read_parquet(?, file_row_number = true)",
         [start, str(events_parquet)],
     )
+    # Level 0 repeats the events' leaf hashes: `check_ledger` compares the two to
+    # name the first event edited, deleted or moved.
     con.execute(
         "INSERT INTO ledger_nodes SELECT 0, ? + file_row_number, leaf_hash "
         "FROM read_parquet(?, file_row_number = true)",
         [start, str(events_parquet)],
     )
-    store = DuckDBNodeStore(con)
-    frontier.extend(_leaf_hashes(events_parquet), store)
-    store.flush()
+    if scratch is not None:
+        scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="nodes-", dir=scratch) as tmp:
+        nodes = ParquetNodeWriter(Path(tmp) / "nodes.parquet")
+        try:
+            frontier.extend(_leaf_hashes(events_parquet), nodes)
+        finally:
+            nodes.close()
+        con.execute("INSERT INTO ledger_nodes SELECT * FROM read_parquet(?)", [str(nodes.path)])
     return record_head(con, frontier, reason=reason, signer=signer)
 
 
 def _leaf_hashes(events_parquet: Path) -> Iterator[bytes]:
-    pfile = pq.ParquetFile(events_parquet)
+    # pre_buffer (pyarrow's default) reads the whole column ahead: ~1 GB at 27M events.
+    pfile = pq.ParquetFile(events_parquet, pre_buffer=False)
     for batch in pfile.iter_batches(batch_size=65536, columns=["leaf_hash"]):
         yield from batch.column(0).to_pylist()
 

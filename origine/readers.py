@@ -551,7 +551,8 @@ def _arrow_parquet(opener: Callable[[], BinaryIO], name: str, shape: FileShape, 
     with opener() as raw:
         data: BinaryIO = raw if raw.seekable() else io.BytesIO(raw.read())
         try:
-            pfile = pq.ParquetFile(data)
+            # not pre_buffer (the default): it reads whole columns ahead, memory ∝ file
+            pfile = pq.ParquetFile(data, pre_buffer=False)
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise BadInput(f"unreadable Parquet file: {type(exc).__name__}", file=name) from None
         columns = [str(c) for c in pfile.schema_arrow.names]

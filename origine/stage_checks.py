@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 
+from origine import memory
 from origine.validation import SuiteResult, validate, validate_delivery
 
 
@@ -17,7 +18,7 @@ def validate_segment(segment: Path, *, context_root: Path | None) -> list[SuiteR
     """The ``normalized_rows`` and ``quarantine`` suites over a prepared segment's Parquet."""
     results = []
     for suite, name in (("normalized_rows", "rows.parquet"), ("quarantine", "quarantine.parquet")):
-        con = duckdb.connect()
+        con = memory.bound(duckdb.connect())
         try:
             path = str(segment / name).replace("'", "''")
             results.append(

@@ -97,6 +97,7 @@ from great_expectations.expectations.metrics.map_metric_provider import (
 )
 from great_expectations.expectations.registry import get_expectation_impl
 
+from origine import memory
 from origine.errors import OrigineError
 
 logger = logging.getLogger(__name__)
@@ -211,7 +212,7 @@ class DuckDBDatasource(SQLDatasource):
                 # cursor() is a new connection to the same database instance.
                 conn = shared.cursor()
             else:
-                conn = duckdb.connect(database, read_only=read_only)
+                conn = memory.bound(duckdb.connect(database, read_only=read_only))
             # Connection-local: no progress bar drawn on the terminal by long scans.
             conn.execute("SET enable_progress_bar = false")
             return duckdb_engine.ConnectionWrapper(conn)

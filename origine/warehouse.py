@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import duckdb
 
-from origine import faults, ledger
+from origine import faults, ledger, memory
 from origine.errors import DeliveryConflict, HashKeyError, OrigineError
 from origine.ingest import DeliveryReport
 
@@ -132,8 +132,7 @@ def connect(path: Path, *, read_only: bool = False, wait: float | None = None) -
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
     con.execute("SET TimeZone = 'UTC'")
-    # Bounded memory whatever the delivery's size: DuckDB spills past this limit.
-    con.execute(f"SET memory_limit = '{os.environ.get('ORIGINE_DUCKDB_MEMORY', '2GB')}'")
+    memory.bound(con)
     if not read_only:
         con.execute(SCHEMA)
         ledger.install(con)
@@ -222,11 +221,13 @@ def commit_delivery(
     label: str,
     signer: Any = None,
     extra: AfterCommit | None = None,
+    scratch: Path | None = None,
 ) -> DeliveryReport:
     """Insert a prepared segment in one transaction; idempotent for the same bytes.
 
     ``extra`` runs inside the same transaction (the ledger append), so a failure
-    anywhere leaves the warehouse as it was.
+    anywhere leaves the warehouse as it was. ``scratch`` holds the new tree nodes
+    on their way in (see :func:`origine.ledger.append_events`).
     """
     assert report.segment is not None
     segment = Path(report.segment)
@@ -263,7 +264,7 @@ def commit_delivery(
         faults.point("commit.after_rows")
         head = ledger.append_events(
             con, segment / "events.parquet", reason=f"delivery {report.vendor}/{report.delivery_id}",
-            signer=signer,
+            signer=signer, scratch=scratch,
         )
         faults.point("commit.after_ledger")
         report.ledger = {"tree_size": head.tree_size, "root_hash": head.root_hash}

@@ -7,12 +7,18 @@ the ``warehouse`` pool), so the tree must equal the serial tree of one order or 
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from origine.home import Home
+from tests.conftest import TEST_KEY_HEX
 from tests.processes import (
+    REPO,
     ledger_check_ok,
     ledger_state,
     reference_state,
@@ -65,3 +71,37 @@ def test_the_same_delivery_twice_at_once_lands_once(home, key, tmp_path) -> None
     assert state.same_content(reference)
     assert (state.heads, state.head, state.nodes) == (reference.heads, reference.head, reference.nodes)
     ledger_check_ok(home)
+
+
+def test_daemon_runs_two_partitions_at_once_on_the_multiprocess_executor(
+    home, key, tmp_path, monkeypatch
+) -> None:
+    """The production path: runs queued like the landing sensor queues them, two at
+    once, dequeued by a real ``dagster-daemon``, each run's steps in processes of the
+    multiprocess executor. The ledger holds what serial ingests give, the tree is the
+    serial tree of one order or the other, and ``ledger check`` passes."""
+    partitions = _bench_partitions()
+    a = write_delivery(tmp_path / "in", "D-1", 2000, seed=31)
+    b = write_delivery(tmp_path / "in", "D-2", 2000, seed=32, vendor="other")
+    for name in ("DAGSTER_HOME", "ORIGINE_HOME"):  # run_config points them at its home
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    monkeypatch.setattr(partitions, "KEY", TEST_KEY_HEX)
+    outcome = partitions.run_config(2, tmp_path / "daemon-home", [a, b], 2000)
+    assert outcome.statuses == ["SUCCESS", "SUCCESS"], (outcome.home / "daemon.log").read_text()[-3000:]
+    assert outcome.check.get("ok") is True, outcome.check
+    state = ledger_state(Home(outcome.home))
+    ab = reference_state(tmp_path / "ref-ab", [a, b])
+    ba = reference_state(tmp_path / "ref-ba", [b, a])
+    assert state.same_content(ab)
+    assert (state.heads, state.head, state.nodes) in {
+        (ab.heads, ab.head, ab.nodes), (ba.heads, ba.head, ba.nodes),
+    }
+
+
+def _bench_partitions() -> Any:
+    """``bench/partitions.py`` (queues runs and drives a daemon) as a module."""
+    spec = importlib.util.spec_from_file_location("bench_partitions", REPO / "bench" / "partitions.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from origine import intake, ledger, warehouse
+from origine import intake, ledger, merkle, warehouse
 from origine.cli import main
 from origine.retention import apply_retention
 from origine.signing import head_message, load_signer, verify
@@ -193,3 +193,27 @@ def test_consistent_rewrite_is_caught_by_the_heads(populated) -> None:
     con.execute("UPDATE ledger_nodes SET hash = (SELECT leaf_hash FROM ledger_events WHERE seq = 0) WHERE level = 0 AND idx = 0")
     check = ledger.check_ledger(con)
     assert not check.ok and any("root differs" in p for p in check.problems)
+
+
+def test_stored_nodes_are_the_reference_trees_across_appends_and_row_groups(
+    home, key, make_delivery, monkeypatch
+) -> None:
+    """Nodes go to the warehouse through a Parquet file written a row group at a
+    time: tiny row groups and appends starting at odd sizes must still store exactly
+    the reference tree's nodes, each once."""
+    monkeypatch.setattr(ledger.ParquetNodeWriter, "ROW_GROUP", 3)
+    for n, size in enumerate((5, 2, 9)):
+        rows = "".join(f"06123456{n}{i},jeu,marketing.commercial,2023-01-10\n" for i in range(size))
+        ingest(home, key, make_delivery, "phone,source,consent_purposes,consent_at\n" + rows,
+               vendor="broker-a", delivery_id=f"A-{n}", delivered_at="2023-03-01T00:00:00Z")
+    con = con_for(home)
+    leaves = [bytes(r[0]) for r in con.execute("SELECT leaf_hash FROM ledger_events ORDER BY seq").fetchall()]
+    reference = merkle.MemoryNodeStore()
+    merkle.Frontier().extend(leaves, reference)
+    stored = con.execute("SELECT level, idx, hash FROM ledger_nodes ORDER BY level, idx").fetchall()
+    assert len(stored) == len({(lv, i) for lv, i, _ in stored})
+    expected = [(lv, i, reference.get(lv, i)) for lv in range(64) for i in range(reference.count(lv))]
+    assert [(lv, i, bytes(h)) for lv, i, h in stored] == expected
+    assert ledger.check_ledger(con).ok
+    with pytest.raises(TypeError):
+        ledger.DuckDBNodeStore(con).put_many(1, 0, [b"\0" * 32])

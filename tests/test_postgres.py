@@ -57,6 +57,27 @@ def test_dagster_yaml_sqlite_by_default_postgres_when_configured(tmp_path: Path,
     assert (home.dagster / "dagster.yaml").read_text() == own
 
 
+def test_dead_daemon_runs_are_failed_and_their_pool_slots_freed(tmp_path: Path, monkeypatch) -> None:
+    """A daemon-launched run killed outright carries no process tag for the CLI to
+    reclaim: the instance's run monitoring fails it and frees the slot it held.
+    Homes whose origine-written file predates this get it on the next start."""
+    import dagster as dg
+
+    monkeypatch.delenv(PG_URL_ENV, raising=False)
+    home = Home(tmp_path / "home").ensure()
+    old = (home.dagster / "dagster.yaml").read_text().split("run_monitoring:")[0]
+    (home.dagster / "dagster.yaml").write_text(old)
+    home.ensure()
+    monitoring = _config(home)["run_monitoring"]
+    assert monitoring["enabled"] and monitoring["free_slots_after_run_end_seconds"] > 0
+    assert 0 < monitoring["max_runtime_seconds"] and monitoring["max_resume_run_attempts"] == 0
+    monkeypatch.setenv("DAGSTER_HOME", str(home.dagster))
+    with dg.DagsterInstance.get() as instance:  # Dagster accepts the settings as written
+        assert instance.run_monitoring_enabled
+        assert instance.run_monitoring_max_runtime_seconds == monitoring["max_runtime_seconds"]
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 60
+
+
 def test_bare_postgresql_url_needs_a_driver(monkeypatch) -> None:
     from origine.errors import OrigineError
     from origine.home import check_pg_url
