@@ -409,7 +409,7 @@ def _collect_events(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:
                max("at") FILTER (WHERE type = 'consent_granted' AND purpose = $transfer AND "at" <= $ts) AS tg,
                max("at") FILTER (WHERE type = 'consent_withdrawn' AND purpose = $transfer AND "at" <= $ts) AS tw,
                bool_or(type = 'opted_out' AND "at" <= $ts) AS opted_out
-        FROM ledger_events
+        FROM ledger_current
         WHERE erased_at IS NULL
           AND subject_key IN (SELECT subject_key FROM _target_keys)
           AND (type IN ('collected', 'transferred', 'delivered')
@@ -588,7 +588,7 @@ def _contacted_after_stop(con: duckdb.DuckDBPyConnection, campaign: Campaign) ->
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _ev AS
-        SELECT type, subject_key, "at", purpose FROM ledger_events
+        SELECT type, subject_key, "at", purpose FROM ledger_current
         WHERE erased_at IS NULL
           AND subject_key IN (SELECT subject_key FROM _report_rows)
           AND ((type = 'opted_out' AND channel IN ($channel, 'all'))

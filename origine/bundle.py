@@ -51,8 +51,11 @@ def write_evidence(con: duckdb.DuckDBPyConnection, out_dir: Path, summary: dict[
     con.register("_bundle_keys", keys)
     try:
         rows = con.execute(
-            f"SELECT seq, {ledger.PAYLOAD_SQL} AS payload FROM ledger_events WHERE erased_at IS NULL AND seq < ? "
-            "AND subject_key IN (SELECT subject_key FROM _bundle_keys WHERE subject_key IS NOT NULL) ORDER BY seq",
+            # Matched through ledger_current (targets carry current keys), the payload
+            # from the stored columns (what the leaf hash covers).
+            f"SELECT seq, {ledger.PAYLOAD_SQL} AS payload FROM ledger_events WHERE seq IN ("
+            "SELECT seq FROM ledger_current WHERE erased_at IS NULL AND seq < ? "
+            "AND subject_key IN (SELECT subject_key FROM _bundle_keys WHERE subject_key IS NOT NULL)) ORDER BY seq",
             [size],
         ).fetchall()
     finally:

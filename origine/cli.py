@@ -347,7 +347,7 @@ def lookup_cmd(number: str, home: Path | None, country: str, as_letter: bool, as
 
 @main.group()
 def key() -> None:
-    """The operator's signing key."""
+    """The operator's keys: the signing key, and rotation of the hashing key."""
 
 
 @key.command("show")
@@ -359,6 +359,43 @@ def key_show(home: Path | None) -> None:
     signer = _guarded(lambda: load_signer(resolve_home(home).ensure().keys))
     click.echo(signer.fingerprint)
     click.echo(signer.public_pem().decode().strip())
+
+
+@key.command("rotate")
+@home_option
+@json_option
+def key_rotate(home: Path | None, as_json: bool) -> None:
+    """Layer a new secret over every stored subject key (no raw number needed).
+
+    The new layer is read from $ORIGINE_NEW_KEY_LAYER (64+ hex characters), never
+    from the command line; the current key and layers from $ORIGINE_HASH_KEY and
+    $ORIGINE_HASH_KEY_LAYERS. Afterwards append the layer to $ORIGINE_HASH_KEY_LAYERS.
+    """
+    import os
+
+    from origine import warehouse
+    from origine.errors import HashKeyError
+    from origine.keys import parse_secret
+    from origine.rotation import NEW_LAYER_ENV, rotate
+
+    def go() -> Any:
+        h = resolve_home(home).ensure()
+        text = os.environ.get(NEW_LAYER_ENV)
+        if not text:
+            raise HashKeyError(f"set ${NEW_LAYER_ENV} to the new layer's secret (64+ hex characters)")
+        layer = parse_secret(text, origin=f"${NEW_LAYER_ENV}")
+        with warehouse.session(h.warehouse) as con:
+            return rotate(con, h.load_key(), layer, segments=h.segments)[1]
+
+    result = _guarded(go, home).to_dict()
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"rotated {result['from_key_id']} -> {result['to_key_id']}: "
+                   f"{sum(result['rows_rekeyed'].values())} rows re-keyed, "
+                   f"{result['ledger_subjects_mapped']} ledger subjects mapped, "
+                   f"{result['segments_removed']} stale segments removed")
+        click.echo("now append the new layer to $ORIGINE_HASH_KEY_LAYERS (oldest first, comma-separated)")
 
 
 @main.command()

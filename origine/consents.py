@@ -28,7 +28,7 @@ WITH per AS (
     SELECT subject_key, purpose,
            max("at") FILTER (WHERE type = 'consent_granted' AND NOT coalesce(bundled, false)) AS g,
            max("at") FILTER (WHERE type = 'consent_withdrawn') AS w
-    FROM ledger_events
+    FROM ledger_current
     WHERE erased_at IS NULL
       AND type IN ('consent_granted', 'consent_withdrawn')
       AND purpose IS NOT NULL

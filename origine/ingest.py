@@ -195,10 +195,12 @@ def prepare_delivery(
             report = _prepare_into(partial, delivery, key, profile, progress, engine, by_rows)
             report.segment = str(final)
             (partial / "report.json").write_text(json.dumps(report.to_dict(), sort_keys=True))
+            if final.exists() and segment_key_id(final) not in (None, key.key_id):
+                shutil.rmtree(final, ignore_errors=True)  # made under an older key generation
             if final.exists():
                 # Another run prepared the same bytes (segments appear whole, by
-                # rename, and depend only on the bytes): keep it, since a concurrent
-                # commit may be reading it, and drop this run's copy.
+                # rename, and depend only on the bytes and the key): keep it, since a
+                # concurrent commit may be reading it, and drop this run's copy.
                 shutil.rmtree(partial, ignore_errors=True)
                 return load_prepared(final)
             try:
@@ -215,6 +217,14 @@ def prepare_delivery(
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
+
+
+def segment_key_id(segment: Path) -> str | None:
+    """The key id a prepared segment's report names (None if unreadable)."""
+    try:
+        return json.loads((segment / "report.json").read_text()).get("key_id")
+    except (OSError, ValueError):
+        return None
 
 
 class _ReadByRows(Exception):
@@ -319,8 +329,12 @@ def _duplicate_rows(rows_parquet: Path) -> int:
 
     con = memory.bound(duckdb.connect())
     try:
+        # Distinct over the keys' first 128 bits (an HMAC: no collision among any
+        # number of rows a delivery can hold), as integers: counting distinct 64-char
+        # strings ran out of DuckDB's memory cap at 50M keys.
         total, distinct = con.execute(
-            "SELECT count(*), count(DISTINCT subject_key) FROM read_parquet(?)", [str(rows_parquet)]
+            "SELECT count(*), count(DISTINCT ('0x' || left(subject_key, 32))::UHUGEINT) "
+            "FROM read_parquet(?)", [str(rows_parquet)]
         ).fetchone()  # type: ignore[misc]
     finally:
         con.close()

@@ -1,8 +1,16 @@
-"""The secret key behind subject keys: loading, the demo key, and keyed hashing.
+"""The secret key behind subject keys: loading, the demo key, keyed hashing, layers.
 
 A subject key is ``HMAC-SHA256(key, E.164)`` in hex. A French mobile number has
 about 10^8 possible values, so an unkeyed hash is reversed in seconds; the key is
 what makes the warehouse pseudonymous, and it is never printed, logged or stored.
+
+Rotation layers a new secret over the old digest: after rotations L1 … Ln the
+subject key is ``HMAC(Ln, … HMAC(L1, HMAC(key, E.164)) …)``, so stored keys are
+re-keyed without the raw numbers (``origine key rotate``), while the operator
+keeps every secret of the chain to hash new numbers. Each prefix of the chain is a
+*generation* with its own public id; events hashed under an older generation keep
+it (the ledger is append-only) and are read through the warehouse's
+``subject_key_map`` (see :mod:`origine.rotation`).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ if TYPE_CHECKING:
 
 KEY_ENV = "ORIGINE_HASH_KEY"
 KEY_FILE_ENV = "ORIGINE_HASH_KEY_FILE"
+KEY_LAYERS_ENV = "ORIGINE_HASH_KEY_LAYERS"  # rotation layers, oldest first, comma-separated
 MIN_KEY_BYTES = 32
 
 # Public on purpose: anyone can reverse subject keys made with it, so it is only
@@ -31,11 +40,15 @@ DEMO_KEY = b"origine-demo-key--PUBLIC--never-use-for-real-data!!"
 DEMO_KEY_ID = "demo"
 
 
-def key_id_for(secret: bytes) -> str:
-    """A short public identifier for a key (safe to store and print)."""
+def key_id_for(secret: bytes, layers: tuple[bytes, ...] = ()) -> str:
+    """A short public identifier for a key and its rotation layers (safe to store and print)."""
     if secret == DEMO_KEY:
-        return DEMO_KEY_ID
-    return "k-" + hashlib.sha256(b"origine key id\x00" + secret).hexdigest()[:16]
+        key_id = DEMO_KEY_ID
+    else:
+        key_id = "k-" + hashlib.sha256(b"origine key id\x00" + secret).hexdigest()[:16]
+    for layer in layers:
+        key_id = "k-" + hashlib.sha256(b"origine key layer\x00" + key_id.encode() + b"\x00" + layer).hexdigest()[:16]
+    return key_id
 
 
 @dataclass(frozen=True)
@@ -44,19 +57,35 @@ class HashKey:
 
     secret: bytes = field(repr=False)
     key_id: str = ""
+    layers: tuple[bytes, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if not self.key_id:
-            object.__setattr__(self, "key_id", key_id_for(self.secret))
+            object.__setattr__(self, "key_id", key_id_for(self.secret, self.layers))
 
     @property
     def is_demo(self) -> bool:
         """True for the public demo key."""
         return self.secret == DEMO_KEY
 
+    def generations(self) -> list["HashKey"]:
+        """The chain's prefixes, oldest first: the key alone, then with each layer added."""
+        return [HashKey(self.secret, layers=self.layers[:n]) for n in range(len(self.layers) + 1)]
+
+    def with_layer(self, layer: bytes) -> "HashKey":
+        """This key with one more rotation layer."""
+        if len(layer) < MIN_KEY_BYTES:
+            raise HashKeyError(f"a rotation layer needs at least {MIN_KEY_BYTES} bytes")
+        if layer == self.secret or layer in self.layers:
+            raise HashKeyError("a rotation layer must be a new secret")
+        return HashKey(self.secret, layers=(*self.layers, layer))
+
     def subject_key(self, e164: str) -> str:
-        """``HMAC-SHA256(key, e164)`` as 64 lowercase hex characters."""
-        return hmac.digest(self.secret, e164.encode("ascii"), "sha256").hex()
+        """``HMAC-SHA256(key, e164)``, then each layer over the previous hex digest; 64 hex characters."""
+        digest = hmac.digest(self.secret, e164.encode("ascii"), "sha256").hex()
+        for layer in self.layers:
+            digest = layer_over(layer, digest)
+        return digest
 
     def subject_keys(self, e164: "pa.Array", con: "duckdb.DuckDBPyConnection | None" = None) -> "pa.Array":
         """:meth:`subject_key` over a column (null stays null), on DuckDB's threads.
@@ -68,40 +97,67 @@ class HashKey:
         tests that inspect a profiled connection.
         """
         import duckdb
-        import pyarrow as pa
 
-        block = self.secret if len(self.secret) <= 64 else hashlib.sha256(self.secret).digest()
-        block = block.ljust(64, b"\x00")
-        pads = pa.table({
-            "ipad": pa.array([bytes(b ^ 0x36 for b in block)], pa.binary()),
-            "opad": pa.array([bytes(b ^ 0x5C for b in block)], pa.binary()),
-        })
-        numbers = pa.table({"i": pa.array(range(len(e164)), pa.int64()), "e164": e164})
         own = con is None
         con = con or memory.bound(duckdb.connect(config={"threads": os.cpu_count() or 1}))
         try:
-            con.register("_origine_pads", pads)
-            con.register("_origine_numbers", numbers)
-            try:
-                result = con.sql(
-                    "SELECT n.i, CASE WHEN n.e164 IS NOT NULL THEN "
-                    "sha256(p.opad || unhex(sha256(p.ipad || encode(n.e164)))) END AS k "
-                    "FROM _origine_numbers n CROSS JOIN _origine_pads p"
-                ).to_arrow_table()
-            finally:
-                con.unregister("_origine_pads")
-                con.unregister("_origine_numbers")
+            keys = _hmac_column(con, self.secret, e164)
+            for layer in self.layers:
+                keys = _hmac_column(con, layer, keys)
         finally:
             if own:
                 con.close()
-        keys = result.column("k").combine_chunks()
-        order = result.column("i").to_numpy()
-        if len(order) > 1 and not (order[1:] > order[:-1]).all():
-            keys = keys.take(order.argsort())  # a join need not keep its input's order
         return keys
 
     def __str__(self) -> str:  # pragma: no cover - defensive
         return f"HashKey({self.key_id})"
+
+
+def layer_over(layer: bytes, subject_key: str) -> str:
+    """One rotation layer over a stored subject key (hex in, hex out)."""
+    return hmac.digest(layer, subject_key.encode("ascii"), "sha256").hex()
+
+
+def hmac_pads(secret: bytes) -> "pa.Table":
+    """HMAC-SHA256's two padded key blocks (RFC 2104) as a one-row table.
+
+    SQL joins this relation instead of naming the key, so the key never appears in
+    SQL text, query profiles or error messages.
+    """
+    import pyarrow as pa
+
+    block = secret if len(secret) <= 64 else hashlib.sha256(secret).digest()
+    block = block.ljust(64, b"\x00")
+    return pa.table({
+        "ipad": pa.array([bytes(b ^ 0x36 for b in block)], pa.binary()),
+        "opad": pa.array([bytes(b ^ 0x5C for b in block)], pa.binary()),
+    })
+
+
+# HMAC-SHA256 of a VARCHAR column `x` of a relation joined with the pads `p`, in hex.
+HMAC_SQL = "sha256(p.opad || unhex(sha256(p.ipad || encode({x}))))"
+
+
+def _hmac_column(con: "duckdb.DuckDBPyConnection", secret: bytes, values: "pa.Array") -> "pa.Array":
+    """HMAC-SHA256 of each value (hex), nulls kept, in the input's order."""
+    import pyarrow as pa
+
+    numbers = pa.table({"i": pa.array(range(len(values)), pa.int64()), "v": values})
+    con.register("_origine_pads", hmac_pads(secret))
+    con.register("_origine_numbers", numbers)
+    try:
+        result = con.sql(
+            f"SELECT n.i, CASE WHEN n.v IS NOT NULL THEN {HMAC_SQL.format(x='n.v')} END AS k "
+            "FROM _origine_numbers n CROSS JOIN _origine_pads p"
+        ).to_arrow_table()
+    finally:
+        con.unregister("_origine_pads")
+        con.unregister("_origine_numbers")
+    keys = result.column("k").combine_chunks()
+    order = result.column("i").to_numpy()
+    if len(order) > 1 and not (order[1:] > order[:-1]).all():
+        keys = keys.take(order.argsort())  # a join need not keep its input's order
+    return keys
 
 
 def parse_secret(text: str, *, origin: str) -> bytes:
@@ -129,11 +185,14 @@ def load_key(
     env: Mapping[str, str] | None = None,
     key_text: str | None = None,
     key_file: str | os.PathLike[str] | None = None,
+    layers_text: str | None = None,
     allow_demo: bool = False,
 ) -> HashKey:
     """Load the hashing key from explicit text, a key file, or the environment.
 
     Order: ``key_text``, ``key_file``, ``$ORIGINE_HASH_KEY``, ``$ORIGINE_HASH_KEY_FILE``.
+    Rotation layers (oldest first, comma-separated) come from ``layers_text``, else
+    ``$ORIGINE_HASH_KEY_LAYERS``.
     With ``allow_demo`` and nothing configured, the demo key is returned; the demo
     key itself is refused unless ``allow_demo`` (so it cannot leak into production
     by being pasted into the environment).
@@ -155,7 +214,12 @@ def load_key(
             f"no hashing key: set ${KEY_ENV} (64 hex characters) or ${KEY_FILE_ENV}; "
             "only `origine demo` runs without one"
         )
-    key = HashKey(secret)
+    layers_text = layers_text if layers_text is not None else env.get(KEY_LAYERS_ENV, "")
+    layers = tuple(
+        parse_secret(part, origin=f"rotation layer {n} of ${KEY_LAYERS_ENV}")
+        for n, part in enumerate((p for p in layers_text.split(",") if p.strip()), 1)
+    )
+    key = HashKey(secret, layers=layers)
     if key.is_demo and not allow_demo:
         raise HashKeyError(
             "the demo key is public and refused outside demo mode; "

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -88,6 +89,14 @@ CREATE TABLE IF NOT EXISTS tree_heads (
     frontier JSON NOT NULL,
     signature VARCHAR,
     signer VARCHAR
+);
+-- Ledger events keep the subject key they were recorded with; after key rotations
+-- this gives each stored (key_id, subject_key) its key under the current generation
+-- (origine.rotation). The view ledger_current reads events through it.
+CREATE TABLE IF NOT EXISTS subject_key_map (
+    key_id VARCHAR NOT NULL,
+    subject_key VARCHAR NOT NULL,
+    current_key VARCHAR NOT NULL
 );
 CREATE TABLE IF NOT EXISTS erasures (
     erasure_seq BIGINT NOT NULL,
@@ -385,27 +394,38 @@ def append_events(
             f"ledger holds {start} events but its last tree head covers {frontier.size}: "
             "run `origine ledger check`"
         )
-    con.execute(
-        f"INSERT INTO ledger_events (seq, {_COLS}, leaf_hash, erased_at) "
-        f"SELECT ? + file_row_number, {_COLS}, leaf_hash, NULL "
-        "FROM read_parquet(?, file_row_number = true)",
-        [start, str(events_parquet)],
-    )
-    # Level 0 repeats the events' leaf hashes: `check_ledger` compares the two to
-    # name the first event edited, deleted or moved.
-    con.execute(
-        "INSERT INTO ledger_nodes SELECT 0, ? + file_row_number, leaf_hash "
-        "FROM read_parquet(?, file_row_number = true)",
-        [start, str(events_parquet)],
-    )
     if scratch is not None:
         scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="nodes-", dir=scratch) as tmp:
         nodes = ParquetNodeWriter(Path(tmp) / "nodes.parquet")
-        try:
-            frontier.extend(_leaf_hashes(events_parquet), nodes)
-        finally:
-            nodes.close()
+
+        def extend_tree() -> None:
+            try:
+                frontier.extend(_leaf_hashes(events_parquet), nodes)
+            finally:
+                nodes.close()
+
+        # The tree is hashed in Python while DuckDB inserts the events (it releases
+        # the GIL): the serialized step takes the longer of the two, not their sum.
+        with ThreadPoolExecutor(1, thread_name_prefix="merkle") as pool:
+            tree = pool.submit(extend_tree)
+            try:
+                con.execute(
+                    f"INSERT INTO ledger_events (seq, {_COLS}, leaf_hash, erased_at) "
+                    f"SELECT ? + file_row_number, {_COLS}, leaf_hash, NULL "
+                    "FROM read_parquet(?, file_row_number = true)",
+                    [start, str(events_parquet)],
+                )
+                # Level 0 repeats the events' leaf hashes: `check_ledger` compares the
+                # two to name the first event edited, deleted or moved.
+                con.execute(
+                    "INSERT INTO ledger_nodes SELECT 0, ? + file_row_number, leaf_hash "
+                    "FROM read_parquet(?, file_row_number = true)",
+                    [start, str(events_parquet)],
+                )
+            finally:
+                tree.exception()  # the file is closed before the folder goes
+            tree.result()
         con.execute("INSERT INTO ledger_nodes SELECT * FROM read_parquet(?)", [str(nodes.path)])
     return record_head(con, frontier, reason=reason, signer=signer)
 
@@ -553,26 +573,31 @@ def check_ledger(con: duckdb.DuckDBPyConnection) -> LedgerCheck:
 # ---------------------------------------------------------------- state as of a date
 
 STATE_VIEWS = """
+CREATE OR REPLACE VIEW ledger_current AS
+    SELECT e.* REPLACE (coalesce(m.current_key, e.subject_key) AS subject_key),
+           e.subject_key AS stored_subject_key
+    FROM ledger_events e
+    LEFT JOIN subject_key_map m ON m.key_id = e.key_id AND m.subject_key = e.subject_key;
 CREATE OR REPLACE MACRO consent_as_of(ts) AS TABLE
     SELECT subject_key, purpose,
            max("at") FILTER (WHERE type = 'consent_granted') AS granted_at,
            max("at") FILTER (WHERE type = 'consent_withdrawn') AS withdrawn_at,
            bool_or(proof IS NOT NULL) FILTER (WHERE type = 'consent_granted') AS has_proof
-    FROM ledger_events
+    FROM ledger_current
     WHERE type IN ('consent_granted', 'consent_withdrawn') AND purpose IS NOT NULL
       AND "at" <= ts AND erased_at IS NULL
     GROUP BY subject_key, purpose
     HAVING granted_at IS NOT NULL AND (withdrawn_at IS NULL OR withdrawn_at < granted_at);
 CREATE OR REPLACE MACRO optouts_as_of(ts) AS TABLE
     SELECT subject_key, channel, min("at") AS opted_out_at, list(DISTINCT origin ORDER BY origin) AS origins
-    FROM ledger_events
+    FROM ledger_current
     WHERE type = 'opted_out' AND "at" <= ts AND erased_at IS NULL
     GROUP BY subject_key, channel;
 CREATE OR REPLACE MACRO custody_as_of(ts) AS TABLE
     SELECT subject_key, list(struct_pack(party_from := party_from, party_to := party_to,
                                          "at" := "at", vendor := vendor, delivery_id := delivery_id)
                              ORDER BY seq) AS chain
-    FROM ledger_events
+    FROM ledger_current
     WHERE type IN ('transferred', 'delivered') AND coalesce("at", TIMESTAMPTZ '-infinity') <= ts
       AND erased_at IS NULL
     GROUP BY subject_key;

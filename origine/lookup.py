@@ -50,7 +50,7 @@ def lookup(con: duckdb.DuckDBPyConnection, subject_key: str) -> LookupAnswer:
     rows = con.execute(
         """SELECT seq, type, "at", vendor, delivery_id, source, purpose, bundled, channel, origin,
                   party_from, party_to, campaign_id, evidence_kind, file, "row"
-           FROM ledger_events WHERE subject_key = ? AND erased_at IS NULL ORDER BY seq""",
+           FROM ledger_current WHERE subject_key = ? AND erased_at IS NULL ORDER BY seq""",
         [subject_key],
     ).fetchall()
     for (seq, type_, at, vendor, delivery_id, source, purpose, bundled, channel, origin,

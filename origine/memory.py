@@ -17,7 +17,7 @@ import duckdb
 from origine.errors import OrigineError
 
 MEMORY_ENV = "ORIGINE_DUCKDB_MEMORY"
-DEFAULT_LIMIT = "1GB"
+DEFAULT_LIMIT = "2GB"
 _SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
 
 

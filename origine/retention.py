@@ -56,14 +56,14 @@ def apply_retention(
     with warehouse.transaction(con):
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _expired AS
-                SELECT subject_key FROM ledger_events
+                SELECT subject_key FROM ledger_current
                 WHERE erased_at IS NULL AND subject_key IS NOT NULL
                 GROUP BY subject_key
                 HAVING max("at") FILTER (WHERE type IN ({types})) < ?""",
             [cutoff],
         )
         seqs = [r[0] for r in con.execute(
-            "SELECT seq FROM ledger_events WHERE subject_key IN (SELECT subject_key FROM _expired) "
+            "SELECT seq FROM ledger_current WHERE subject_key IN (SELECT subject_key FROM _expired) "
             "AND erased_at IS NULL ORDER BY seq"
         ).fetchall()]
         subjects = con.execute("SELECT count(*) FROM _expired").fetchall()[0][0]
@@ -83,7 +83,7 @@ def apply_retention(
             head = ledger.append_events(con, path, reason="retention", signer=signer)
         erasure_seq = head.tree_size - 1
         con.execute(
-            "INSERT INTO erasures SELECT ?, seq FROM ledger_events "
+            "INSERT INTO erasures SELECT ?, seq FROM ledger_current "
             "WHERE subject_key IN (SELECT subject_key FROM _expired) AND erased_at IS NULL",
             [erasure_seq],
         )
@@ -95,5 +95,7 @@ def apply_retention(
         )
         for table in ("delivery_rows", "quarantine"):
             con.execute(f"DELETE FROM {table} WHERE subject_key IN (SELECT subject_key FROM _expired)")
+        # the link between an erased subject's keys of older generations and today's
+        con.execute("DELETE FROM subject_key_map WHERE current_key IN (SELECT subject_key FROM _expired)")
         con.execute("DROP TABLE _expired")
     return RetentionResult(cutoff.isoformat(), int(subjects), len(seqs), erasure_seq, head.tree_size, head.root_hash)

@@ -112,8 +112,8 @@ def connect(path: Path, *, read_only: bool = False, wait: float | None = None) -
     for another process's lock."""
     if wait is None:
         wait = lock_wait_seconds()
-    if read_only and not path.exists():
-        # Read-only needs an existing file: create the empty schema first.
+    if read_only and (not path.exists() or _schema_outdated(path)):
+        # Read-only needs the current schema: create (or bring up to date) first.
         connect(path, wait=wait).close()
     deadline = time.monotonic() + wait
     delay = 0.05
@@ -139,6 +139,20 @@ def connect(path: Path, *, read_only: bool = False, wait: float | None = None) -
     return con
 
 
+def _schema_outdated(path: Path) -> bool:
+    """True when the file predates a view readers need (written by a newer origine's install)."""
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return False  # locked or unreadable: the caller's own open reports it
+    try:
+        return not con.execute(
+            "SELECT count(*) FROM duckdb_views() WHERE view_name = 'ledger_current'"
+        ).fetchone()[0]  # type: ignore[index]
+    finally:
+        con.close()
+
+
 @contextmanager
 def session(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection closed on exit."""
@@ -161,6 +175,12 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("COMMIT")
 
 
+_KEY_HINT = (
+    "use the home's key with every rotation layer ($ORIGINE_HASH_KEY_LAYERS, oldest first); "
+    "`origine key rotate` adds a layer"
+)
+
+
 def check_key(con: duckdb.DuckDBPyConnection, key_id: str) -> None:
     """Refuse a key other than the one this warehouse was built with."""
     row = con.execute("SELECT value FROM meta WHERE name = 'key_id'").fetchone()
@@ -168,8 +188,7 @@ def check_key(con: duckdb.DuckDBPyConnection, key_id: str) -> None:
         con.execute("INSERT INTO meta VALUES ('key_id', ?)", [key_id])
     elif row[0] != key_id:
         raise HashKeyError(
-            f"this home's subject keys were made with key {row[0]}, not {key_id}: "
-            "use the home's key (or rotate keys explicitly)"
+            f"this home's subject keys were made with key {row[0]}, not {key_id}: " + _KEY_HINT
         )
 
 
@@ -178,8 +197,7 @@ def check_key_readonly(con: duckdb.DuckDBPyConnection, key_id: str) -> None:
     row = con.execute("SELECT value FROM meta WHERE name = 'key_id'").fetchone()
     if row is not None and row[0] != key_id:
         raise HashKeyError(
-            f"this home's subject keys were made with key {row[0]}, not {key_id}: "
-            "use the home's key (or rotate keys explicitly)"
+            f"this home's subject keys were made with key {row[0]}, not {key_id}: " + _KEY_HINT
         )
 
 

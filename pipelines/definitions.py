@@ -58,6 +58,7 @@ def build_definitions() -> dg.Definitions:
                 home=os.environ.get("ORIGINE_HOME") or os.path.expanduser("~/.origine"),
                 hash_key=_env_or_none("ORIGINE_HASH_KEY"),
                 hash_key_file=_env_or_none("ORIGINE_HASH_KEY_FILE"),
+                hash_key_layers=_env_or_none("ORIGINE_HASH_KEY_LAYERS"),
             )
         },
     )

@@ -16,12 +16,14 @@ class OrigineHome(dg.ConfigurableResource):
 
     ``hash_key`` / ``hash_key_file`` come from ``EnvVar`` (``ORIGINE_HASH_KEY`` /
     ``ORIGINE_HASH_KEY_FILE``), never from code; without them only a demo home
-    works, with the public demo key.
+    works, with the public demo key. ``hash_key_layers`` (``ORIGINE_HASH_KEY_LAYERS``)
+    are the rotation layers over it, oldest first.
     """
 
     home: str
     hash_key: Optional[str] = None
     hash_key_file: Optional[str] = None
+    hash_key_layers: Optional[str] = None
 
     def get_home(self) -> Home:
         """The home, its folders created."""
@@ -31,5 +33,6 @@ class OrigineHome(dg.ConfigurableResource):
         """The hashing key; the demo key only on a demo home."""
         home = self.get_home()
         return load_key(
-            env={}, key_text=self.hash_key, key_file=self.hash_key_file, allow_demo=home.is_demo
+            env={}, key_text=self.hash_key, key_file=self.hash_key_file,
+            layers_text=self.hash_key_layers or "", allow_demo=home.is_demo,
         )

@@ -21,6 +21,7 @@ def key(monkeypatch: pytest.MonkeyPatch) -> HashKey:
     """A real (non-demo) key, also exported as $ORIGINE_HASH_KEY."""
     monkeypatch.setenv("ORIGINE_HASH_KEY", TEST_KEY_HEX)
     monkeypatch.delenv("ORIGINE_HASH_KEY_FILE", raising=False)
+    monkeypatch.delenv("ORIGINE_HASH_KEY_LAYERS", raising=False)
     return HashKey(bytes.fromhex(TEST_KEY_HEX))
 
 

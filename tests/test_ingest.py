@@ -374,3 +374,13 @@ def test_preparing_the_same_bytes_again_keeps_the_existing_segment(home, key, ma
     assert second.segment == first.segment and events.stat().st_ino == before
     assert not [p for p in Path(first.segment).parent.iterdir() if ".partial" in p.name]
     assert intake.commit(second, home, label="x").rows_accepted == 1
+
+
+def test_the_same_number_twice_in_a_delivery_is_a_finding(home, key, make_delivery) -> None:
+    """Three spellings of one number and another number: two rows repeat a subject."""
+    text = ("phone,source\n06 12 34 56 78,a\n+33612345678,b\n0033 6 12 34 56 78,c\n0612345679,d\n")
+    report = ingest(make_delivery({"a.csv": text.encode()}), home, key)
+    duplicates = [f for f in report.findings if f["code"] == "DUPLICATE_NUMBERS"]
+    assert duplicates == [{"code": "DUPLICATE_NUMBERS", "rows": 2}]
+    single = ingest(make_delivery({"a.csv": b"phone\n0612345678\n0612345679\n"}), home, key)
+    assert not [f for f in single.findings if f["code"] == "DUPLICATE_NUMBERS"]

@@ -22,7 +22,7 @@ def _bytes(con: duckdb.DuckDBPyConnection) -> int:
     return int(float(number) * scale)
 
 
-@pytest.mark.parametrize("setting,expected", [(None, 1e9), ("512MB", 512e6), ("3GB", 3e9)])
+@pytest.mark.parametrize("setting,expected", [(None, 2e9), ("512MB", 512e6), ("3GB", 3e9)])
 def test_warehouse_and_validation_connections_are_capped(home, monkeypatch, setting, expected) -> None:
     if setting is None:
         monkeypatch.delenv(memory.MEMORY_ENV, raising=False)

@@ -1,0 +1,139 @@
+"""Key rotation: a new secret layered over the stored digests, without the raw numbers.
+
+After ``rotate(con, key, layer)`` the warehouse's key is ``key.with_layer(layer)``:
+
+* the working tables (``delivery_rows``, ``quarantine``, ``suppression_quarantine``)
+  hold ``HMAC(layer, old subject key)``, so nothing in them links to the old key;
+* the ledger is append-only and its events are leaves of a signed tree: they keep the
+  subject key and key id they were recorded with. ``subject_key_map`` gives each
+  stored (key id, subject key) its key under the current generation, and the
+  ``ledger_current`` view reads events through it, so audits, lookups, consent
+  state and retention see one subject across every rotation;
+* prepared segments still under an older key are removed (they are re-made from the
+  delivery if it comes again).
+
+The whole rotation is one transaction: it happens entirely or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from origine import ledger, warehouse
+from origine.errors import HashKeyError
+from origine.ingest import segment_key_id
+from origine.keys import HMAC_SQL, HashKey, hmac_pads
+
+NEW_LAYER_ENV = "ORIGINE_NEW_KEY_LAYER"
+
+# Tables whose subject keys are re-keyed in place (the ledger's are mapped instead).
+REKEYED_TABLES = ("delivery_rows", "quarantine", "suppression_quarantine")
+
+ROTATIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS key_rotations (
+    from_key_id VARCHAR NOT NULL,
+    to_key_id VARCHAR NOT NULL,
+    rotated_at TIMESTAMPTZ NOT NULL,
+    counts JSON NOT NULL
+);
+"""
+
+
+@dataclass
+class RotationResult:
+    """What a rotation changed (counts and public key ids only)."""
+
+    from_key_id: str
+    to_key_id: str
+    rotated_at: str
+    rows_rekeyed: dict[str, int]
+    ledger_subjects_mapped: int
+    segments_removed: int
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form."""
+        return asdict(self)
+
+
+def rotate(
+    con: duckdb.DuckDBPyConnection, key: HashKey, layer: bytes, *, segments: Path | None = None
+) -> tuple[HashKey, RotationResult]:
+    """Layer ``layer`` over every stored subject key; return the new key and what changed.
+
+    ``key`` must be the warehouse's current key (its id is checked). ``segments`` is
+    the home's segment folder, whose segments under older keys are removed.
+    """
+    new = key.with_layer(layer)
+    ledger.install(con)
+    con.execute(ROTATIONS_SCHEMA)
+    now = datetime.now(timezone.utc)
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    counts: dict[str, int] = {}
+    con.register("_origine_pads", hmac_pads(layer))
+    try:
+        with warehouse.transaction(con):
+            stored = con.execute("SELECT value FROM meta WHERE name = 'key_id'").fetchone()
+            if stored is None:
+                raise HashKeyError("nothing to rotate: this warehouse holds no subject keys yet")
+            warehouse.check_key(con, key.key_id)
+            # Every stored ledger key (of any older generation) to its key under `new`:
+            # one layer over what the previous generation mapped it to.
+            con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE _rotated_map AS
+                    SELECT s.key_id, s.subject_key, {HMAC_SQL.format(x='s.current_key')} AS current_key
+                    FROM (
+                        SELECT DISTINCT e.key_id, e.subject_key,
+                               coalesce(m.current_key, e.subject_key) AS current_key
+                        FROM ledger_events e
+                        LEFT JOIN subject_key_map m USING (key_id, subject_key)
+                        WHERE e.subject_key IS NOT NULL
+                    ) s CROSS JOIN _origine_pads p"""
+            )
+            con.execute("DELETE FROM subject_key_map")
+            con.execute("INSERT INTO subject_key_map SELECT key_id, subject_key, current_key FROM _rotated_map")
+            mapped = con.execute("SELECT count(*) FROM _rotated_map").fetchone()[0]  # type: ignore[index]
+            con.execute("DROP TABLE _rotated_map")
+            for table in REKEYED_TABLES:
+                if table not in tables:
+                    continue
+                columns = {r[0] for r in con.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [table]
+                ).fetchall()}
+                also = ", key_id = $new_id" if "key_id" in columns else ""
+                counts[table] = con.execute(
+                    f"UPDATE {table} SET subject_key = {HMAC_SQL.format(x=f'{table}.subject_key')}{also} "
+                    f"FROM _origine_pads p WHERE {table}.subject_key IS NOT NULL",
+                    {"new_id": new.key_id} if also else None,
+                ).fetchone()[0]  # type: ignore[index]
+            con.execute("UPDATE meta SET value = ? WHERE name = 'key_id'", [new.key_id])
+            result = RotationResult(key.key_id, new.key_id, now.isoformat(), counts, int(mapped), 0)
+            con.execute(
+                "INSERT INTO key_rotations VALUES (?, ?, ?, ?)",
+                [key.key_id, new.key_id, now, json.dumps({"rows_rekeyed": counts, "ledger_subjects_mapped": mapped})],
+            )
+    finally:
+        con.unregister("_origine_pads")
+    if segments is not None:
+        result.segments_removed = remove_stale_segments(segments, new.key_id)
+    return new, result
+
+
+def remove_stale_segments(segments: Path, key_id: str) -> int:
+    """Remove prepared segments whose report names a key other than ``key_id``.
+
+    They hold subject keys of an older generation: a commit would refuse them, and
+    kept on disk they would still link to the old key.
+    """
+    removed = 0
+    for report in segments.glob("*/*/*/report.json"):
+        stored = segment_key_id(report.parent)
+        if stored is not None and stored != key_id:
+            shutil.rmtree(report.parent, ignore_errors=True)
+            removed += 1
+    return removed

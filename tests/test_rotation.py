@@ -1,0 +1,156 @@
+"""Hashing-key rotation: a new secret layered over the stored digests, no raw number
+needed, and every reader (lookup, audit, consent state, retention) still sees one
+subject across rotations while the ledger stays exactly as signed."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from origine import intake, ledger, warehouse
+from origine.cli import main
+from origine.errors import HashKeyError
+from origine.keys import HashKey, layer_over, load_key
+from origine.retention import apply_retention
+from tests.conftest import TEST_KEY_HEX
+from tests.test_audit import A, B, campaign, deliver, national, run, targets_by_key  # noqa: F401
+
+LAYER = "5c" * 32
+LAYER2 = "a7" * 32
+
+
+def rotate_cli(home, layer_hex: str, monkeypatch, layers: str = "") -> dict:
+    monkeypatch.setenv("ORIGINE_NEW_KEY_LAYER", layer_hex)
+    monkeypatch.setenv("ORIGINE_HASH_KEY_LAYERS", layers)
+    result = CliRunner().invoke(main, ["key", "rotate", "--home", str(home.root), "--json"])
+    monkeypatch.delenv("ORIGINE_NEW_KEY_LAYER")
+    assert result.exit_code == 0, result.stderr
+    for secret in (layer_hex, TEST_KEY_HEX, *layers.split(",")):
+        if secret:
+            assert secret not in result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    secret=st.binary(min_size=32, max_size=80),
+    layers=st.lists(st.binary(min_size=32, max_size=40), max_size=3, unique=True),
+    numbers=st.lists(st.one_of(st.none(), st.from_regex(r"\+[1-9][0-9]{6,14}", fullmatch=True)), max_size=20),
+)
+def test_a_layer_is_an_hmac_over_the_previous_digest(secret, layers, numbers) -> None:
+    if secret in layers:
+        return
+    chain = HashKey(secret, layers=tuple(layers))
+    base = HashKey(secret)
+    for e164 in (n for n in numbers if n is not None):
+        expected = hmac.digest(secret, e164.encode(), "sha256").hex()
+        for layer in layers:
+            expected = hmac.digest(layer, expected.encode(), "sha256").hex()
+        assert chain.subject_key(e164) == expected
+        if layers:
+            assert chain.subject_key(e164) == layer_over(layers[-1], chain.generations()[-2].subject_key(e164))
+    # the column path (HMAC in DuckDB, key as joined pads) agrees with the scalar one
+    column = chain.subject_keys(pa.array(numbers, pa.string())).to_pylist()
+    assert column == [chain.subject_key(n) if n is not None else None for n in numbers]
+    ids = [g.key_id for g in chain.generations()]
+    assert ids[0] == base.key_id and ids[-1] == chain.key_id and len(set(ids)) == len(ids)
+
+
+def test_a_layer_must_be_new_and_long_enough(key) -> None:
+    with pytest.raises(HashKeyError):
+        key.with_layer(b"short")
+    with pytest.raises(HashKeyError):
+        key.with_layer(key.secret)
+    once = key.with_layer(bytes.fromhex(LAYER))
+    with pytest.raises(HashKeyError):
+        once.with_layer(bytes.fromhex(LAYER))
+
+
+def test_layers_load_from_the_environment_oldest_first(key) -> None:
+    env = {"ORIGINE_HASH_KEY": TEST_KEY_HEX, "ORIGINE_HASH_KEY_LAYERS": f"{LAYER}, {LAYER2}"}
+    loaded = load_key(env=env)
+    assert loaded == key.with_layer(bytes.fromhex(LAYER)).with_layer(bytes.fromhex(LAYER2))
+    with pytest.raises(HashKeyError, match="rotation layer 2") as info:
+        load_key(env={**env, "ORIGINE_HASH_KEY_LAYERS": f"{LAYER},tooshort"})
+    assert LAYER not in str(info.value)
+
+
+def test_rotation_rekeys_without_numbers_and_readers_follow_across_generations(
+    home, key, make_delivery, campaign, tmp_path, monkeypatch  # noqa: F811
+) -> None:
+    deliver(home, key, make_delivery, [f"{national(A)},jeu-ete,propagande électorale,2024-01-02,ref-1",
+                                       f"{national(B)},jeu-ete,sondages,2024-01-02,ref-2"])
+    with warehouse.session(home.warehouse) as con:
+        events_before = con.execute("SELECT * FROM ledger_events ORDER BY seq").fetchall()
+        heads_before = con.execute("SELECT tree_size, root_hash FROM tree_heads ORDER BY tree_size").fetchall()
+
+    out = rotate_cli(home, LAYER, monkeypatch)
+    new = key.with_layer(bytes.fromhex(LAYER))
+    assert (out["from_key_id"], out["to_key_id"]) == (key.key_id, new.key_id)
+    assert out["rows_rekeyed"]["delivery_rows"] == 2 and out["ledger_subjects_mapped"] == 2
+    assert out["segments_removed"] == 1 and not list(home.segments.glob("*/*/*/report.json"))
+
+    with warehouse.session(home.warehouse) as con:
+        rows = {r[0]: r[1] for r in con.execute("SELECT subject_key, key_id FROM delivery_rows").fetchall()}
+        assert rows == {new.subject_key(A): new.key_id, new.subject_key(B): new.key_id}
+        # the ledger is exactly as signed: same events, same heads, still verifiable
+        assert con.execute("SELECT * FROM ledger_events ORDER BY seq").fetchall() == events_before
+        assert con.execute("SELECT tree_size, root_hash FROM tree_heads ORDER BY tree_size").fetchall() == heads_before
+        assert ledger.check_ledger(con).ok
+        current = {r[0] for r in con.execute("SELECT subject_key FROM ledger_current").fetchall()}
+        assert current == {new.subject_key(A), new.subject_key(B)}
+
+    # the old key alone is refused, by name of both generations
+    with pytest.raises(HashKeyError, match="ORIGINE_HASH_KEY_LAYERS"):
+        deliver(home, key, make_delivery, [f"{national(A)},x,sondages,2024-02-02,r"], delivery_id="D-9")
+
+    # a new delivery under the rotated key: the same person, one subject
+    deliver(home, new, make_delivery, [f"{national(A)},carte,sondages,2024-03-03,ref-3"],
+            vendor="other", delivery_id="D-2")
+    monkeypatch.setenv("ORIGINE_HASH_KEY_LAYERS", LAYER)
+    answer = CliRunner().invoke(main, ["lookup", A, "--home", str(home.root), "--json"])
+    assert answer.exit_code == 0, answer.stderr
+    events = json.loads(answer.stdout)["events"]
+    assert {(e["vendor"], e["type"]) for e in events} >= {("acme", "collected"), ("other", "collected")}
+
+    # the audit (targets hashed under the new key) finds the consent recorded under the old one
+    result = run(campaign(), home, new, tmp_path)
+    assert targets_by_key(result)[new.subject_key(A)]["verdict"] == "compliant"
+
+    # a second rotation maps every older generation onward
+    out2 = rotate_cli(home, LAYER2, monkeypatch, layers=LAYER)
+    newer = new.with_layer(bytes.fromhex(LAYER2))
+    assert out2["to_key_id"] == newer.key_id
+    with warehouse.session(home.warehouse) as con:
+        state = ledger.state_as_of(con, datetime(2025, 1, 1, tzinfo=timezone.utc), [newer.subject_key(A)])
+        assert set(state[newer.subject_key(A)].consented) == {"political.electoral", "research.polling"}
+        assert ledger.check_ledger(con).ok
+        # retention erases the subject's events of every generation, and the links between them
+        erased = apply_retention(con, days=30, now=datetime(2030, 1, 1, tzinfo=timezone.utc))
+        assert erased.subjects == 2
+        assert con.execute(
+            "SELECT count(*) FROM ledger_current WHERE erased_at IS NULL AND subject_key IS NOT NULL"
+        ).fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM subject_key_map").fetchone()[0] == 0
+        assert ledger.check_ledger(con).ok
+
+
+def test_rotation_needs_the_current_key_and_a_new_layer(home, key, make_delivery, monkeypatch) -> None:
+    deliver(home, key, make_delivery, [f"{national(A)},jeu-ete,sondages,2024-01-02,ref-1"])
+    monkeypatch.delenv("ORIGINE_NEW_KEY_LAYER", raising=False)
+    missing = CliRunner().invoke(main, ["key", "rotate", "--home", str(home.root)])
+    assert missing.exit_code != 0 and "ORIGINE_NEW_KEY_LAYER" in missing.stderr
+    monkeypatch.setenv("ORIGINE_NEW_KEY_LAYER", LAYER)
+    monkeypatch.setenv("ORIGINE_HASH_KEY_LAYERS", LAYER2)  # not this home's chain
+    wrong = CliRunner().invoke(main, ["key", "rotate", "--home", str(home.root)])
+    assert wrong.exit_code != 0 and key.key_id in wrong.stderr
+    with warehouse.session(home.warehouse) as con:  # nothing changed
+        assert con.execute("SELECT value FROM meta WHERE name = 'key_id'").fetchone()[0] == key.key_id
+        assert con.execute("SELECT count(*) FROM subject_key_map").fetchone()[0] == 0
