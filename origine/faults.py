@@ -18,6 +18,7 @@ The points, in the order one ingest reaches them:
 ``prepare.done``          the segment is written and renamed; nothing committed
 ``commit.begin``          the warehouse transaction is open; nothing inserted
 ``commit.after_rows``     delivery, files, rows, quarantine inserted (uncommitted)
+``commit.in_tree``        hashing the new tree nodes into their file under ``tmp/``
 ``commit.after_ledger``   events appended, tree nodes and head recorded (uncommitted)
 ``commit.before_commit``  everything inserted; COMMIT is next
 ``commit.after_commit``   committed; the run has not reported back yet
@@ -39,6 +40,7 @@ POINTS = (
     "prepare.done",
     "commit.begin",
     "commit.after_rows",
+    "commit.in_tree",
     "commit.after_ledger",
     "commit.before_commit",
     "commit.after_commit",

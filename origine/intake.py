@@ -55,6 +55,7 @@ def commit(report: DeliveryReport, home: Home, *, label: str) -> DeliveryReport:
     """Make a prepared delivery part of the warehouse (idempotent; all or nothing)."""
     if report.duplicate:
         return report
+    sweep_dead_partials(home.scratch)  # tree nodes a killed commit left on their way in
     with warehouse.session(home.warehouse) as con:
         return warehouse.commit_delivery(
             con, report, label=label, signer=load_signer(home.keys), scratch=home.scratch
@@ -63,7 +64,8 @@ def commit(report: DeliveryReport, home: Home, *, label: str) -> DeliveryReport:
 
 def sweep_dead_partials(folder: Path) -> list[Path]:
     """Remove the half-written segments (``<fingerprint>.partial-<pid>-<id>``) in ``folder``
-    whose writer is no longer running: a run killed while reading leaves one behind.
+    whose writer is no longer running: a run killed while reading leaves one behind (and
+    a commit killed while hashing the tree, its ``tmp/nodes.partial-<pid>-<id>``).
 
     They are never read (only the renamed segment is), this only gives the space back.
     Segments live on this host's disk, so the pid tells whether the writer still runs.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from origine import merkle
+from origine import faults, merkle
 
 EVENT_TYPES = (
     "collected",
@@ -396,11 +397,14 @@ def append_events(
         )
     if scratch is not None:
         scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="nodes-", dir=scratch) as tmp:
+    # named like a segment's partial folder, so a run killed here leaves something
+    # `intake.sweep_dead_partials` recognises and removes
+    with tempfile.TemporaryDirectory(prefix=f"nodes.partial-{os.getpid()}-", dir=scratch) as tmp:
         nodes = ParquetNodeWriter(Path(tmp) / "nodes.parquet")
 
         def extend_tree() -> None:
             try:
+                faults.point("commit.in_tree")
                 frontier.extend(_leaf_hashes(events_parquet), nodes)
             finally:
                 nodes.close()

@@ -143,6 +143,18 @@ def test_sigkill_while_reading_and_hashing(home, two_deliveries, prepared) -> No
     assert partials(home) == []  # the dead run's leftovers are swept by the rerun
 
 
+def test_tree_nodes_left_by_a_killed_commit_are_swept(home, two_deliveries, prepared) -> None:
+    """Killed while hashing the tree into its temporary file: the file is never read,
+    the rerun removes it and completes."""
+    before, expected = prepared
+    proc = run_cli(home, "ingest", str(two_deliveries[1]), "--json",
+                   env=cli_env(home, ORIGINE_FAULT_POINT="commit.in_tree"))
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert list(home.scratch.glob("nodes.partial-*"))
+    _assert_recovers(home, two_deliveries[1], before, expected, committed=False)
+    assert not list(home.scratch.glob("nodes.partial-*"))
+
+
 # ---------------------------------------------------------------- bad input among good
 
 
