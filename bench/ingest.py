@@ -7,7 +7,8 @@ Generates a delivery of N rows (French numbers in export formats, some +212 and
 * `origine ingest` end to end (readers, normalization, hashing, segment, ledger,
   checks), in a subprocess on a fresh home, through Dagster like a user runs it.
 
-Prints rows/s for both, the ratio to the floor, and peak RSS of the ingest.
+Prints rows/s for both, the ratio to the floor, peak RSS of the ingest, and (from the
+run's own Dagster event log) each step's duration and peak RSS, sampled every 0.2 s.
 
     .venv/bin/python bench/ingest.py --rows 10000000
 """
@@ -21,6 +22,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -77,6 +79,54 @@ def floor(csv: Path) -> float:
     return elapsed
 
 
+class RssSampler(threading.Thread):
+    """RSS of one process every 0.2 s, as (time, MiB) pairs."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.samples: list[tuple[float, float]] = []
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        status = Path(f"/proc/{self.pid}/status")
+        while not self._done.wait(0.2):
+            try:
+                line = next(x for x in status.read_text().splitlines() if x.startswith("VmRSS:"))
+            except (OSError, StopIteration):
+                continue
+            self.samples.append((time.time(), int(line.split()[1]) / 1024))
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    def peak(self, start: float, end: float) -> float:
+        """Peak RSS (MiB) sampled between two instants."""
+        return max((m for t, m in self.samples if start <= t <= end), default=0.0)
+
+
+def step_peaks(dagster_home: Path, sampler: RssSampler) -> list[tuple[str, float, float]]:
+    """(step, seconds, peak RSS MiB) per step of the home's one run, from its event log."""
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    import dagster as dg
+
+    out = []
+    with dg.DagsterInstance.get() as instance:
+        [run] = instance.get_run_records()
+        starts: dict[str, float] = {}
+        for record in instance.all_logs(run.dagster_run.run_id):
+            event = record.dagster_event
+            if event is None or record.step_key is None:
+                continue
+            if event.event_type_value == "STEP_START":
+                starts[record.step_key] = record.timestamp
+            elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and record.step_key in starts:
+                begin = starts.pop(record.step_key)
+                out.append((record.step_key, record.timestamp - begin, sampler.peak(begin, record.timestamp)))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -92,8 +142,16 @@ def main() -> None:
     env = dict(os.environ, ORIGINE_HOME=str(tmp / "home"), ORIGINE_HASH_KEY="ab" * 32)
     cli = [sys.executable, "-m", "origine.cli", "ingest", str(delivery), "--json"]
     start = time.perf_counter()
-    proc = subprocess.run(cli, env=env, capture_output=True, text=True)
-    ingest_s = time.perf_counter() - start
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(cli, env=env, stdout=out, stderr=err, text=True)
+        sampler = RssSampler(child.pid)
+        sampler.start()
+        returncode = child.wait()
+        ingest_s = time.perf_counter() - start
+        sampler.stop()
+        out.seek(0)
+        err.seek(0)
+        proc = subprocess.CompletedProcess(cli, returncode, out.read(), err.read())
     if proc.returncode != 0:
         sys.exit(f"ingest failed: {proc.stderr}")
     report = json.loads(proc.stdout)[0]
@@ -103,6 +161,8 @@ def main() -> None:
     print(f"ratio ingest/floor: {ingest_s / floor_s:.1f}x   peak RSS (ingest): {peak:,.0f} MiB")
     print(f"accepted {report['rows_accepted']:,}, quarantined {report['rows_quarantined']:,} "
           f"{report['quarantine_reasons']}")
+    for step, seconds, peak_mib in step_peaks(tmp / "home" / "dagster", sampler):
+        print(f"  step {step:45s} {seconds:8.1f}s  peak RSS {peak_mib:7,.0f} MiB")
     if not args.keep:
         import shutil
 
