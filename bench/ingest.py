@@ -80,7 +80,7 @@ def floor(csv: Path) -> float:
 
 
 class RssSampler(threading.Thread):
-    """RSS of one process every 0.2 s, as (time, MiB) pairs."""
+    """RSS of one process every 0.05 s, as (time, MiB) pairs."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
@@ -90,7 +90,7 @@ class RssSampler(threading.Thread):
 
     def run(self) -> None:
         status = Path(f"/proc/{self.pid}/status")
-        while not self._done.wait(0.2):
+        while not self._done.wait(0.05):
             try:
                 line = next(x for x in status.read_text().splitlines() if x.startswith("VmRSS:"))
             except (OSError, StopIteration):
@@ -107,7 +107,8 @@ class RssSampler(threading.Thread):
 
 
 def step_peaks(dagster_home: Path, sampler: RssSampler) -> list[tuple[str, float, float]]:
-    """(step, seconds, peak RSS MiB) per step of the home's one run, from its event log."""
+    """(step, seconds, peak RSS MiB) per step of the home's one run, from its event log,
+    then the whole run (first step start to last step end) and the whole process."""
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     import dagster as dg
 
@@ -124,6 +125,14 @@ def step_peaks(dagster_home: Path, sampler: RssSampler) -> list[tuple[str, float
             elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and record.step_key in starts:
                 begin = starts.pop(record.step_key)
                 out.append((record.step_key, record.timestamp - begin, sampler.peak(begin, record.timestamp)))
+                first = begin if not out[:-1] else first
+                last = record.timestamp
+    if out:
+        out.append(("(run: first step start to last step end)", last - first, sampler.peak(first, last)))
+    if sampler.samples:
+        top_at, top = max(sampler.samples, key=lambda s: s[1])
+        out.append((f"(process, highest sample at +{top_at - sampler.samples[0][0]:.0f}s)",
+                    sampler.samples[-1][0] - sampler.samples[0][0], top))
     return out
 
 
@@ -162,7 +171,7 @@ def main() -> None:
     print(f"accepted {report['rows_accepted']:,}, quarantined {report['rows_quarantined']:,} "
           f"{report['quarantine_reasons']}")
     for step, seconds, peak_mib in step_peaks(tmp / "home" / "dagster", sampler):
-        print(f"  step {step:45s} {seconds:8.1f}s  peak RSS {peak_mib:7,.0f} MiB")
+        print(f"  step {step:52s} {seconds:8.1f}s  peak RSS {peak_mib:7,.0f} MiB")
     if not args.keep:
         import shutil
 
