@@ -95,7 +95,7 @@ CREATE TABLE IF NOT EXISTS tree_heads (
 -- this gives each stored (key_id, subject_key) its key under the current generation
 -- (origine.rotation). The view ledger_current reads events through it.
 CREATE TABLE IF NOT EXISTS subject_key_map (
-    key_id VARCHAR NOT NULL,
+    key_id VARCHAR,
     subject_key VARCHAR NOT NULL,
     current_key VARCHAR NOT NULL
 );
@@ -581,7 +581,8 @@ CREATE OR REPLACE VIEW ledger_current AS
     SELECT e.* REPLACE (coalesce(m.current_key, e.subject_key) AS subject_key),
            e.subject_key AS stored_subject_key
     FROM ledger_events e
-    LEFT JOIN subject_key_map m ON m.key_id = e.key_id AND m.subject_key = e.subject_key;
+    LEFT JOIN subject_key_map m
+        ON m.key_id IS NOT DISTINCT FROM e.key_id AND m.subject_key = e.subject_key;
 CREATE OR REPLACE MACRO consent_as_of(ts) AS TABLE
     SELECT subject_key, purpose,
            max("at") FILTER (WHERE type = 'consent_granted') AS granted_at,

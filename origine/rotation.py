@@ -91,7 +91,8 @@ def rotate(
                         SELECT DISTINCT e.key_id, e.subject_key,
                                coalesce(m.current_key, e.subject_key) AS current_key
                         FROM ledger_events e
-                        LEFT JOIN subject_key_map m USING (key_id, subject_key)
+                        LEFT JOIN subject_key_map m
+                            ON m.key_id IS NOT DISTINCT FROM e.key_id AND m.subject_key = e.subject_key
                         WHERE e.subject_key IS NOT NULL
                     ) s CROSS JOIN _origine_pads p"""
             )
