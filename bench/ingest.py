@@ -8,9 +8,15 @@ Generates a delivery of N rows (French numbers in export formats, some +212 and
   checks), in a subprocess on a fresh home, through Dagster like a user runs it.
 
 Prints rows/s for both, the ratio to the floor, peak RSS of the ingest, and (from the
-run's own Dagster event log) each step's duration and peak RSS, sampled every 0.2 s.
+run's own Dagster event log) each step's duration and peak RSS, sampled every 0.05 s.
+
+With ``--memory-limit 4G`` (root, Linux) the ingest and every process it starts run
+in a new memory cgroup capped at that size, swap excluded: the kernel then enforces
+the bound on the whole process tree (a run that needs more is OOM-killed and the
+benchmark says so), which per-process RSS figures cannot show.
 
     .venv/bin/python bench/ingest.py --rows 10000000
+    .venv/bin/python bench/ingest.py --rows 55000000 --memory-limit 4G
 """
 
 from __future__ import annotations
@@ -79,6 +85,85 @@ def floor(csv: Path) -> float:
     return elapsed
 
 
+class MemoryCgroup:
+    """A memory cgroup (v1 or v2) created under this process's own, capped at
+    ``limit`` bytes with swap excluded; processes moved into it take their future
+    children with them."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        own = {
+            line.split(":", 2)[1]: line.split(":", 2)[2].strip()
+            for line in Path("/proc/self/cgroup").read_text().splitlines()
+        }
+        v2 = Path("/sys/fs/cgroup")
+        if "memory" in own:  # v1: a hierarchy of its own for the memory controller
+            self.v2 = False
+            parent = Path("/sys/fs/cgroup/memory") / own["memory"].lstrip("/")
+        elif "" in own and "memory" in (v2 / "cgroup.controllers").read_text().split():
+            self.v2 = True
+            parent = v2 / own[""].lstrip("/")
+        else:
+            sys.exit("--memory-limit: no memory cgroup controller on this machine")
+        self.path = parent / f"origine-bench-{os.getpid()}"
+        try:
+            self.path.mkdir()
+        except OSError as exc:
+            sys.exit(f"--memory-limit: cannot create {self.path} ({exc.strerror}); run as root")
+        if self.v2:
+            (self.path / "memory.max").write_text(str(limit))
+            (self.path / "memory.swap.max").write_text("0")
+        else:
+            (self.path / "memory.limit_in_bytes").write_text(str(limit))
+            memsw = self.path / "memory.memsw.limit_in_bytes"
+            if memsw.exists():  # absent when the kernel accounts no swap
+                memsw.write_text(str(limit))
+
+    def add(self, pid: int) -> None:
+        """Move a process (and so its future children) into the cgroup."""
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def report(self) -> str:
+        """The kernel's peak charge and OOM kills, page cache included in the charge."""
+        if self.v2:
+            peak_file = self.path / "memory.peak"
+            peak = int(peak_file.read_text()) if peak_file.exists() else 0
+            events = dict(line.split() for line in (self.path / "memory.events").read_text().splitlines())
+            kills = int(events.get("oom_kill", 0))
+        else:
+            peak = int((self.path / "memory.max_usage_in_bytes").read_text())
+            control = dict(line.split() for line in (self.path / "memory.oom_control").read_text().splitlines())
+            kills = int(control.get("oom_kill", 0))
+        return (f"memory cgroup capped at {self.limit / 2**30:.2f} GiB (swap excluded), whole process tree: "
+                f"peak charge {peak / 2**20:,.0f} MiB (page cache included, reclaimed under the cap), "
+                f"OOM kills {kills}")
+
+    def remove(self) -> None:
+        """Remove the cgroup, killing what the ingest left in it (a killed run's
+        log-tailing children)."""
+        import signal
+
+        for _ in range(50):
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                for pid in (self.path / "cgroup.procs").read_text().split():
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.1)
+        print(f"could not remove {self.path}", file=sys.stderr)
+
+
+def parse_size(text: str) -> int:
+    """Bytes in ``4G``, ``3500M`` or a plain number of bytes."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    return int(float(text[:-1]) * units[text[-1]]) if text[-1:] in units else int(text)
+
+
 class RssSampler(threading.Thread):
     """RSS of one process every 0.05 s, as (time, MiB) pairs."""
 
@@ -143,6 +228,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--memory-limit", type=parse_size, default=None, metavar="SIZE",
+                        help="run the ingest's whole process tree in a memory cgroup of SIZE (e.g. 4G; root)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="origine-bench-"))
     t0 = time.perf_counter()
@@ -153,9 +240,12 @@ def main() -> None:
     floor_s = floor(delivery / "contacts.csv")
     env = dict(os.environ, ORIGINE_HOME=str(tmp / "home"), ORIGINE_HASH_KEY="ab" * 32)
     cli = [sys.executable, "-m", "origine.cli", "ingest", str(delivery), "--json"]
+    cgroup = MemoryCgroup(args.memory_limit) if args.memory_limit else None
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(cli, env=env, stdout=out, stderr=err, text=True)
+        if cgroup is not None:
+            cgroup.add(child.pid)  # before it has imported anything, so before it has children
         sampler = RssSampler(child.pid)
         sampler.start()
         returncode = child.wait()
@@ -164,8 +254,12 @@ def main() -> None:
         out.seek(0)
         err.seek(0)
         proc = subprocess.CompletedProcess(cli, returncode, out.read(), err.read())
+    if cgroup is not None:
+        print(cgroup.report())
+        cgroup.remove()
     if proc.returncode != 0:
-        sys.exit(f"ingest failed: {proc.stderr}")
+        killed = " (killed: SIGKILL, the OOM killer when a memory limit is set)" if proc.returncode == -9 else ""
+        sys.exit(f"ingest failed{killed}: {proc.stderr[-4000:]}")
     report = json.loads(proc.stdout)[0]
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"floor  (duckdb read + sha256, 2 threads): {floor_s:8.2f}s  {args.rows / floor_s:12,.0f} rows/s")

@@ -210,6 +210,10 @@ def write_events(
     hashlib, several times faster than DuckDB's ``sha256`` on this machine; the
     payloads are then dropped (see the module docstring). ``check_ledger``
     recomputes the leaves in SQL, so the two must (and are tested to) agree.
+
+    Three stages overlap, each in its own thread: DuckDB building the next batch of
+    payloads, hashlib hashing this one (the only stage holding the GIL), and Parquet
+    encoding the previous one; a batch is in at most one stage, in order.
     """
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = true")
@@ -218,29 +222,77 @@ def write_events(
     writer: pq.ParquetWriter | None = None
     schema: pa.Schema | None = None
     leaf = hashlib.sha256
-    try:
-        for q in queries:
-            # A parameter the query does not use is an error in DuckDB: pass only those it names.
-            used = [v for n, v in enumerate(params, 1) if f"${n}" in q] if "$" in q else list(params)
-            reader = con.sql(q, params=used or None).to_arrow_reader(1 << 17)
-            if writer is None:  # written even with no events: the commit reads it
-                # Nullable everywhere: each event type leaves other columns empty.
-                schema = pa.schema(
-                    [f.with_nullable(True) for f in reader.schema if f.name != "payload"]
-                    + [pa.field("leaf_hash", pa.binary())]
-                )
-                writer = pq.ParquetWriter(out, schema, compression="zstd")
-            assert schema is not None
-            for batch in reader:
-                payloads = batch.column(batch.schema.get_field_index("payload")).cast(pa.binary()).to_pylist()
-                leaves = pa.array([leaf(b"\x00" + p).digest() for p in payloads], pa.binary())
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="origine-events") as pool:
+        batches = _prefetched(pool, con, queries, params)
+        written: Any = None  # the previous batch's write, waited for before the next
+        try:
+            for batch in batches:
+                if writer is None:  # written even with no events: the commit reads it
+                    # Nullable everywhere: each event type leaves other columns empty.
+                    schema = pa.schema(
+                        [f.with_nullable(True) for f in batch.schema if f.name != "payload"]
+                        + [pa.field("leaf_hash", pa.binary())]
+                    )
+                    writer = pq.ParquetWriter(out, schema, compression="zstd")
+                if batch.num_rows == 0:
+                    continue
+                assert schema is not None
+                payloads = batch.column(batch.schema.get_field_index("payload")).to_pylist()
+                digests = b"".join([leaf(p).digest() for p in payloads])
+                leaves = pa.FixedSizeBinaryArray.from_buffers(
+                    pa.binary(32), batch.num_rows, [None, pa.py_buffer(digests)]
+                ).cast(pa.binary())
                 columns = [batch.column(batch.schema.get_field_index(f.name)).cast(f.type) for f in schema][:-1]
-                writer.write_batch(pa.RecordBatch.from_arrays([*columns, leaves], schema=schema))
+                if written is not None:
+                    written.result()
+                written = pool.submit(writer.write_batch, pa.RecordBatch.from_arrays([*columns, leaves], schema=schema))
                 count += batch.num_rows
-    finally:
-        if writer is not None:
-            writer.close()
+            if written is not None:
+                written.result()
+        finally:
+            batches.close()
+            if writer is not None:
+                writer.close()
     return count
+
+
+def _prefetched(
+    pool: ThreadPoolExecutor, con: duckdb.DuckDBPyConnection, queries: list[str], params: Sequence[Any]
+) -> Iterator[pa.RecordBatch]:
+    """The queries' batches, each with its leaf input (``0x00 || payload``, RFC 9162)
+    as ``payload``; the next batch is fetched from DuckDB while the caller works on
+    this one. Every query yields at least one (maybe empty) batch, for its schema."""
+
+    def reader(q: str) -> pa.RecordBatchReader:
+        # A parameter the query does not use is an error in DuckDB: pass only those it names.
+        used = [v for n, v in enumerate(params, 1) if f"${n}" in q] if "$" in q else list(params)
+        leaf_input = f"SELECT * REPLACE ('\\x00'::BLOB || encode(payload) AS payload) FROM ({q})"
+        return con.sql(leaf_input, params=used or None).to_arrow_reader(1 << 17)
+
+    def first(q: str) -> tuple[pa.RecordBatchReader, pa.RecordBatch | None]:
+        r = reader(q)
+        return r, _next_batch(r)
+
+    for q in queries:
+        r, batch = pool.submit(first, q).result()
+        if batch is None:
+            yield pa.RecordBatch.from_pylist([], schema=r.schema)
+            continue
+        while batch is not None:
+            ahead = pool.submit(_next_batch, r)
+            try:
+                yield batch
+            except GeneratorExit:
+                ahead.result()  # the connection must be idle before it is closed
+                raise
+            batch = ahead.result()
+
+
+def _next_batch(reader: pa.RecordBatchReader) -> pa.RecordBatch | None:
+    try:
+        return reader.read_next_batch()
+    except StopIteration:
+        return None
 
 
 def _quote(path: Path) -> str:

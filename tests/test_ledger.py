@@ -217,3 +217,35 @@ def test_stored_nodes_are_the_reference_trees_across_appends_and_row_groups(
     assert ledger.check_ledger(con).ok
     with pytest.raises(TypeError):
         ledger.DuckDBNodeStore(con).put_many(1, 0, [b"\0" * 32])
+
+
+def test_write_events_streams_many_batches_and_queries_with_the_sql_leaf(tmp_path) -> None:
+    """write_events overlaps DuckDB, hashing and Parquet in threads: the file must
+    still hold every event in query order, each leaf equal to ``LEAF_SQL``'s, across
+    batch boundaries, with an empty query in the middle and a failing one refused."""
+    con = duckdb.connect()
+    n = 300_001  # more than two of write_events' 2^17-row batches
+    evidence = dict(evidence_kind="'delivery'", vendor="$1::VARCHAR", delivery_id="'D-1'", file="'f.csv'",
+                    file_sha256="'00'", subject_key="printf('%064x', i)", key_id="'k'", row="i")
+    collected = ledger.flat_columns(type="'collected'", source="'s' || (i % 7)", **evidence)
+    delivered = ledger.flat_columns(type="'delivered'", **evidence)
+    to_party = ledger.flat_columns(type="'delivered'", party_to="$2::VARCHAR", **evidence)
+    first = ledger.events_sql(f"SELECT {collected}, i AS ord FROM range({n}) t(i)")
+    empty = ledger.events_sql(f"SELECT {delivered}, i AS ord FROM range(0) t(i)")
+    last = ledger.events_sql(f"SELECT {to_party}, i AS ord FROM range(5) t(i)")
+    out = tmp_path / "events.parquet"
+    assert ledger.write_events(con, [first, empty, last], ["v", "party-a"], out) == n + 5
+    mismatched, rows, types, parties = con.execute(
+        f"SELECT count(*) FILTER (WHERE leaf_hash <> {ledger.LEAF_SQL}), count(*), "
+        "list(DISTINCT type ORDER BY type), list(DISTINCT party_to) FILTER (WHERE party_to IS NOT NULL) "
+        "FROM read_parquet(?)", [str(out)]
+    ).fetchone()
+    assert (mismatched, rows, types, parties) == (0, n + 5, ["collected", "delivered"], ["party-a"])
+    order = con.execute(
+        "SELECT list(row ORDER BY file_row_number) FROM read_parquet(?, file_row_number = true) "
+        "WHERE type = 'collected'", [str(out)]
+    ).fetchone()[0]
+    assert order == list(range(n))
+    with pytest.raises(duckdb.Error):
+        ledger.write_events(con, [first, "SELECT error('boom') AS payload"], [], tmp_path / "bad.parquet")
+    con.execute("SELECT 1").fetchone()  # the connection is usable after the failure
