@@ -22,6 +22,13 @@ Each measurement runs in a fresh child process, so its peak RSS is its own:
 * baseline: ``SELECT count(DISTINCT subject_key) FROM ledger_events``;
 * audit: ``origine.audit.audit`` (first run: appends M ``targeted`` events);
 * re-audit: the same campaign again (nothing appended, same verdicts).
+
+With ``--rotate``, then:
+
+* rotate: ``origine.rotation.rotate`` layers a new key over every stored subject
+  key (delivery rows re-keyed in place, every ledger subject mapped);
+* audit after rotation: the campaign audited again under the rotated key, through
+  the mapping (same verdicts and reasons as before the rotation).
 """
 
 from __future__ import annotations
@@ -212,9 +219,23 @@ def measure(root: Path, what: str) -> dict[str, object]:
         n = con.execute("SELECT count(DISTINCT subject_key) FROM ledger_events").fetchone()[0]  # type: ignore[index]
         con.close()
         return {"seconds": time.perf_counter() - started, "rss_mib": peak_rss_mib(), "result": int(n)}
+    key = HashKey(bytes.fromhex((root / "key.hex").read_text()))
+    if what == "rotate":
+        from origine.rotation import rotate
+
+        layer = secrets.token_bytes(32)
+        started = time.perf_counter()
+        con = warehouse.connect(home.warehouse)
+        new, result = rotate(con, key, layer, segments=home.segments)
+        con.close()
+        seconds = time.perf_counter() - started
+        (root / "layer.hex").write_text(layer.hex())
+        return {"seconds": seconds, "rss_mib": peak_rss_mib(), "rekeyed": result.rows_rekeyed,
+                "mapped": result.ledger_subjects_mapped}
+    if (root / "layer.hex").exists():
+        key = key.with_layer(bytes.fromhex((root / "layer.hex").read_text()))
     from origine.audit import audit
 
-    key = HashKey(bytes.fromhex((root / "key.hex").read_text()))
     started = time.perf_counter()
     result = audit(root / "campaign" / "campaign.yaml", home, key, root / f"out-{what}")
     seconds = time.perf_counter() - started
@@ -246,6 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--targets", type=int, default=1_000_000, help="campaign targets")
     parser.add_argument("--route", choices=("deliveries", "file"), default="deliveries")
     parser.add_argument("--payload", action="store_true", help="compute real payloads and leaf hashes")
+    parser.add_argument("--rotate", action="store_true", help="then rotate the key and audit again")
     parser.add_argument("--dir", type=Path, default=None, help="work folder (kept; default: a temp folder, removed)")
     parser.add_argument("--build-only", action="store_true", help="build the data in --dir and stop")
     parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)
@@ -288,6 +310,18 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 same = (r["summary_sha256"], r["csv_sha256"]) == (first["summary_sha256"], first["csv_sha256"])
                 print(f"  appended {r['appended']:,}; summary.json and targets.csv identical: {same}")
+        if args.rotate:
+            r = child(root, "rotate")
+            rows = sum(r["rekeyed"].values())
+            print(f"{'rotate (new key layered over the old)':<43} {r['seconds']:7.2f} s  "
+                  f"{(rows + r['mapped']) / r['seconds']:14,.0f} keys/s     "
+                  f"peak RSS {r['rss_mib']:8.1f} MiB  ({r['seconds'] / base['seconds']:.1f}x baseline)")
+            print(f"  re-keyed {r['rekeyed']}; ledger subjects mapped {r['mapped']:,}")
+            r = child(root, "reaudit-rotated")
+            print(f"{'audit after rotation':<43} {r['seconds']:7.2f} s  {r['targets'] / r['seconds']:14,.0f} "
+                  f"targets/s  peak RSS {r['rss_mib']:8.1f} MiB  ({r['seconds'] / base['seconds']:.1f}x baseline)")
+            same = (r["verdicts"], r["reasons"]) == (first["verdicts"], first["reasons"])
+            print(f"  appended {r['appended']:,}; same verdicts and reasons as before the rotation: {same}")
     finally:
         if args.dir is None:
             shutil.rmtree(root, ignore_errors=True)

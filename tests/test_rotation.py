@@ -154,3 +154,24 @@ def test_rotation_needs_the_current_key_and_a_new_layer(home, key, make_delivery
     with warehouse.session(home.warehouse) as con:  # nothing changed
         assert con.execute("SELECT value FROM meta WHERE name = 'key_id'").fetchone()[0] == key.key_id
         assert con.execute("SELECT count(*) FROM subject_key_map").fetchone()[0] == 0
+
+
+def test_no_layer_key_or_pad_bytes_anywhere_in_the_home_after_rotation(
+    home, key, make_delivery, monkeypatch
+) -> None:
+    """The layer reaches DuckDB only as joined HMAC pads (never in SQL text): neither
+    it, the base key, nor those pads may end up in the warehouse file, its WAL, the
+    Dagster storage or any other file of the home."""
+    from origine.keys import hmac_pads
+    from tests.conftest import scan_tree_for
+
+    deliver(home, key, make_delivery, [f"{national(A)},jeu-ete,propagande électorale,2024-01-02,ref-1"])
+    layer_hex = "3f9c1e0a7b5d42e8a1c6f0b9d3e7a2c58e4b1f6d0a9c3e7b2d5f8a1c4e7b0d3f"
+    out = rotate_cli(home, layer_hex, monkeypatch)
+    assert out["rows_rekeyed"]["delivery_rows"] == 1
+    needles = []
+    for secret in (bytes.fromhex(layer_hex), key.secret):
+        pads = hmac_pads(secret)
+        needles += [secret, secret.hex().encode(), secret.hex().upper().encode(),
+                    pads.column("ipad")[0].as_py(), pads.column("opad")[0].as_py()]
+    assert scan_tree_for(home.root, needles) == []
