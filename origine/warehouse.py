@@ -112,15 +112,29 @@ def connect(path: Path, *, read_only: bool = False, wait: float | None = None) -
     for another process's lock."""
     if wait is None:
         wait = lock_wait_seconds()
-    if read_only and (not path.exists() or _schema_outdated(path)):
-        # Read-only needs the current schema: create (or bring up to date) first.
+    if read_only and not path.exists():
+        connect(path, wait=wait).close()  # read-only needs a warehouse: create it first
+    con = _open(path, read_only, wait)
+    if read_only and _schema_outdated(con):
+        # Written by an older origine: bring it up to date (a write open installs the
+        # views readers need), then read.
+        con.close()
         connect(path, wait=wait).close()
+        con = _open(path, read_only, wait)
+    con.execute("SET TimeZone = 'UTC'")
+    memory.bound(con)
+    if not read_only:
+        con.execute(SCHEMA)
+        ledger.install(con)
+    return con
+
+
+def _open(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + wait
     delay = 0.05
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
-            break
+            return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
                 raise OrigineError(
@@ -131,26 +145,13 @@ def connect(path: Path, *, read_only: bool = False, wait: float | None = None) -
                 ) from None
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
-    con.execute("SET TimeZone = 'UTC'")
-    memory.bound(con)
-    if not read_only:
-        con.execute(SCHEMA)
-        ledger.install(con)
-    return con
 
 
-def _schema_outdated(path: Path) -> bool:
+def _schema_outdated(con: duckdb.DuckDBPyConnection) -> bool:
     """True when the file predates a view readers need (written by a newer origine's install)."""
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error:
-        return False  # locked or unreadable: the caller's own open reports it
-    try:
-        return not con.execute(
-            "SELECT count(*) FROM duckdb_views() WHERE view_name = 'ledger_current'"
-        ).fetchone()[0]  # type: ignore[index]
-    finally:
-        con.close()
+    return not con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE view_name = 'ledger_current'"
+    ).fetchone()[0]  # type: ignore[index]
 
 
 @contextmanager

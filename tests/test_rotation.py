@@ -175,3 +175,15 @@ def test_no_layer_key_or_pad_bytes_anywhere_in_the_home_after_rotation(
         needles += [secret, secret.hex().encode(), secret.hex().upper().encode(),
                     pads.column("ipad")[0].as_py(), pads.column("opad")[0].as_py()]
     assert scan_tree_for(home.root, needles) == []
+
+
+def test_a_home_from_before_rotation_is_upgraded_on_a_read_only_open(home, key, make_delivery) -> None:
+    """Readers (lookup, audit) open the warehouse read-only and query ``ledger_current``:
+    a warehouse written by an origine without it gets it on that open, once."""
+    deliver(home, key, make_delivery, [f"{national(A)},jeu-ete,sondages,2024-01-02,ref-1"])
+    with warehouse.session(home.warehouse) as con:
+        con.execute("DROP VIEW ledger_current")  # as an older origine left it
+    with warehouse.session(home.warehouse, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM ledger_current").fetchone()[0] > 0
+    with warehouse.session(home.warehouse, read_only=True) as con:  # and a plain open since
+        assert con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'ledger_current'").fetchone()[0] == 1
