@@ -254,9 +254,10 @@ def measure(root: Path, what: str) -> dict[str, object]:
 def child(root: Path, what: str) -> dict[str, object]:
     """Run ``measure`` in a fresh interpreter."""
     out = subprocess.run(
-        [sys.executable, __file__, "--measure", what, "--dir", str(root)],
-        check=True, capture_output=True, text=True,
+        [sys.executable, __file__, "--measure", what, "--dir", str(root)], capture_output=True, text=True,
     )
+    if out.returncode != 0:
+        sys.exit(f"{what} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

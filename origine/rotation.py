@@ -22,6 +22,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 
@@ -84,33 +85,33 @@ def rotate(
             warehouse.check_key(con, key.key_id)
             # Every stored ledger key (of any older generation) to its key under `new`:
             # one layer over what the previous generation mapped it to.
-            con.execute(
-                f"""CREATE OR REPLACE TEMP TABLE _rotated_map AS
-                    SELECT s.key_id, s.subject_key, {HMAC_SQL.format(x='s.current_key')} AS current_key
+            mapped = _rewrite(
+                con,
+                "subject_key_map",
+                lambda before: f"""SELECT s.key_id, s.subject_key, {HMAC_SQL.format(x='s.current_key')}
                     FROM (
                         SELECT DISTINCT e.key_id, e.subject_key,
                                coalesce(m.current_key, e.subject_key) AS current_key
                         FROM ledger_events e
-                        LEFT JOIN subject_key_map m
+                        LEFT JOIN {before} m
                             ON m.key_id IS NOT DISTINCT FROM e.key_id AND m.subject_key = e.subject_key
                         WHERE e.subject_key IS NOT NULL
-                    ) s CROSS JOIN _origine_pads p"""
+                    ) s CROSS JOIN _origine_pads p""",
             )
-            con.execute("DELETE FROM subject_key_map")
-            con.execute("INSERT INTO subject_key_map SELECT key_id, subject_key, current_key FROM _rotated_map")
-            mapped = con.execute("SELECT count(*) FROM _rotated_map").fetchone()[0]  # type: ignore[index]
-            con.execute("DROP TABLE _rotated_map")
             for table in REKEYED_TABLES:
                 if table not in tables:
                     continue
-                columns = {r[0] for r in con.execute(
-                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [table]
-                ).fetchall()}
-                also = ", key_id = $new_id" if "key_id" in columns else ""
+                columns = [r[0] for r in con.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [table]
+                ).fetchall()]
+                rekeyed = {
+                    "subject_key": f"CASE WHEN t.subject_key IS NOT NULL THEN {HMAC_SQL.format(x='t.subject_key')} END",
+                    "key_id": f"CASE WHEN t.subject_key IS NOT NULL THEN '{new.key_id}' ELSE t.key_id END",
+                }
+                select = ", ".join(rekeyed.get(c, f't."{c}"') for c in columns)
+                _rewrite(con, table, lambda before: f"SELECT {select} FROM {before} t CROSS JOIN _origine_pads p")
                 counts[table] = con.execute(
-                    f"UPDATE {table} SET subject_key = {HMAC_SQL.format(x=f'{table}.subject_key')}{also} "
-                    f"FROM _origine_pads p WHERE {table}.subject_key IS NOT NULL",
-                    {"new_id": new.key_id} if also else None,
+                    f"SELECT count(*) FROM {table} WHERE subject_key IS NOT NULL"
                 ).fetchone()[0]  # type: ignore[index]
             con.execute("UPDATE meta SET value = ? WHERE name = 'key_id'", [new.key_id])
             result = RotationResult(key.key_id, new.key_id, now.isoformat(), counts, int(mapped), 0)
@@ -123,6 +124,23 @@ def rotate(
     if segments is not None:
         result.segments_removed = remove_stale_segments(segments, new.key_id)
     return new, result
+
+
+def _rewrite(con: duckdb.DuckDBPyConnection, table: str, select: Callable[[str], str]) -> int:
+    """Replace ``table``'s rows by ``select(old table)``; return how many it now holds.
+
+    The table is renamed, re-created from its own DDL (constraints kept) and filled by
+    one ``INSERT … SELECT``, then the old one is dropped: DuckDB spills a single
+    statement's rows to disk, whereas an in-place ``UPDATE`` keeps every changed row in
+    memory until the transaction commits (14M delivery rows ran out of a 2 GB cap).
+    """
+    [ddl] = con.execute("SELECT sql FROM duckdb_tables() WHERE table_name = ?", [table]).fetchone()  # type: ignore[misc]
+    before = f"{table}__before_rotation"
+    con.execute(f"ALTER TABLE {table} RENAME TO {before}")
+    con.execute(ddl)
+    count = con.execute(f"INSERT INTO {table} {select(before)}").fetchone()[0]  # type: ignore[index]
+    con.execute(f"DROP TABLE {before}")
+    return int(count)
 
 
 def remove_stale_segments(segments: Path, key_id: str) -> int:
