@@ -409,9 +409,8 @@ def _collect_events(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:
                max("at") FILTER (WHERE type = 'consent_granted' AND purpose = $transfer AND "at" <= $ts) AS tg,
                max("at") FILTER (WHERE type = 'consent_withdrawn' AND purpose = $transfer AND "at" <= $ts) AS tw,
                bool_or(type = 'opted_out' AND "at" <= $ts) AS opted_out
-        FROM ledger_current
+        FROM ledger_current_of('_target_keys')
         WHERE erased_at IS NULL
-          AND subject_key IN (SELECT subject_key FROM _target_keys)
           AND (type IN ('collected', 'transferred', 'delivered')
                OR (type = 'opted_out' AND channel IN ($channel, 'all'))
                OR (type = 'consent_granted' AND purpose IN ($purpose, $transfer) AND NOT coalesce(bundled, false))
@@ -588,9 +587,8 @@ def _contacted_after_stop(con: duckdb.DuckDBPyConnection, campaign: Campaign) ->
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _ev AS
-        SELECT type, subject_key, "at", purpose FROM ledger_current
+        SELECT type, subject_key, "at", purpose FROM ledger_current_of('_report_rows')
         WHERE erased_at IS NULL
-          AND subject_key IN (SELECT subject_key FROM _report_rows)
           AND ((type = 'opted_out' AND channel IN ($channel, 'all'))
                OR (type = 'consent_granted' AND purpose = $purpose AND NOT coalesce(bundled, false))
                OR (type = 'consent_withdrawn' AND purpose = $purpose))

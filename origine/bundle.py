@@ -54,8 +54,7 @@ def write_evidence(con: duckdb.DuckDBPyConnection, out_dir: Path, summary: dict[
             # Matched through ledger_current (targets carry current keys), the payload
             # from the stored columns (what the leaf hash covers).
             f"SELECT seq, {ledger.PAYLOAD_SQL} AS payload FROM ledger_events WHERE seq IN ("
-            "SELECT seq FROM ledger_current WHERE erased_at IS NULL AND seq < ? "
-            "AND subject_key IN (SELECT subject_key FROM _bundle_keys WHERE subject_key IS NOT NULL)) ORDER BY seq",
+            "SELECT seq FROM ledger_current_of('_bundle_keys') WHERE erased_at IS NULL AND seq < ?) ORDER BY seq",
             [size],
         ).fetchall()
     finally:

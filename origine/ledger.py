@@ -628,13 +628,31 @@ def check_ledger(con: duckdb.DuckDBPyConnection) -> LedgerCheck:
 
 # ---------------------------------------------------------------- state as of a date
 
+# ledger_current: every event once, under its key of the current generation (as
+# recorded, unless a rotation mapped it). ledger_current_of('table') is the same rows
+# for the subject keys in a table's subject_key column: readers of a set of subjects
+# use it because DuckDB does not push a key filter through the map join (47M events,
+# 14M mapped subjects, 1M keys: 16-19 s through the view, 3.5 s through the macro).
 STATE_VIEWS = """
 CREATE OR REPLACE VIEW ledger_current AS
-    SELECT e.* REPLACE (coalesce(m.current_key, e.subject_key) AS subject_key),
-           e.subject_key AS stored_subject_key
+    SELECT e.*, e.subject_key AS stored_subject_key
     FROM ledger_events e
-    LEFT JOIN subject_key_map m
-        ON m.key_id IS NOT DISTINCT FROM e.key_id AND m.subject_key = e.subject_key;
+    WHERE NOT EXISTS (SELECT 1 FROM subject_key_map m
+                      WHERE m.key_id IS NOT DISTINCT FROM e.key_id AND m.subject_key = e.subject_key)
+    UNION ALL
+    SELECT e.* REPLACE (m.current_key AS subject_key), e.subject_key AS stored_subject_key
+    FROM subject_key_map m
+    JOIN ledger_events e ON m.key_id IS NOT DISTINCT FROM e.key_id AND m.subject_key = e.subject_key;
+CREATE OR REPLACE MACRO ledger_current_of(keys) AS TABLE
+    SELECT e.*, e.subject_key AS stored_subject_key
+    FROM ledger_events e
+    WHERE e.subject_key IN (SELECT subject_key FROM query_table(keys))
+      AND NOT EXISTS (SELECT 1 FROM subject_key_map m
+                      WHERE m.key_id IS NOT DISTINCT FROM e.key_id AND m.subject_key = e.subject_key)
+    UNION ALL
+    SELECT e.* REPLACE (m.current_key AS subject_key), e.subject_key AS stored_subject_key
+    FROM (SELECT * FROM subject_key_map WHERE current_key IN (SELECT subject_key FROM query_table(keys))) m
+    JOIN ledger_events e ON m.key_id IS NOT DISTINCT FROM e.key_id AND m.subject_key = e.subject_key;
 CREATE OR REPLACE MACRO consent_as_of(ts) AS TABLE
     SELECT subject_key, purpose,
            max("at") FILTER (WHERE type = 'consent_granted') AS granted_at,

@@ -63,8 +63,7 @@ def apply_retention(
             [cutoff],
         )
         seqs = [r[0] for r in con.execute(
-            "SELECT seq FROM ledger_current WHERE subject_key IN (SELECT subject_key FROM _expired) "
-            "AND erased_at IS NULL ORDER BY seq"
+            "SELECT seq FROM ledger_current_of('_expired') WHERE erased_at IS NULL ORDER BY seq"
         ).fetchall()]
         subjects = con.execute("SELECT count(*) FROM _expired").fetchall()[0][0]
         if not seqs:
@@ -83,8 +82,7 @@ def apply_retention(
             head = ledger.append_events(con, path, reason="retention", signer=signer)
         erasure_seq = head.tree_size - 1
         con.execute(
-            "INSERT INTO erasures SELECT ?, seq FROM ledger_current "
-            "WHERE subject_key IN (SELECT subject_key FROM _expired) AND erased_at IS NULL",
+            "INSERT INTO erasures SELECT ?, seq FROM ledger_current_of('_expired') WHERE erased_at IS NULL",
             [erasure_seq],
         )
         sets = ", ".join(f'"{c}" = NULL' for c in _ATTRIBUTES)

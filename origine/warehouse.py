@@ -148,9 +148,10 @@ def _open(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection
 
 
 def _schema_outdated(con: duckdb.DuckDBPyConnection) -> bool:
-    """True when the file predates a view readers need (written by a newer origine's install)."""
+    """True when the file predates a view or macro readers need (installed by
+    ``ledger.install`` on every write open since)."""
     return not con.execute(
-        "SELECT count(*) FROM duckdb_views() WHERE view_name = 'ledger_current'"
+        "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'ledger_current_of'"
     ).fetchone()[0]  # type: ignore[index]
 
 

@@ -8,6 +8,7 @@ import hmac
 import json
 from datetime import datetime, timezone
 
+import duckdb
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
@@ -178,12 +179,54 @@ def test_no_layer_key_or_pad_bytes_anywhere_in_the_home_after_rotation(
 
 
 def test_a_home_from_before_rotation_is_upgraded_on_a_read_only_open(home, key, make_delivery) -> None:
-    """Readers (lookup, audit) open the warehouse read-only and query ``ledger_current``:
-    a warehouse written by an origine without it gets it on that open, once."""
+    """Readers (lookup, audit) open the warehouse read-only and query ``ledger_current``
+    and ``ledger_current_of``: a warehouse written by an origine without them gets
+    them on that open, once."""
     deliver(home, key, make_delivery, [f"{national(A)},jeu-ete,sondages,2024-01-02,ref-1"])
     with warehouse.session(home.warehouse) as con:
-        con.execute("DROP VIEW ledger_current")  # as an older origine left it
+        con.execute("DROP MACRO TABLE ledger_current_of")  # as an older origine left it
+        con.execute("DROP VIEW ledger_current")
     with warehouse.session(home.warehouse, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM ledger_current").fetchone()[0] > 0
+        con.execute("CREATE TEMP TABLE k AS SELECT subject_key FROM delivery_rows")
+        assert con.execute("SELECT count(*) FROM ledger_current_of('k')").fetchone()[0] > 0
     with warehouse.session(home.warehouse, read_only=True) as con:  # and a plain open since
-        assert con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'ledger_current'").fetchone()[0] == 1
+        assert con.execute(
+            "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'ledger_current_of'"
+        ).fetchone()[0] == 1
+
+
+REFERENCE_CURRENT = """
+    SELECT e.seq, coalesce(m.current_key, e.subject_key) AS subject_key, e.subject_key AS stored_subject_key
+    FROM ledger_events e
+    LEFT JOIN subject_key_map m ON m.key_id IS NOT DISTINCT FROM e.key_id AND m.subject_key = e.subject_key
+"""
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    events=st.lists(st.tuples(st.sampled_from([None, "g0", "g1", "g2"]), st.sampled_from([None, "a", "b", "c", "d"])),
+                    max_size=30),
+    mapped=st.sets(st.tuples(st.sampled_from([None, "g0", "g1"]), st.sampled_from(["a", "b", "c", "d"])), max_size=8),
+    wanted=st.sets(st.sampled_from(["a", "b", "c", "d", "A", "B", "C", "D"]), max_size=4),
+)
+def test_ledger_current_and_its_keyed_form_equal_the_reference_join(events, mapped, wanted) -> None:
+    """Whatever the map holds (keys of any generation, a NULL key id, none at all), the
+    view and the macro give each event once, under coalesce(mapped key, stored key)."""
+    con = duckdb.connect()
+    ledger.install(con)
+    con.register("given_events", pa.table({"key_id": pa.array([k for k, _ in events], pa.string()),
+                                           "subject_key": pa.array([s for _, s in events], pa.string())}))
+    con.execute("INSERT INTO ledger_events (seq, type, key_id, subject_key, leaf_hash) "
+                "SELECT row_number() OVER (), 'collected', key_id, subject_key, '\\x00'::BLOB FROM given_events")
+    con.register("given_map", pa.table({"key_id": pa.array([k for k, _ in mapped], pa.string()),
+                                        "subject_key": pa.array([s for _, s in mapped], pa.string())}))
+    con.execute("INSERT INTO subject_key_map SELECT key_id, subject_key, upper(subject_key) FROM given_map")
+    reference = sorted(con.execute(REFERENCE_CURRENT).fetchall(), key=repr)
+    view = sorted(con.execute("SELECT seq, subject_key, stored_subject_key FROM ledger_current").fetchall(), key=repr)
+    assert view == reference
+    con.register("wanted", pa.table({"subject_key": pa.array(sorted(wanted), pa.string())}))
+    keyed = sorted(con.execute(
+        "SELECT seq, subject_key, stored_subject_key FROM ledger_current_of('wanted')"
+    ).fetchall(), key=repr)
+    assert keyed == [r for r in reference if r[1] in wanted]
