@@ -389,10 +389,21 @@ def _build_targets(
 def _collect_events(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:
     """``_per``: what the ledger says of each target, per (subject, vendor, delivery), in one scan.
 
-    One semi-join scan of ``ledger_events`` on the targets' keys, aggregated at once
-    per (subject key, vendor, delivery id): events from a delivery share its evidence,
-    and events of other origins (suppression lists, DPO requests) form their own group.
+    The targets' live events (one semi-join scan of ``ledger_events`` on their keys,
+    through the rotation map) are taken first, then aggregated per (subject key,
+    vendor, delivery id): events from a delivery share its evidence, and events of
+    other origins (suppression lists, DPO requests) form their own group.
     """
+    # Apart, not in one statement: with the type filters beside it, DuckDB 2.0 plans the
+    # map join of a rotated ledger badly (47M events, 1M targets: 22 s, against 7 s so).
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _target_events AS
+        SELECT subject_key, vendor, delivery_id, type, "at", purpose, bundled, channel, proof, source
+        FROM ledger_current_of('_target_keys')
+        WHERE erased_at IS NULL
+        """
+    )
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _per AS
@@ -409,9 +420,8 @@ def _collect_events(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:
                max("at") FILTER (WHERE type = 'consent_granted' AND purpose = $transfer AND "at" <= $ts) AS tg,
                max("at") FILTER (WHERE type = 'consent_withdrawn' AND purpose = $transfer AND "at" <= $ts) AS tw,
                bool_or(type = 'opted_out' AND "at" <= $ts) AS opted_out
-        FROM ledger_current_of('_target_keys')
-        WHERE erased_at IS NULL
-          AND (type IN ('collected', 'transferred', 'delivered')
+        FROM _target_events
+        WHERE (type IN ('collected', 'transferred', 'delivered')
                OR (type = 'opted_out' AND channel IN ($channel, 'all'))
                OR (type = 'consent_granted' AND purpose IN ($purpose, $transfer) AND NOT coalesce(bundled, false))
                OR (type = 'consent_withdrawn' AND purpose IN ($purpose, $transfer)))
@@ -420,6 +430,7 @@ def _collect_events(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:
         {"ts": campaign.sent_at, "channel": campaign.channel, "purpose": campaign.purpose,
          "transfer": TRANSFER_PURPOSE},
     )
+    con.execute("DROP TABLE _target_events")
 
 
 def _evaluate(con: duckdb.DuckDBPyConnection, campaign: Campaign, validity_days: int) -> None:
