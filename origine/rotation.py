@@ -22,7 +22,6 @@ import shutil
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import duckdb
 
@@ -85,7 +84,7 @@ def rotate(
             warehouse.check_key(con, key.key_id)
             # Every stored ledger key (of any older generation) to its key under `new`:
             # one layer over what the previous generation mapped it to.
-            mapped = _rewrite(
+            mapped = warehouse.rewrite_table(
                 con,
                 "subject_key_map",
                 lambda before: f"""SELECT s.key_id, s.subject_key, {HMAC_SQL.format(x='s.current_key')}
@@ -109,7 +108,7 @@ def rotate(
                     "key_id": f"CASE WHEN t.subject_key IS NOT NULL THEN '{new.key_id}' ELSE t.key_id END",
                 }
                 select = ", ".join(rekeyed.get(c, f't."{c}"') for c in columns)
-                _rewrite(con, table, lambda before: f"SELECT {select} FROM {before} t CROSS JOIN _origine_pads p")
+                warehouse.rewrite_table(con, table, lambda before: f"SELECT {select} FROM {before} t CROSS JOIN _origine_pads p")
                 counts[table] = con.execute(
                     f"SELECT count(*) FROM {table} WHERE subject_key IS NOT NULL"
                 ).fetchone()[0]  # type: ignore[index]
@@ -124,23 +123,6 @@ def rotate(
     if segments is not None:
         result.segments_removed = remove_stale_segments(segments, new.key_id)
     return new, result
-
-
-def _rewrite(con: duckdb.DuckDBPyConnection, table: str, select: Callable[[str], str]) -> int:
-    """Replace ``table``'s rows by ``select(old table)``; return how many it now holds.
-
-    The table is renamed, re-created from its own DDL (constraints kept) and filled by
-    one ``INSERT … SELECT``, then the old one is dropped: DuckDB spills a single
-    statement's rows to disk, whereas an in-place ``UPDATE`` keeps every changed row in
-    memory until the transaction commits (14M delivery rows ran out of a 2 GB cap).
-    """
-    [ddl] = con.execute("SELECT sql FROM duckdb_tables() WHERE table_name = ?", [table]).fetchone()  # type: ignore[misc]
-    before = f"{table}__before_rotation"
-    con.execute(f"ALTER TABLE {table} RENAME TO {before}")
-    con.execute(ddl)
-    count = con.execute(f"INSERT INTO {table} {select(before)}").fetchone()[0]  # type: ignore[index]
-    con.execute(f"DROP TABLE {before}")
-    return int(count)
 
 
 def remove_stale_segments(segments: Path, key_id: str) -> int:

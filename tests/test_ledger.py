@@ -249,3 +249,42 @@ def test_write_events_streams_many_batches_and_queries_with_the_sql_leaf(tmp_pat
     with pytest.raises(duckdb.Error):
         ledger.write_events(con, [first, "SELECT error('boom') AS payload"], [], tmp_path / "bad.parquet")
     con.execute("SELECT 1").fetchone()  # the connection is usable after the failure
+
+
+def test_large_erasures_rewrite_the_ledger_with_the_same_result_as_in_place(populated, monkeypatch, tmp_path) -> None:
+    """Beyond IN_PLACE_MAX erased events retention rewrites ledger_events in one
+    statement instead of updating it (bounded memory): the ledger, the erasure record
+    and its proof must be exactly what the in-place path gives, in seq order."""
+    import shutil
+
+    from origine import retention
+
+    twin = tmp_path / "twin.duckdb"
+    shutil.copy(populated.warehouse, twin)
+    now = utc(2030, 1, 1)  # everyone expires
+
+    def erase(path, in_place_max):
+        monkeypatch.setattr(retention, "IN_PLACE_MAX", in_place_max)
+        con = warehouse.connect(path)
+        result = apply_retention(con, now=now, days=30)
+        rows = con.execute("SELECT * FROM ledger_events").fetchall()  # physical order
+        erasures = con.execute("SELECT * FROM erasures ORDER BY event_seq").fetchall()
+        check = ledger.check_ledger(con)
+        constraints = con.execute(
+            "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'ledger_events' AND constraint_type = 'NOT NULL'"
+        ).fetchone()[0]
+        con.close()
+        return result, rows, erasures, check, constraints
+
+    in_place = erase(populated.warehouse, 1_000_000)
+    rewritten = erase(twin, 0)
+    assert in_place[0].events > 1 and in_place[0].events == rewritten[0].events
+    seqs = [r[0] for r in rewritten[1]]
+    assert seqs == sorted(seqs)
+    assert rewritten[1] == in_place[1] and rewritten[2] == in_place[2]
+    assert rewritten[3].ok and in_place[3].ok, rewritten[3].describe()
+    assert rewritten[4] == in_place[4] > 0  # NOT NULL constraints kept by the rewrite
+    # the erasure's proof: SHA-256 of the erased sequence numbers, comma-joined
+    erased = [r[1] for r in rewritten[2]]
+    proof = [r for r in rewritten[1] if r[1] == "erased"][0][12]
+    assert proof == hashlib.sha256(",".join(map(str, erased)).encode()).hexdigest()
