@@ -251,6 +251,8 @@ def write_events(
                 written.result()
         finally:
             batches.close()
+            if written is not None:
+                written.exception()  # an interrupted loop: the last write ends before the close
             if writer is not None:
                 writer.close()
     return count
