@@ -288,3 +288,29 @@ def test_large_erasures_rewrite_the_ledger_with_the_same_result_as_in_place(popu
     erased = [r[1] for r in rewritten[2]]
     proof = [r for r in rewritten[1] if r[1] == "erased"][0][12]
     assert proof == hashlib.sha256(",".join(map(str, erased)).encode()).hexdigest()
+
+
+def test_write_events_interrupted_while_hashing_leaves_no_thread_writing(tmp_path, monkeypatch) -> None:
+    """An error in the hashing stage (the caller's thread) must reach the caller after
+    the prefetch and the pending Parquet write have ended, with the connection idle."""
+    import threading
+
+    con = duckdb.connect()
+    evidence = dict(evidence_kind="'delivery'", vendor="'v'", subject_key="printf('%064x', i)", row="i")
+    cols = ledger.flat_columns(type="'collected'", **evidence)
+    query = ledger.events_sql(f"SELECT {cols}, i AS ord FROM range(600000) t(i)")
+    calls = 0
+    real = hashlib.sha256
+
+    def failing(data: bytes):
+        nonlocal calls
+        calls += 1
+        if calls > 300_000:  # in the third batch, with a write of the second in flight
+            raise RuntimeError("hashing failed")
+        return real(data)
+
+    monkeypatch.setattr(ledger.hashlib, "sha256", failing)
+    with pytest.raises(RuntimeError, match="hashing failed"):
+        ledger.write_events(con, query, [], tmp_path / "events.parquet")
+    assert not [t for t in threading.enumerate() if t.name.startswith("origine-events")]
+    assert con.execute("SELECT 42").fetchone() == (42,)
