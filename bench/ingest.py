@@ -266,7 +266,7 @@ def main() -> None:
     print(f"ingest (origine ingest, end to end):      {ingest_s:8.2f}s  {args.rows / ingest_s:12,.0f} rows/s")
     # The ingest's own high-water mark is the figure; ru_maxrss over children is shown
     # beside it because it once read 6.3 GiB at 55M rows for a process tree that then
-    # ran to the end inside a 4 GiB memory cgroup (no swap): it is not resident memory.
+    # ran to the end inside a 4 GiB memory cgroup (no swap): not memory the ingest allocated.
     print(f"ratio ingest/floor: {ingest_s / floor_s:.1f}x   peak RSS (ingest process, VmHWM): "
           f"{sampler.high_water_mib:,.0f} MiB  (ru_maxrss over its child processes: {peak:,.0f} MiB)")
     print(f"accepted {report['rows_accepted']:,}, quarantined {report['rows_quarantined']:,} "
