@@ -3,9 +3,13 @@ consistency lines it prints (what a reader of its figures relies on) say True.""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
@@ -30,3 +34,21 @@ def test_ingest_bench_runs_the_cli_and_reports_each_step() -> None:
     assert accepted + quarantined == 20000 and quarantined > 0
     for step in ("delivery_segment", "warehouse_delivery", "warehouse_delivery_warehouse_expectations"):
         assert f"step {step} " in out
+
+
+def _can_make_memory_cgroups() -> bool:
+    return os.geteuid() == 0 and (Path("/sys/fs/cgroup/memory").is_dir() or Path("/sys/fs/cgroup/cgroup.controllers").exists())
+
+
+def test_ingest_bench_memory_limit_holds_the_process_tree_and_reports_an_oom_kill() -> None:
+    """--memory-limit is how the 4 GiB bound at 55M rows was checked: it must really
+    confine the ingest (a cap too small for it is an OOM kill, said as such) and let
+    it finish under a cap it fits in."""
+    if not _can_make_memory_cgroups():
+        pytest.skip("needs root and a memory cgroup controller")
+    out = run("ingest.py", "--rows", "20000", "--memory-limit", "4G")
+    assert "memory cgroup capped at 4.00 GiB" in out and "OOM kills 0" in out
+    killed = subprocess.run([sys.executable, str(BENCH / "ingest.py"), "--rows", "20000", "--memory-limit", "250M"],
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode != 0
+    assert re.search(r"OOM kills [1-9]", killed.stdout) and "killed: SIGKILL" in killed.stderr
