@@ -96,10 +96,11 @@ class MemoryCgroup:
             line.split(":", 2)[1]: line.split(":", 2)[2].strip()
             for line in Path("/proc/self/cgroup").read_text().splitlines()
         }
+        v1 = next((c for c in own if "memory" in c.split(",")), None)  # e.g. "memory" or "cpu,memory"
         v2 = Path("/sys/fs/cgroup")
-        if "memory" in own:  # v1: a hierarchy of its own for the memory controller
+        if v1 is not None:  # v1: a hierarchy of its own for the memory controller
             self.v2 = False
-            parent = Path("/sys/fs/cgroup/memory") / own["memory"].lstrip("/")
+            parent = Path("/sys/fs/cgroup") / v1 / own[v1].lstrip("/")
         elif "" in own and "memory" in (v2 / "cgroup.controllers").read_text().split():
             self.v2 = True
             parent = v2 / own[""].lstrip("/")
