@@ -66,7 +66,7 @@ def apply_retention(
         )
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _erased AS "
-            "SELECT seq FROM ledger_current_of('_expired') WHERE erased_at IS NULL ORDER BY seq"
+            "SELECT seq FROM ledger_current_of('_expired') WHERE erased_at IS NULL"
         )
         events, digest = _count_and_digest(con)
         subjects = con.execute("SELECT count(*) FROM _expired").fetchall()[0][0]
@@ -120,12 +120,9 @@ def _erase_attributes(con: duckdb.DuckDBPyConnection, events: int, now: datetime
         sets = ", ".join(f'"{c}" = NULL' for c in _ATTRIBUTES)
         con.execute(f"UPDATE ledger_events SET {sets}, erased_at = ? WHERE seq IN (SELECT seq FROM _erased)", [now])
         return
-    columns = [r[0] for r in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'ledger_events' ORDER BY column_index"
-    ).fetchall()]
     cleared = {c: f'CASE WHEN e._gone THEN NULL ELSE e."{c}" END' for c in _ATTRIBUTES}
     cleared["erased_at"] = "CASE WHEN e._gone THEN $now ELSE e.erased_at END"
-    select = ", ".join(cleared.get(c, f'e."{c}"') for c in columns)
+    select = warehouse.select_list(con, "ledger_events", "e", cleared)
     con.execute("SET preserve_insertion_order = true")  # the ledger stays in seq order
     warehouse.rewrite_table(
         con,

@@ -100,14 +100,10 @@ def rotate(
             for table in REKEYED_TABLES:
                 if table not in tables:
                     continue
-                columns = [r[0] for r in con.execute(
-                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [table]
-                ).fetchall()]
-                rekeyed = {
+                select = warehouse.select_list(con, table, "t", {
                     "subject_key": f"CASE WHEN t.subject_key IS NOT NULL THEN {HMAC_SQL.format(x='t.subject_key')} END",
                     "key_id": f"CASE WHEN t.subject_key IS NOT NULL THEN '{new.key_id}' ELSE t.key_id END",
-                }
-                select = ", ".join(rekeyed.get(c, f't."{c}"') for c in columns)
+                })
                 warehouse.rewrite_table(con, table, lambda before: f"SELECT {select} FROM {before} t CROSS JOIN _origine_pads p")
                 counts[table] = con.execute(
                     f"SELECT count(*) FROM {table} WHERE subject_key IS NOT NULL"

@@ -155,6 +155,15 @@ def _schema_outdated(con: duckdb.DuckDBPyConnection) -> bool:
     ).fetchone()[0]  # type: ignore[index]
 
 
+def select_list(con: duckdb.DuckDBPyConnection, table: str, alias: str, replace: dict[str, str]) -> str:
+    """``table``'s columns in their order as a SELECT list over ``alias``, those named
+    in ``replace`` given by its expressions instead (for :func:`rewrite_table`)."""
+    columns = [r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [table]
+    ).fetchall()]
+    return ", ".join(replace.get(c, f'{alias}."{c}"') for c in columns)
+
+
 def rewrite_table(
     con: duckdb.DuckDBPyConnection, table: str, select: Callable[[str], str], params: dict[str, Any] | None = None
 ) -> int:

@@ -26,6 +26,18 @@ from tests.conftest import TEST_KEY_HEX
 
 REPO = Path(__file__).resolve().parent.parent
 
+
+def bench_module(name: str) -> Any:
+    """``bench/<name>.py`` as a module (the benchmarks are scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
 _ROWS_SQL = """
 COPY (
   SELECT

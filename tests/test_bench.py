@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
+from tests.processes import REPO, bench_module
+
+BENCH = REPO / "bench"
 
 
 def run(script: str, *args: str) -> str:
@@ -37,13 +38,8 @@ def test_ingest_bench_runs_the_cli_and_reports_each_step() -> None:
 
 def _can_make_memory_cgroups() -> bool:
     """Whether this process may create a memory cgroup (root, a writable hierarchy)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_ingest", BENCH / "ingest.py")
-    bench = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(bench)  # type: ignore[union-attr]
     try:
-        bench.MemoryCgroup(2**30).remove()
+        bench_module("ingest").MemoryCgroup(2**30).remove()
     except (SystemExit, OSError):
         return False
     return True

@@ -7,19 +7,16 @@ the ``warehouse`` pool), so the tree must equal the serial tree of one order or 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from origine.home import Home
 from tests.conftest import TEST_KEY_HEX
 from tests.processes import (
-    REPO,
+    bench_module,
     ledger_check_ok,
     ledger_state,
     reference_state,
@@ -81,7 +78,7 @@ def test_daemon_runs_two_partitions_at_once_on_the_multiprocess_executor(
     once, dequeued by a real ``dagster-daemon``, each run's steps in processes of the
     multiprocess executor. The ledger holds what serial ingests give, the tree is the
     serial tree of one order or the other, and ``ledger check`` passes."""
-    partitions = _bench_partitions()
+    partitions = bench_module("partitions")
     a = write_delivery(tmp_path / "in", "D-1", 2000, seed=31)
     b = write_delivery(tmp_path / "in", "D-2", 2000, seed=32, vendor="other")
     for name in ("DAGSTER_HOME", "ORIGINE_HOME"):  # run_config points them at its home
@@ -99,11 +96,3 @@ def test_daemon_runs_two_partitions_at_once_on_the_multiprocess_executor(
     }
 
 
-def _bench_partitions() -> Any:
-    """``bench/partitions.py`` (queues runs and drives a daemon) as a module."""
-    spec = importlib.util.spec_from_file_location("bench_partitions", REPO / "bench" / "partitions.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
