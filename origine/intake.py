@@ -15,7 +15,7 @@ from origine import faults, warehouse
 from origine.home import Home
 from origine.ingest import DeliveryReport, prepare_delivery, segment_dir
 from origine.keys import HashKey
-from origine.manifest import open_delivery
+from origine.manifest import UNZIP_PREFIX, open_delivery
 from origine.profiles import load_profile
 from origine.signing import load_signer
 
@@ -28,6 +28,7 @@ def prepare(path: Path, home: Home, key: HashKey, *, progress: bool = False) -> 
     raises :class:`~origine.errors.DeliveryConflict`.
     """
     home.ensure()
+    sweep_dead_partials(home.scratch)  # zips a killed run left extracted (raw numbers)
     with open_delivery(path, scratch=home.scratch) as delivery:
         m = delivery.manifest
         with warehouse.session(home.warehouse, read_only=True) as con:
@@ -65,17 +66,23 @@ def commit(report: DeliveryReport, home: Home, *, label: str) -> DeliveryReport:
 def sweep_dead_partials(folder: Path) -> list[Path]:
     """Remove the half-written segments (``<fingerprint>.partial-<pid>-<id>``) in ``folder``
     whose writer is no longer running: a run killed while reading leaves one behind (and
-    a commit killed while hashing the tree, its ``tmp/nodes.partial-<pid>-<id>``).
+    a commit killed while hashing the tree, its ``tmp/nodes.partial-<pid>-<id>``; an
+    ingest killed with a zip delivery open, the extracted delivery ``tmp/unzip-<pid>-<id>``,
+    raw numbers included).
 
-    They are never read (only the renamed segment is), this only gives the space back.
-    Segments live on this host's disk, so the pid tells whether the writer still runs.
+    They are never read (only the renamed segment is), this only gives the space back
+    (and, for an extracted zip, removes raw personal data the run meant to delete).
+    Segments and scratch live on this host's disk, so the pid tells whether the writer
+    still runs; a pid reused by another process only delays the removal.
     """
     removed = []
-    for partial in folder.glob("*.partial-*"):
-        pid = partial.name.rsplit(".partial-", 1)[1].split("-", 1)[0]
+    owned = [(p, p.name.rsplit(".partial-", 1)[1]) for p in folder.glob("*.partial-*")]
+    owned += [(p, p.name[len(UNZIP_PREFIX):]) for p in folder.glob(f"{UNZIP_PREFIX}*") if p.is_dir()]
+    for leftover, tail in owned:
+        pid = tail.split("-", 1)[0]
         if pid.isdigit() and not _running(int(pid)):
-            shutil.rmtree(partial, ignore_errors=True)
-            removed.append(partial)
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(leftover)
     return removed
 
 

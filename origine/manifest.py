@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -34,6 +35,8 @@ _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _CHUNK = 1 << 20
 # A zip that expands past this is refused: a delivery is data, not a bomb.
 MAX_UNZIPPED_BYTES = 200 << 30
+# Folders a zip is extracted into, under the home's scratch: ``unzip-<pid>-<random>``.
+UNZIP_PREFIX = "unzip-"
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,9 @@ def open_delivery(path: Path, *, scratch: Path | None = None) -> Iterator[Delive
     """Locate, unpack (for a zip), parse and check a delivery.
 
     A zip is extracted into a private temporary folder under ``scratch`` that is
-    removed on exit, so raw numbers are not left behind.
+    removed on exit, so raw numbers are not left behind. Its name carries this
+    process's id (``unzip-<pid>-<random>``): a run killed before its clean-up leaves
+    it, and :func:`origine.intake.sweep_dead_partials` removes it once that pid is gone.
     """
     path = Path(path)
     if not path.exists():
@@ -117,7 +122,7 @@ def open_delivery(path: Path, *, scratch: Path | None = None) -> Iterator[Delive
     if path.is_file() and zipfile.is_zipfile(path):
         if scratch is not None:
             scratch.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix="unzip-", dir=scratch))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{UNZIP_PREFIX}{os.getpid()}-", dir=scratch))
         try:
             _extract_zip(path, tmp)
             yield load_delivery(_zip_root(tmp, path), label=str(path))
