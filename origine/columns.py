@@ -10,6 +10,7 @@ columns vendors repeat endlessly (purposes, sources) once per distinct value.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -126,8 +127,10 @@ def process_batch(
             counters.unreadable_dates[(name, mapping[column])] += int(unreadable.sum())
             unreadable_any |= unreadable
 
+    separator = ctx.profile.purpose_separator
     parsed, index = distinct(
-        delivered("consent_purposes"), na, lambda v: ctx.purposes_of(cell_text(v)), none=ctx.purposes_of(None)
+        delivered("consent_purposes"), na, lambda v: ctx.purposes_of(purpose_text(v, separator)),
+        none=ctx.purposes_of(None),
     )
     out["consent_purposes"] = pa.array([list(p.codes) for p in parsed], pa.list_(pa.string())).take(pa.array(index))
     bundled = np.array([p.bundled for p in parsed], dtype=bool)[index]
@@ -243,8 +246,19 @@ def cell_text(value: Any) -> str | None:
         return None
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, list):  # a JSON array (origine.readers.json_cell): its JSON text, not Python's repr
+        items = [t for t in map(cell_text, value) if t is not None]
+        return json.dumps(items, ensure_ascii=False) if items else None
     text = str(value).strip()
     return text or None
 
 
-__all__: Sequence[str] = ("FLAG_ORDER", "cell_text", "distinct", "process_batch", "text_column")
+def purpose_text(value: Any, separator: str) -> str | None:
+    """A ``consent_purposes`` cell as the text the purpose parser splits on ``separator``:
+    a JSON array's items are its purposes, joined by that separator."""
+    if isinstance(value, list):
+        return cell_text(separator.join(t for t in map(cell_text, value) if t is not None))
+    return cell_text(value)
+
+
+__all__: Sequence[str] = ("FLAG_ORDER", "cell_text", "distinct", "process_batch", "purpose_text", "text_column")

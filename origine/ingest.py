@@ -563,7 +563,9 @@ def _process_batch(
             except UnreadableDate:
                 flags.append(UNREADABLE_DATE)
                 counters.unreadable_dates[(name, delivered)] += 1
-        parsed = ctx.purposes_of(_text(values.get(purpose_col)) if purpose_col else None)
+        parsed = ctx.purposes_of(
+            columns.purpose_text(values.get(purpose_col), ctx.profile.purpose_separator) if purpose_col else None
+        )
         row["consent_purposes"] = list(parsed.codes)
         row["bundled_consent"] = parsed.bundled
         if parsed.bundled:

@@ -289,12 +289,26 @@ def _jsonl(opener: Callable[[], BinaryIO], name: str, shape: FileShape) -> Itera
             if not isinstance(obj, dict):
                 yield Record(row, None, MALFORMED_ROW)
                 continue
-            values = {str(k).strip(): v for k, v in obj.items()}
+            values = {str(k).strip(): json_cell(v) for k, v in obj.items()}
             for key in values:
                 if key not in seen:
                     seen[key] = None
                     shape.columns = list(seen)
             yield Record(row, values)
+
+
+def json_cell(value: Any) -> Any:
+    """A JSON Lines value as a cell, deliberately by JSON type.
+
+    Strings, numbers, booleans and null are cells as they are. An array of those is
+    a multi-valued cell, kept as a list: ``consent_purposes: ["a", "b"]`` is two
+    purposes (see :func:`origine.columns.purpose_text`), elsewhere its JSON text is
+    stored. An object, or an array holding arrays or objects, is not one value: it
+    becomes its compact JSON text (stored as text, never taken apart).
+    """
+    if isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return value
 
 
 # ---------------------------------------------------------------- XLSX

@@ -9,6 +9,8 @@ is not read as mojibake, and JSON arrays of purposes keep their consent.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -16,11 +18,19 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from origine import intake
 from origine.home import Home
+from origine.ingest import DeliveryReport, prepare_delivery
+from origine.keys import HashKey
+from origine.manifest import load_delivery
+from origine.profiles import Profile, default_profile
+from tests.conftest import TEST_KEY_HEX
 from tests.processes import cli_env, ingest_ok, run_cli
+
+KEY = HashKey(bytes.fromhex(TEST_KEY_HEX))
 
 MANIFEST = (
     "delivery_id: {id}\nvendor: hostile\nrecipient: party-a\n"
@@ -86,3 +96,58 @@ def test_the_sweep_keeps_the_extraction_of_a_live_run_and_removes_a_dead_ones(ho
     assert intake.sweep_dead_partials(home.scratch) == [dead]
     assert not dead.exists() and live.exists() and stray.exists()
 
+
+
+# ---------------------------------------------------------------- in-process helpers
+
+
+def prepare(folder: Path, *, engine: str = "columns", profile: Profile | None = None) -> tuple[DeliveryReport, list[dict]]:
+    """Ingest ``folder`` into a throwaway segment: its report and its accepted rows."""
+    report = prepare_delivery(
+        load_delivery(folder), key=KEY, profile=profile or default_profile("hostile"),
+        segments_root=folder.parent / f"segments-{engine}", engine=engine,
+    )
+    rows = pq.read_table(Path(report.segment) / "rows.parquet").to_pylist()  # type: ignore[arg-type]
+    return report, sorted(rows, key=lambda r: (r["file"], r["row"]))
+
+
+# ---------------------------------------------------------------- item 14: JSON arrays
+
+
+@pytest.mark.parametrize("engine", ["columns", "rows"])
+@pytest.mark.parametrize("separator", ["|", ";"])
+def test_a_json_array_of_purposes_keeps_every_consent(tmp_path: Path, engine: str, separator: str) -> None:
+    lines = [
+        {"phone": "0612345601", "consent_purposes": ["propagande électorale", "partenaires"], "consent_at": "2024-01-01"},
+        {"phone": "0612345602", "consent_purposes": ["sondages"], "consent_at": "2024-01-01"},
+        {"phone": "0612345603", "consent_purposes": [], "consent_at": "2024-01-01"},
+        {"phone": "0612345604", "consent_purposes": ["politique", None, ""], "consent_at": "2024-01-01"},
+    ]
+    folder = delivery(tmp_path, "J-1", "contacts.jsonl", "\n".join(json.dumps(x) for x in lines).encode())
+    profile = dataclasses.replace(default_profile("hostile"), purpose_separator=separator)
+    report, rows = prepare(folder, engine=engine, profile=profile)
+    assert [r["consent_purposes"] for r in rows] == [
+        ["political.electoral", "transfer.third_party"], ["research.polling"], [], ["political.electoral"]
+    ]
+    assert not any(f["code"] == "UNKNOWN_PURPOSE" for f in report.findings)
+    assert all(r["flags"] == [] for r in rows)
+
+
+@pytest.mark.parametrize("engine", ["columns", "rows"])
+def test_other_json_values_in_cells_are_read_by_their_type(tmp_path: Path, engine: str) -> None:
+    """Numbers and null as they are; an array elsewhere than purposes, or an object, is
+    stored as its JSON text (never Python's repr); two numbers in one phone cell are
+    not one of them taken silently."""
+    lines = [
+        {"phone": 33612345611, "source": ["salon", "web"]},
+        {"phone": "0612345612", "source": {"site": "jeu", "v": 3}},
+        {"phone": ["0612345613", "0612345614"], "source": "x"},
+        {"phone": None, "source": "y"},
+        {"phone": "0612345615", "source": None, "consent_purposes": {"a": 1}},
+    ]
+    folder = delivery(tmp_path, "J-2", "contacts.jsonl", "\n".join(json.dumps(x) for x in lines).encode())
+    report, rows = prepare(folder, engine=engine)
+    assert report.balanced and report.rows_read == 5
+    assert report.quarantine_reasons == {"PHONE_MISSING": 1, "PHONE_UNPARSEABLE": 1}
+    assert [(r["row"], r["source"]) for r in rows] == [(1, '["salon", "web"]'), (2, '{"site":"jeu","v":3}'), (5, None)]
+    assert rows[-1]["flags"] == ["UNKNOWN_PURPOSE"]  # an object is no purpose
