@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from origine import phones
+from origine import freetext, phones
 from origine.dates import PY_WHITESPACE, UnreadableDate, epoch_us, parse_instant, parse_instants
 from origine.readers import ColumnBatch
 
@@ -39,7 +39,6 @@ FLAG_ORDER = (
 assert list(FLAG_ORDER) == sorted(FLAG_ORDER)
 
 _TS = pa.timestamp("us", tz="UTC")
-_MAX_WORD = 80
 
 
 def process_batch(
@@ -109,7 +108,14 @@ def process_batch(
     }
     for column in ("source", "consent_proof", "acquired_from"):
         values = delivered(column)
-        out[column] = pa.nulls(na, pa.string()) if values is None else text_column(values)
+        if values is None:
+            out[column] = pa.nulls(na, pa.string())
+            continue
+        # Numbers, e-mail and IP addresses in free text become keyed tokens; only the
+        # distinct values the vectorized prefilter keeps reach Python.
+        text, found, kinds = freetext.scrub_column(text_column(values), ctx.scrub)
+        out[column] = text
+        counters.personal_text_in(column, int(found.sum()), kinds)
 
     flags = np.zeros(na, dtype=np.int64)
     unreadable_any = np.zeros(na, dtype=bool)
@@ -139,9 +145,11 @@ def process_batch(
     out["bundled_consent"] = pa.array(bundled, pa.bool_())
     per_value = np.bincount(index, minlength=len(parsed))
     for p, rows in zip(parsed, per_value):
-        if rows:
-            for word in p.unknown:
-                counters.unknown_words[word[:_MAX_WORD]] += int(rows)
+        if rows and p.unknown:
+            words, kinds = ctx.unknown_words(p)
+            for word in words:
+                counters.unknown_words[word] += int(rows)
+            counters.personal_text_in("consent_purposes", int(rows), kinds)
 
     delivered_us = epoch_us(ctx.delivered_at)
     no_date = np.iinfo(np.int64).min

@@ -27,7 +27,7 @@ from typing import Any, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from origine import columns, memory, phones
+from origine import columns, freetext, memory, phones
 from origine.columns import cell_text as _text
 from origine.dates import UnreadableDate, parse_instant
 from origine.errors import BadInput
@@ -47,6 +47,7 @@ UNKNOWN_PURPOSE = "UNKNOWN_PURPOSE"
 UNREADABLE_DATE = "UNREADABLE_DATE"
 SPECIAL_CATEGORY_COLUMN = "SPECIAL_CATEGORY_COLUMN"
 DUPLICATE_NUMBERS = "DUPLICATE_NUMBERS"
+PERSONAL_DATA_IN_TEXT = "PERSONAL_DATA_IN_TEXT"
 
 DATE_COLUMNS = ("collected_at", "consent_at", "opted_out_at")
 TEXT_COLUMNS = ("source", "consent_proof", "acquired_from")
@@ -245,17 +246,26 @@ def _prepare_into(
     by_rows: set[str],
 ) -> DeliveryReport:
     m = delivery.manifest
+    counters = _Counters()
+    # The manifest's own free text enters storage here (report, warehouse, ledger):
+    # scrubbed like the rows' text, so a number in claims.sources keeps its token.
+    recipient, claims = m.recipient, m.claims
+    if recipient is not None:
+        scrubbed = freetext.scrub_text(recipient, key, m.country)
+        recipient = scrubbed.text
+        counters.personal_text_in("recipient", 0, scrubbed.kinds)
+    claims, kinds = freetext.scrub_document(claims, lambda t: freetext.scrub_text(t, key, m.country))
+    counters.personal_text_in("claims", 0, kinds)
     report = DeliveryReport(
         delivery_id=m.delivery_id,
         vendor=m.vendor,
-        recipient=m.recipient,
+        recipient=recipient,
         delivered_at=m.delivered_at.isoformat(),
         country=m.country,
         fingerprint=delivery.fingerprint,
         key_id=key.key_id,
-        claims=m.claims,
+        claims=claims,
     )
-    counters = _Counters()
     with _SegmentWriter(folder) as writer:
         for checked in delivery.files:
             columnar = engine == "columns" and checked.entry.path not in by_rows
@@ -274,7 +284,7 @@ def _prepare_into(
     report.quarantine_reasons = dict(sorted(reasons.items()))
     report.flags = dict(sorted(counters.flags.items()))
     report.findings = counters.findings(folder / "rows.parquet")
-    report.events = _write_events(folder, m.recipient, m.delivered_at)
+    report.events = _write_events(folder, recipient, m.delivered_at)
     return report
 
 
@@ -291,9 +301,23 @@ class _Counters:
         self.unknown_words: Counter[str] = Counter()
         self.unreadable_dates: Counter[tuple[str, str]] = Counter()
         self.special: list[dict[str, Any]] = []
+        # field -> (rows whose text held personal data, kinds found)
+        self.personal_text: dict[str, tuple[int, set[str]]] = {}
+
+    def personal_text_in(self, field_name: str, rows: int, kinds: Iterable[str]) -> None:
+        """Count rows of ``field_name`` whose text held personal data (0 rows for a
+        delivery-level field), with the kinds found; nothing when ``kinds`` is empty."""
+        kinds = set(kinds)
+        if not kinds:
+            return
+        seen_rows, seen_kinds = self.personal_text.get(field_name, (0, set()))
+        self.personal_text[field_name] = (seen_rows + rows, seen_kinds | kinds)
 
     def findings(self, rows_parquet: Path) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = list(self.special)
+        for name, (rows, kinds) in sorted(self.personal_text.items()):
+            # The field and counts only: never the text, not even scrubbed.
+            out.append({"code": PERSONAL_DATA_IN_TEXT, "field": name, "rows": rows, "kinds": sorted(kinds)})
         for word, rows in sorted(self.unknown_words.items()):
             out.append({"code": UNKNOWN_PURPOSE, "word": word, "rows": rows})
         for (file, column), rows in sorted(self.unreadable_dates.items()):
@@ -410,7 +434,7 @@ def _read_file(
     shown = f"{delivery.label}/{name}"
     report = FileReport(path=name, sha256=checked.sha256, size=checked.size, format={})
     reasons: Counter[str] = Counter()
-    ctx = _BatchContext(m.tzinfo(), m.delivered_at, profile, key)
+    ctx = _BatchContext(m.tzinfo(), m.delivered_at, profile, key, m.country)
     mapping: dict[str, str] | None = None
     base = {"vendor": m.vendor, "delivery_id": m.delivery_id, "file": name, "file_sha256": checked.sha256}
 
@@ -465,10 +489,32 @@ def _batches(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
 class _BatchContext:
     """Per-file caches: vendors repeat the same dates and purpose cells endlessly."""
 
-    def __init__(self, tz: Any, delivered_at: datetime, profile: Profile, key: HashKey) -> None:
+    def __init__(self, tz: Any, delivered_at: datetime, profile: Profile, key: HashKey, region: str) -> None:
         self.tz, self.delivered_at, self.profile, self.key = tz, delivered_at, profile, key
+        self.region = region
         self.dates: dict[Any, datetime | None | UnreadableDate] = {}
         self.purposes: dict[str | None, ParsedPurposes] = {}
+        self.scrubbed: dict[str, freetext.Scrubbed] = {}
+
+    def scrub(self, text: str) -> freetext.Scrubbed:
+        """``text`` with its numbers, e-mail and IP addresses tokenized (cached)."""
+        hit = self.scrubbed.get(text)
+        if hit is None:
+            hit = freetext.scrub_text(text, self.key, self.region)
+            if len(self.scrubbed) < 100_000:
+                self.scrubbed[text] = hit
+        return hit
+
+    def unknown_words(self, parsed: ParsedPurposes) -> tuple[list[str], set[str]]:
+        """The cell's unknown purpose words as findings quote them (scrubbed, then cut
+        to their first 80 characters), and the kinds of personal data they held."""
+        words: list[str] = []
+        kinds: set[str] = set()
+        for word in parsed.unknown:
+            scrubbed = self.scrub(word)
+            words.append(scrubbed.text[:_MAX_WORD])
+            kinds |= scrubbed.kinds
+        return words, kinds
 
     def date(self, value: Any) -> datetime | None:
         """Parsed instant; raises UnreadableDate (cached either way)."""
@@ -556,7 +602,12 @@ def _process_batch(
             "opted_out_at": None,
         }
         for column, delivered in text_cols:
-            row[column] = _text(values.get(delivered))
+            text = _text(values.get(delivered))
+            if text is not None:
+                scrubbed = ctx.scrub(text)
+                text = scrubbed.text
+                counters.personal_text_in(column, 1, scrubbed.kinds)
+            row[column] = text
         for column, delivered in date_cols:
             try:
                 row[column] = ctx.date(values.get(delivered))
@@ -572,8 +623,9 @@ def _process_batch(
             flags.append(BUNDLED_CONSENT)
         if parsed.unknown:
             flags.append(UNKNOWN_PURPOSE)
-            for word in parsed.unknown:
-                counters.unknown_words[word[:_MAX_WORD]] += 1
+            words, kinds = ctx.unknown_words(parsed)
+            counters.unknown_words.update(words)
+            counters.personal_text_in("consent_purposes", 1, kinds)
         if parsed.codes and row["consent_at"] is None:
             flags.append(CONSENT_WITHOUT_DATE)
         if row["consent_at"] is not None and row["consent_at"] > ctx.delivered_at:
@@ -596,15 +648,17 @@ def _columns(
     mapping = profile.map_columns(columns, shown)
     if "phone" not in mapping:
         raise BadInput(
-            f"required column missing (found: {', '.join(columns) or 'none'}; "
+            f"required column missing (found: {freetext.describe_columns(columns)}; "
             "map the vendor's name in its profile)",
             file=shown,
             column="phone",
         )
-    report.columns = list(columns)
+    # Stored names: a header cell that may be a data cell is kept by position only.
+    shown_names = {c: freetext.shown_column(c, i) for i, c in enumerate(columns, 1)}
+    report.columns = [shown_names[c] for c in columns]
     report.mapped_columns = dict(mapping)
     used = set(mapping.values())
-    report.ignored_columns = [c for c in columns if c not in used]
+    report.ignored_columns = [shown_names[c] for c in columns if c not in used]
     for column in report.ignored_columns:
         category = special_category(column)
         if category and not any(

@@ -22,20 +22,36 @@ def fold(text: str) -> str:
     return _NON_WORD.sub(" ", ascii_only.replace("'", " ")).strip()
 
 
+def code_key(text: str) -> str:
+    """:func:`fold` with no space around a code's dots: ``Transfer . Third_Party`` and
+    ``transfer.third party`` both key as ``transfer.third party``."""
+    return _AROUND_DOT.sub(".", fold(text))
+
+
+_AROUND_DOT = re.compile(r" ?\. ?")
+
+
 @dataclass(frozen=True)
 class PurposeMap:
     """Maps a vendor's words to purpose codes; knows which words are bundled consent."""
 
     codes: frozenset[str]
     words: Mapping[str, str] = field(default_factory=dict)  # folded word -> code or BUNDLED
+    # code_key(code) -> code: a code written as is ("transfer.third_party") or with
+    # other case, accents or spacing. fold() alone turns its '_' into a space.
+    by_code_key: Mapping[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_code_key", {code_key(c): c for c in self.codes})
 
     def lookup(self, word: str) -> str | None:
         """The code for ``word``, ``BUNDLED``, or ``None`` when the word is unknown."""
         folded = fold(word)
         if not folded:
             return None
-        if folded in self.codes:
-            return folded
+        code = self.by_code_key.get(code_key(word))
+        if code is not None:
+            return code
         return self.words.get(folded)
 
     def with_vendor_words(self, vendor_words: Mapping[str, str | None]) -> "PurposeMap":
