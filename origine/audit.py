@@ -62,6 +62,7 @@ from origine import fastphone, ledger, warehouse
 from origine.campaign import Campaign, DeliveryRef, load_campaign
 from origine.dates import UnreadableDate, parse_instant
 from origine.errors import BadInput
+from origine.freetext import describe_columns
 from origine.home import Home
 from origine.keys import HashKey
 from origine.profiles import column_key, default_profile
@@ -207,7 +208,7 @@ def _phone_column(columns: list[str], name: str) -> str:
     mapping = default_profile("campaign").map_columns(columns, name)
     if "phone" not in mapping:
         raise BadInput(
-            f"required column missing (found: {', '.join(columns) or 'none'})", file=name, column="phone"
+            f"required column missing (found: {describe_columns(columns)})", file=name, column="phone"
         )
     return mapping["phone"]
 

@@ -25,6 +25,7 @@ import pyarrow as pa
 from origine import ledger, phones, warehouse
 from origine.dates import UnreadableDate, parse_instant
 from origine.errors import BadInput
+from origine.freetext import describe_columns
 from origine.keys import HashKey
 from origine.manifest import sha256_file
 from origine.profiles import column_key
@@ -162,7 +163,10 @@ def _read(
         if columns is None:
             columns = {column_key(c): c for c in shape.columns}
             if column_key("phone") not in columns:
-                raise BadInput("required column missing", file=str(path), column="phone")
+                raise BadInput(
+                    f"required column missing (found: {describe_columns(shape.columns)})",
+                    file=str(path), column="phone",
+                )
         report.rows_read += 1
         if record.values is None:
             reject(record.row, MALFORMED_ROW, None, None)
