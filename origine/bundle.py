@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import zipfile
@@ -24,7 +25,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Sequence
 
 import duckdb
 import pyarrow.parquet as pq
@@ -33,6 +34,13 @@ from origine import ledger, merkle
 from origine.signing import Signer, fingerprint, load_public_key, verify as verify_signature
 
 MANIFEST = "manifest.json"
+# Every file an audit bundle holds besides manifest.json. origine writes these and
+# nothing else into a bundle folder, signs only these, and zips only these: a file
+# someone else left in the folder (a campaign's raw target list) never gets signed.
+BUNDLE_FILES = (
+    "summary.json", "targets.csv", "targets.parquet", "validations.json", "report.html",
+    "ledger/events.jsonl", "ledger/proofs.json",
+)
 
 
 def _canonical(doc: Any) -> bytes:
@@ -77,13 +85,14 @@ def write_evidence(con: duckdb.DuckDBPyConnection, out_dir: Path, summary: dict[
     return len(rows)
 
 
-def sign_bundle(out_dir: Path, signer: Signer) -> dict[str, Any]:
-    """Write ``manifest.json``: every other file's SHA-256, signed by the operator."""
-    files = {
-        p.relative_to(out_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(out_dir.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
-    }
+def sign_bundle(out_dir: Path, signer: Signer, files: Sequence[str] | None = None) -> dict[str, Any]:
+    """Write ``manifest.json``: the SHA-256 of the bundle's files, signed by the operator.
+
+    ``files`` are the names (relative, ``/``-separated) origine wrote; by default those
+    of :data:`BUNDLE_FILES` that exist. Nothing else in the folder is listed.
+    """
+    names = sorted(files if files is not None else [n for n in BUNDLE_FILES if (out_dir / n).is_file()])
+    files = {name: hashlib.sha256((out_dir / name).read_bytes()).hexdigest() for name in names}
     body = {"version": 1, "files": files, "signer": signer.fingerprint}
     manifest = {**body, "public_key": signer.public_pem().decode(), "signature": signer.sign(_canonical(body))}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
@@ -91,12 +100,103 @@ def sign_bundle(out_dir: Path, signer: Signer) -> dict[str, Any]:
 
 
 def zip_bundle(out_dir: Path, archive: Path) -> Path:
-    """The bundle as one zip (fixed timestamps: same files, same bytes)."""
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-        for p in sorted(out_dir.rglob("*")):
-            if p.is_file():
-                zf.writestr(zipfile.ZipInfo(p.relative_to(out_dir).as_posix(), (1980, 1, 1, 0, 0, 0)), p.read_bytes())
+    """The bundle as one zip (fixed timestamps: same files, same bytes).
+
+    Holds ``manifest.json`` and the files it lists, nothing else of the folder;
+    written beside and renamed, so a failure never leaves half an archive.
+    """
+    try:
+        listed = json.loads((out_dir / MANIFEST).read_text())["files"]
+        names = sorted(str(n) for n in listed) + [MANIFEST]
+    except (OSError, ValueError, KeyError, TypeError):
+        names = [n for n in BUNDLE_FILES if (out_dir / n).is_file()]
+    partial = archive.with_name(f".{archive.name}.{os.getpid()}.partial")
+    try:
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name in sorted(names):
+                zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), (out_dir / name).read_bytes())
+        os.replace(partial, archive)
+    finally:
+        partial.unlink(missing_ok=True)
     return archive
+
+
+def archive_path(out_dir: Path) -> Path:
+    """``DIR.zip`` beside the bundle folder ``DIR`` (``--zip``); ``--out .`` gives ``../<cwd name>.zip``."""
+    from origine.errors import BadInput
+
+    folder = Path(out_dir).resolve()
+    if not folder.name:
+        raise BadInput("--zip needs a bundle folder with a name (the archive is written beside it as DIR.zip)",
+                       file=str(out_dir), column="--out")
+    return folder.with_name(folder.name + ".zip")
+
+
+def _bundle_layout(name: str) -> bool:
+    """A name origine writes in a bundle folder (or the temporary file it renames into one)."""
+    base = name[: -len(".tmp")] if name.endswith(".tmp") else name
+    return base in BUNDLE_FILES or base == MANIFEST
+
+
+def _campaign_of(summary: bytes) -> Any:
+    try:
+        return json.loads(summary).get("campaign_id")
+    except (ValueError, AttributeError):
+        return None
+
+
+def check_out_dir(out_dir: Path, campaign_id: str, *, archive: Path | None = None) -> list[str]:
+    """Refuse (:class:`~origine.errors.BadInput`, exit 2) an output that is not new, empty,
+    or an earlier bundle of the same campaign; returns the earlier bundle's file names.
+
+    Run before the audit appends anything to the ledger. An earlier bundle qualifies
+    when every file in the folder has a name origine writes there and its
+    ``summary.json`` names ``campaign_id`` (a bundle an interrupted audit left without
+    its manifest included): the new bundle replaces it. Anything else is refused, so
+    origine never signs, zips or overwrites a file it did not write (a campaign's own
+    folder holds its raw target list). ``archive`` (``--zip``) must likewise be absent
+    or a zip of such a bundle. Names found in the folder are never echoed (a file name
+    can be a phone number).
+    """
+    from origine.errors import BadInput
+
+    label = str(out_dir)
+    hint = (f"give a new or empty folder, or the folder of an earlier bundle of campaign {campaign_id}: "
+            "origine signs every file of a bundle, so it writes only into a folder of its own")
+    out_dir = Path(out_dir)
+    present: list[str] = []
+    if out_dir.exists() or out_dir.is_symlink():
+        if not out_dir.is_dir():
+            raise BadInput("--out must be a folder; this is a file", file=label, column="--out")
+        present = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if not p.is_dir())
+    if present:
+        foreign = [n for n in present if not _bundle_layout(n)]
+        summary = out_dir / "summary.json"
+        if foreign:
+            raise BadInput(f"the folder holds {len(foreign)} file(s) that are not part of an origine bundle; "
+                           + hint, file=label, column="--out")
+        if not summary.is_file() or _campaign_of(summary.read_bytes()) != campaign_id:
+            raise BadInput(f"the folder is not a bundle of campaign {campaign_id}; " + hint,
+                           file=label, column="--out")
+    if archive is not None and (archive.exists() or archive.is_symlink()):
+        if not _is_bundle_zip(archive, campaign_id):
+            raise BadInput(f"{archive.name} exists and is not a zipped bundle of campaign {campaign_id}: "
+                           "move it away or choose another --out", file=str(archive), column="--zip")
+    return present
+
+
+def _is_bundle_zip(archive: Path, campaign_id: str) -> bool:
+    if not archive.is_file() or archive.is_symlink():
+        return False
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            names = zf.namelist()
+            if not names or not all(_bundle_layout(n) for n in names) or "summary.json" not in names:
+                return False
+            with zf.open("summary.json") as fh:
+                return _campaign_of(fh.read(1 << 24)) == campaign_id
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError):
+        return False
 
 
 # ---------------------------------------------------------------- verify

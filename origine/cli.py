@@ -269,18 +269,21 @@ def ledger_retention(home: Path | None, days: int, as_json: bool) -> None:
 @json_option
 def audit_cmd(campaign: Path, out_dir: Path, home: Path | None, validity_days: int,
               fail_on: tuple[str, ...], as_zip: bool, as_json: bool) -> None:
-    """Audit CAMPAIGN.yaml: a verdict per target, findings, claims; a signed bundle in --out."""
+    """Audit CAMPAIGN.yaml: a verdict per target, findings, claims; a signed bundle in --out.
+
+    --out must be a new or empty folder, or an earlier bundle of the same campaign
+    (replaced); anything else is refused (exit 2) before the ledger records the audit.
+    """
+    from origine.bundle import archive_path
     from origine.export import audit_bundle
 
     def go() -> Any:
+        archive = archive_path(out_dir) if as_zip else None
         h = resolve_home(home).ensure()
-        return audit_bundle(campaign, h, h.load_key(), out_dir, validity_days=validity_days)
+        return (*audit_bundle(campaign, h, h.load_key(), out_dir, validity_days=validity_days, archive=archive),
+                archive)
 
-    result, manifest = _guarded(go, home)
-    if as_zip:
-        from origine.bundle import zip_bundle
-
-        zip_bundle(out_dir, out_dir.with_name(out_dir.name + ".zip"))
+    result, manifest, archive = _guarded(go, home)
     s = result.summary
     if as_json:
         click.echo(json.dumps(s, indent=2, ensure_ascii=False))
@@ -292,7 +295,7 @@ def audit_cmd(campaign: Path, out_dir: Path, home: Path | None, validity_days: i
                 click.echo(f"  reason {code}: {n}")
         for f in s["findings"]:
             click.echo(f"  finding {f['code']}")
-        click.echo(f"bundle {out_dir} signed by {manifest['signer']}")
+        click.echo(f"bundle {out_dir} signed by {manifest['signer']}" + (f"; zipped as {archive}" if archive else ""))
     if any(result.count(v) for v in fail_on):
         sys.exit(1)
 
@@ -319,21 +322,13 @@ def verify_cmd(bundle_path: Path, public_key: Path | None, home: Path | None) ->
 @click.option("--letter", "as_letter", is_flag=True, help="Write the answer as a letter (French and English).")
 @json_option
 def lookup_cmd(number: str, home: Path | None, country: str, as_letter: bool, as_json: bool) -> None:
-    """Everything this home holds about NUMBER, without ever printing the number."""
-    from origine import warehouse
-    from origine.lookup import letter, lookup, subject_for
+    """Everything this home holds about NUMBER, without ever printing the number.
 
-    def go() -> Any:
-        h = resolve_home(home)
-        subject = subject_for(number, country.upper(), h.load_key())
-        if not h.warehouse.exists():
-            from origine.lookup import LookupAnswer
+    Exit 2 when the home does not exist or the key is not the home's.
+    """
+    from origine.lookup import letter, lookup_number
 
-            return LookupAnswer(subject)
-        with warehouse.session(h.warehouse, read_only=True) as con:
-            return lookup(con, subject)
-
-    answer = _guarded(go, home)
+    answer = _guarded(lambda: lookup_number(resolve_home(home), number, country.upper()), home)
     if as_letter:
         click.echo(letter(answer))
     elif as_json:

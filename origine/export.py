@@ -10,6 +10,7 @@ import duckdb
 
 from origine import bundle, memory, warehouse
 from origine.audit import AuditResult, audit
+from origine.campaign import load_campaign
 from origine.home import Home
 from origine.keys import HashKey
 from origine.report import render_report
@@ -18,9 +19,19 @@ from origine.validation import validate
 
 
 def audit_bundle(
-    campaign: Path, home: Home, key: HashKey, out_dir: Path, *, validity_days: int = 1095
+    campaign: Path, home: Home, key: HashKey, out_dir: Path, *, validity_days: int = 1095,
+    archive: Path | None = None,
 ) -> tuple[AuditResult, dict[str, Any]]:
-    """Run the audit and complete its folder into a signed, self-verifying bundle."""
+    """Run the audit and complete its folder into a signed, self-verifying bundle.
+
+    ``out_dir`` must be new, empty, or an earlier bundle of the same campaign (which
+    the new one replaces); anything else is refused before the audit appends to the
+    ledger (:func:`origine.bundle.check_out_dir`). With ``archive``, the bundle is also
+    written there as one zip.
+    """
+    out_dir = Path(out_dir)
+    spec = load_campaign(Path(campaign))
+    earlier = bundle.check_out_dir(out_dir, spec.campaign_id, archive=archive)
     result = audit(campaign, home, key, out_dir, validity_days=validity_days)
     summary = result.summary
     validations = _validations(out_dir, home, summary)
@@ -28,8 +39,14 @@ def audit_bundle(
     with warehouse.session(home.warehouse) as con:
         bundle.write_evidence(con, out_dir, summary)
     (out_dir / "report.html").write_text(render_report(summary, validations), encoding="utf-8")
+    written = sorted({p.relative_to(out_dir).as_posix() for p in result.files}
+                     | {"validations.json", "ledger/events.jsonl", "ledger/proofs.json", "report.html"})
+    for name in set(earlier) - set(written) - {bundle.MANIFEST}:  # what an earlier bundle left behind
+        (out_dir / name).unlink(missing_ok=True)
     signer = load_signer(home.keys)
-    manifest = bundle.sign_bundle(out_dir, signer)
+    manifest = bundle.sign_bundle(out_dir, signer, written)
+    if archive is not None:
+        bundle.zip_bundle(out_dir, archive)
     return result, manifest
 
 

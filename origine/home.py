@@ -207,6 +207,23 @@ class Home:
         """The hashing key for this home; the demo key only on a demo home."""
         return load_key(allow_demo=self.is_demo)
 
+    @property
+    def exists(self) -> bool:
+        """True when ``root`` is an origine home: it has a warehouse, or the layout
+        :meth:`ensure` creates (``dagster/dagster.yaml``)."""
+        return self.warehouse.is_file() or (self.dagster / "dagster.yaml").is_file()
+
+    def require(self) -> "Home":
+        """This home, or :class:`~origine.errors.BadInput` (exit 2) when there is none at
+        ``root``: for commands that only read (a mistyped ``--home`` must not read as
+        "nothing held")."""
+        from origine.errors import BadInput
+
+        if not self.exists:
+            raise BadInput(f"no origine home here (no {self.warehouse.name}, no dagster/dagster.yaml): "
+                           f"check --home or ${HOME_ENV}", file=str(self.root))
+        return self
+
 
 def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Home:
     """``--home``, else ``$ORIGINE_HOME``, else ``~/.origine``."""

@@ -8,13 +8,16 @@ the custody chain, and, as a letter, the same in plain French and English.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from origine import phones
 from origine.errors import BadInput
 from origine.keys import HashKey
+
+if TYPE_CHECKING:
+    from origine.home import Home
 
 
 @dataclass
@@ -39,6 +42,25 @@ def subject_for(number: str, region: str, key: HashKey) -> str:
         raise BadInput(f"not a valid phone number ({result.reason}); give it in international "
                        "form (+33…) or set --country", column="NUMBER")
     return key.subject_key(result.e164)
+
+
+def lookup_number(home: "Home", number: str, region: str) -> LookupAnswer:
+    """Everything ``home`` holds about ``number`` (read only).
+
+    Refuses (exit 2) a home that does not exist and a key other than the one the home's
+    subject keys were made with: either would otherwise answer "nothing held" about a
+    number the operator does hold.
+    """
+    from origine import warehouse
+
+    home.require()
+    key = home.load_key()
+    subject = subject_for(number, region, key)
+    if not home.warehouse.exists():  # a home where nothing was ingested yet holds nothing
+        return LookupAnswer(subject)
+    with warehouse.session(home.warehouse, read_only=True) as con:
+        warehouse.check_key_readonly(con, key.key_id)
+        return lookup(con, subject)
 
 
 def lookup(con: duckdb.DuckDBPyConnection, subject_key: str) -> LookupAnswer:

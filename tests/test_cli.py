@@ -9,6 +9,7 @@ import sys
 
 import dagster as dg
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from origine.cli import main
@@ -129,3 +130,122 @@ def test_blocking_expectation_stops_before_the_ledger(home, key, make_delivery) 
     with dg.DagsterInstance.from_config(str(home.dagster)) as instance:
         [run] = instance.get_runs()
         assert run.status == dg.DagsterRunStatus.FAILURE
+
+
+# ---------------------------------------------------------------- audit --out (issue 17, item 5)
+
+TARGETS = ["+33612345678", "+33612345679"]
+
+
+@pytest.fixture
+def campaign_folder(home, key, make_delivery, tmp_path):
+    """A delivery in the ledger and a campaign folder as a user keeps it: the spec beside
+    its raw target list (``targets.csv``) and send report."""
+    from tests.test_audit import GOOD_MESSAGE, SENT_AT, csv_bytes, ingest, national
+
+    rows = [f"{national(n)},jeu,political.electoral,2024-01-02,proof" for n in TARGETS]
+    ingest(make_delivery({"c.csv": csv_bytes("phone,source,consent_purposes,consent_at,consent_proof", rows)},
+                         delivery_id="D-1", delivered_at="2024-02-01T00:00:00Z"), home, key)
+    folder = tmp_path / "eu24"
+    folder.mkdir()
+    (folder / "targets.csv").write_bytes(csv_bytes("phone", [national(n) for n in TARGETS]))
+    (folder / "report.csv").write_bytes(
+        csv_bytes("phone,sent_at,stop_reply_at", [f"{national(TARGETS[0])},2024-06-07T18:00:00+02:00,"]))
+    (folder / "campaign.yaml").write_text(yaml.safe_dump({
+        "campaign_id": "EU24", "sponsor": "Parti A", "channel": "sms", "purpose": "political.electoral",
+        "sender": "PARTI-A", "message": GOOD_MESSAGE, "sent_at": SENT_AT,
+        "targets": {"deliveries": ["D-1"], "file": "targets.csv"}, "send_report": "report.csv",
+    }))
+    return folder
+
+
+def _ledger_size(home) -> int:
+    import duckdb
+
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        return con.execute("SELECT count(*) FROM ledger_events").fetchone()[0]
+    finally:
+        con.close()
+
+
+def _snapshot(folder) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_audit_refuses_the_campaigns_own_folder_before_the_ledger(home, key, campaign_folder, as_zip) -> None:
+    """Issue 17 item 5: --out the campaign's folder signed the raw target list and send
+    report into a bundle that verified, and overwrote the user's targets.csv."""
+    before, size = _snapshot(campaign_folder), _ledger_size(home)
+    args = ["audit", str(campaign_folder / "campaign.yaml"), "--out", str(campaign_folder), "--home", str(home.root)]
+    code, out, err = run_cli(*args, *(["--zip"] if as_zip else []))
+    assert code == 2, out + err
+    assert "--out" in err and "not part of an origine bundle" in err
+    assert _snapshot(campaign_folder) == before  # targets.csv untouched, no manifest signed
+    assert _ledger_size(home) == size  # refused before anything was appended
+    assert not campaign_folder.with_name("eu24.zip").exists()
+    for n in TARGETS:
+        assert all(f.decode() not in out + err for f in raw_forms(n))
+
+
+def test_audit_out_dot_zip_writes_a_bundle_and_a_zip_beside_it(home, key, campaign_folder, tmp_path,
+                                                               monkeypatch) -> None:
+    """``--out . --zip`` crashed (``Path('.').with_name``) after the ledger append."""
+    from origine.bundle import BUNDLE_FILES, verify_bundle
+
+    here = tmp_path / "bundle-here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    args = ["audit", str(campaign_folder / "campaign.yaml"), "--out", ".", "--zip", "--home", str(home.root)]
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    archive = tmp_path / "bundle-here.zip"
+    assert verify_bundle(here, home_keys=home.keys).ok and verify_bundle(archive, home_keys=home.keys).ok
+    import zipfile
+
+    with zipfile.ZipFile(archive) as zf:
+        assert sorted(zf.namelist()) == sorted([*BUNDLE_FILES, "manifest.json"])
+    # the same campaign again into its own bundle: replaced, nothing appended twice
+    size = _ledger_size(home)
+    (here / "targets.parquet.tmp").write_bytes(b"left by an interrupted audit")
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    assert _ledger_size(home) == size
+    assert not (here / "targets.parquet.tmp").exists()
+    assert verify_bundle(here, home_keys=home.keys).ok and verify_bundle(archive, home_keys=home.keys).ok
+
+
+def test_audit_refuses_another_campaigns_bundle_a_stray_file_and_a_foreign_zip(home, key, campaign_folder,
+                                                                               tmp_path) -> None:
+    spec = campaign_folder / "campaign.yaml"
+    out = tmp_path / "out"
+    code, _, err = run_cli("audit", str(spec), "--out", str(out), "--home", str(home.root))
+    assert code == 0, err
+    size = _ledger_size(home)
+    other = tmp_path / "other.yaml"
+    other.write_text(spec.read_text().replace("campaign_id: EU24", "campaign_id: EU25")
+                     .replace("targets.csv", str(campaign_folder / "targets.csv"))
+                     .replace("report.csv", str(campaign_folder / "report.csv")))
+    before = _snapshot(out)
+    code, _, err = run_cli("audit", str(other), "--out", str(out), "--home", str(home.root))
+    assert code == 2 and "not a bundle of campaign EU25" in err
+    assert _snapshot(out) == before and _ledger_size(home) == size
+    (out / "notes.txt").write_text("mine")
+    code, _, err = run_cli("audit", str(spec), "--out", str(out), "--home", str(home.root))
+    assert code == 2 and "1 file(s) that are not part of an origine bundle" in err and "notes.txt" not in err
+    assert (out / "notes.txt").read_text() == "mine"
+    (out / "notes.txt").unlink()
+    foreign_zip = tmp_path / "out.zip"
+    foreign_zip.write_bytes(b"the user's own archive")
+    code, _, err = run_cli("audit", str(spec), "--out", str(out), "--zip", "--home", str(home.root))
+    assert code == 2 and "out.zip" in err
+    assert foreign_zip.read_bytes() == b"the user's own archive" and _ledger_size(home) == size
+    foreign_zip.unlink()
+    # a file named like a bundle's but not a bundle of this campaign (no summary.json)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "targets.csv").write_bytes(b"phone\n0612345678\n")
+    code, _, err = run_cli("audit", str(spec), "--out", str(fresh), "--home", str(home.root))
+    assert code == 2 and (fresh / "targets.csv").read_bytes() == b"phone\n0612345678\n"
+    assert _ledger_size(home) == size
