@@ -15,6 +15,8 @@ import csv
 import gzip
 import io
 import json
+import re
+import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +25,23 @@ from typing import Any, BinaryIO, Callable, Iterator
 import numpy as np
 import pyarrow as pa
 
+from origine import limits
 from origine.errors import BadInput
 
 MALFORMED_ROW = "MALFORMED_ROW"
+# The encoding of a UTF-8 file holding some lines that are not UTF-8 (a cp1252 row
+# pasted into a UTF-8 export): each line is decoded on its own, see :func:`_mixed_lines`.
+MIXED_UTF8_CP1252 = "utf-8/cp1252"
+# Bytes cp1252 leaves undefined: a file holding them is read as latin-1.
+_CP1252_UNDEFINED = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
+# A well-formed UTF-8 sequence of two to four bytes: some valid non-ASCII UTF-8.
+_UTF8_MULTIBYTE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+_LINE_END = re.compile(rb"[\r\n]")
 DELIMITERS = (";", ",", "\t", "|")
 _CHUNK = 1 << 20
+_SPOOL_IN_MEMORY = 32 << 20
 # csv's default field limit (128 KiB) is too small for some free-text columns.
 csv.field_size_limit(1 << 26)
 
@@ -53,16 +67,28 @@ class FileShape:
     encoding: str | None = None
     delimiter: str | None = None
     columns: list[str] = field(default_factory=list)
+    # A MIXED_UTF8_CP1252 file: how many rows were not UTF-8 (read as cp1252), the first ones.
+    rows_not_utf8: int = 0
+    first_rows_not_utf8: list[int] = field(default_factory=list)
+
+    def not_utf8(self, row: int) -> None:
+        """Record that data row ``row`` was not UTF-8 and was decoded as cp1252."""
+        self.rows_not_utf8 += 1
+        if len(self.first_rows_not_utf8) < 20:
+            self.first_rows_not_utf8.append(row)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form recorded with the delivery."""
-        return {
+        doc: dict[str, Any] = {
             "format": self.format,
             "compression": self.compression,
             "encoding": self.encoding,
             "delimiter": self.delimiter,
             "columns": list(self.columns),
         }
+        if self.encoding == MIXED_UTF8_CP1252:
+            doc["rows_not_utf8"] = {"rows": self.rows_not_utf8, "first": list(self.first_rows_not_utf8)}
+        return doc
 
 
 def detect_format(name: str) -> tuple[str, str | None]:
@@ -96,6 +122,19 @@ def _open(path: Path, name: str) -> tuple[FileShape, Callable[[], BinaryIO]]:
     return shape, opener
 
 
+def _seekable(raw: BinaryIO) -> BinaryIO:
+    """``raw`` itself when seekable, else its bytes spooled to an anonymous temporary file
+    (a gzipped workbook or Parquet file: memory stays bounded, the bytes read are
+    bounded by the gzip stream's expansion limit, the file vanishes when closed)."""
+    if raw.seekable():
+        return raw
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
+    while chunk := raw.read(_CHUNK):
+        spool.write(chunk)
+    spool.seek(0)
+    return spool  # type: ignore[return-value]
+
+
 def open_records(path: Path, name: str) -> tuple[FileShape, Iterator[Record]]:
     """Open ``path`` (shown to users as ``name``) and stream its records.
 
@@ -119,14 +158,17 @@ def _is_gzip(path: Path) -> bool:
 
 
 def _gzip_open(path: Path, name: str) -> BinaryIO:
-    return _GuardedGzip(gzip.open(path, "rb"), name)  # type: ignore[return-value]
+    limit = limits.expansion_limit(path.stat().st_size)
+    return _GuardedGzip(gzip.open(path, "rb"), name, limit)  # type: ignore[return-value]
 
 
 class _GuardedGzip(io.RawIOBase):
-    """A gzip stream whose truncation or corruption becomes a BadInput naming the file."""
+    """A gzip stream whose truncation or corruption becomes a BadInput naming the file,
+    as does expanding past ``limit`` bytes (a decompression bomb: refused as it is
+    read, before it fills memory or disk)."""
 
-    def __init__(self, inner: BinaryIO, name: str) -> None:
-        self._inner, self._name = inner, name
+    def __init__(self, inner: BinaryIO, name: str, limit: int) -> None:
+        self._inner, self._name, self._limit, self._expanded = inner, name, limit, 0
 
     def readable(self) -> bool:
         return True
@@ -136,6 +178,9 @@ class _GuardedGzip(io.RawIOBase):
             data = self._inner.read(len(buffer))
         except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
             raise BadInput(f"truncated or corrupt gzip: {exc}", file=self._name) from None
+        self._expanded += len(data)
+        if self._expanded > self._limit:
+            raise BadInput(limits.too_expanded("gzip data", self._limit), file=self._name)
         buffer[: len(data)] = data
         return len(data)
 
@@ -148,10 +193,14 @@ class _GuardedGzip(io.RawIOBase):
 
 
 def detect_encoding(opener: Callable[[], BinaryIO], name: str) -> str:
-    """UTF-8 (with or without BOM), UTF-16 with BOM, else cp1252, else latin-1.
+    """UTF-8 (with or without BOM), UTF-16 with BOM, else cp1252, else latin-1; a file
+    that is UTF-8 but for some lines is :data:`MIXED_UTF8_CP1252` (read line by line:
+    a cp1252 row pasted into a UTF-8 export must not turn the whole file to mojibake).
 
     Decided over the whole file, not a sample: a cp1252 accent on row 900,000 of
-    an otherwise ASCII file must not turn into a decoding error mid-run.
+    an otherwise ASCII file must not turn into a decoding error mid-run. A line longer
+    than :func:`origine.limits.max_line_bytes` is refused here, before any reader
+    would hold it whole in memory.
     """
     return _inspect_text(opener, name)[0]
 
@@ -159,36 +208,94 @@ def detect_encoding(opener: Callable[[], BinaryIO], name: str) -> str:
 def _inspect_text(opener: Callable[[], BinaryIO], name: str) -> tuple[str, bool, bool]:
     """The encoding (see :func:`detect_encoding`); whether the bytes are plain (no
     NUL or lone carriage return: every line ends a record unless a quote spans it);
-    and whether they hold a double quote at all."""
+    and whether they hold a double quote at all. One pass over the file."""
     with opener() as fh:
         head = fh.read(4)
-        if head.startswith(codecs.BOM_UTF8):
-            candidates = ["utf-8-sig"]
-        elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            return "utf-16", False, True
-        else:
-            candidates = ["utf-8", "cp1252", "latin-1"]
-    for encoding in candidates:
-        decoder = codecs.getincrementaldecoder(encoding)()
-        plain, quoted, last = True, False, b""
-        try:
-            with opener() as fh:
-                while chunk := fh.read(_CHUNK):
+    bom8 = head.startswith(codecs.BOM_UTF8)
+    utf16 = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    decoder = codecs.getincrementaldecoder("utf-16" if utf16 else "utf-8")()
+    decodes, multibyte, cp1252 = True, False, True
+    plain, quoted, last, tail = True, False, b"", b""
+    max_line = limits.max_line_bytes()
+    longer = re.compile(rb"[^\r\n]{%d}" % (max_line + 1)) if max_line < _CHUNK else None
+    run = 0  # bytes since the last line end
+    with opener() as fh:
+        while chunk := fh.read(_CHUNK):
+            if decodes:
+                try:
                     decoder.decode(chunk)
-                    quoted = quoted or b'"' in chunk
-                    if plain:
-                        joined = last + chunk
-                        plain = b"\x00" not in chunk and (
-                            joined.count(b"\r") - joined[-1:].count(b"\r") == joined.count(b"\r\n")
-                        )
-                        last = chunk[-1:]
+                except UnicodeDecodeError:
+                    decodes = False
+            if not utf16:
+                if not multibyte:
+                    multibyte = _UTF8_MULTIBYTE.search(tail + chunk) is not None
+                    tail = chunk[-3:]
+                cp1252 = cp1252 and _CP1252_UNDEFINED.search(chunk) is None
+            quoted = quoted or b'"' in chunk
+            if plain:
+                joined = last + chunk
+                plain = b"\x00" not in chunk and (
+                    joined.count(b"\r") - joined[-1:].count(b"\r") == joined.count(b"\r\n")
+                )
+            last = chunk[-1:]
+            first_end = _LINE_END.search(chunk)
+            if first_end is None:
+                run += len(chunk)
+            else:
+                run += first_end.start()
+            if run > max_line or (longer is not None and longer.search(chunk)):
+                raise BadInput(
+                    f"a line longer than {max_line:,} bytes (raise ${limits.MAX_LINE_ENV} if it is real)",
+                    file=name,
+                )
+            if first_end is not None:
+                run = len(chunk) - 1 - max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+        if decodes:
+            try:
                 decoder.decode(b"", final=True)
-            return encoding, plain and not last.endswith(b"\r"), quoted
-        except UnicodeDecodeError:
-            continue
-    if candidates == ["utf-8-sig"]:
-        raise BadInput("starts with a UTF-8 BOM but is not valid UTF-8", file=name)
-    return "latin-1", False, True  # pragma: no cover - latin-1 decodes every byte
+            except UnicodeDecodeError:
+                decodes = False
+    plain = plain and not last.endswith(b"\r")
+    if utf16:
+        if not decodes:
+            raise BadInput("starts with a UTF-16 BOM but is not valid UTF-16", file=name)
+        return "utf-16", False, True
+    if decodes:
+        return ("utf-8-sig" if bom8 else "utf-8"), plain, quoted
+    if multibyte or bom8:
+        return MIXED_UTF8_CP1252, False, quoted
+    return ("cp1252" if cp1252 else "latin-1"), plain, quoted
+
+
+class _Fallbacks:
+    """How many lines of a :data:`MIXED_UTF8_CP1252` file were not UTF-8 so far."""
+
+    lines = 0
+
+
+def _text_lines(raw: BinaryIO, encoding: str, fallbacks: _Fallbacks) -> Iterator[str]:
+    """The file's lines as text, ends kept (as ``open(newline="")`` gives them).
+
+    A :data:`MIXED_UTF8_CP1252` file is decoded line by line: UTF-8, else cp1252
+    (latin-1 where cp1252 leaves a byte undefined), counting those in ``fallbacks``.
+    """
+    if encoding != MIXED_UTF8_CP1252:
+        yield from io.TextIOWrapper(raw, encoding=encoding, newline="")  # type: ignore[arg-type]
+        return
+    lines: Any = raw if isinstance(raw, io.BufferedIOBase) else io.BufferedReader(raw)  # type: ignore[arg-type]
+    first = True
+    for line in lines:  # split on \n only: lone \r ends a line too (as in universal newlines)
+        for part in re.split(rb"(?<=\r)(?!\n)", line) if b"\r" in line else (line,):
+            if not part:
+                continue
+            try:
+                text = part.decode("utf-8")
+            except UnicodeDecodeError:
+                fallbacks.lines += 1
+                text = part.decode("latin-1" if _CP1252_UNDEFINED.search(part) else "cp1252")
+            if first:
+                text, first = text.removeprefix("\ufeff"), False
+            yield text
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -222,11 +329,12 @@ def header_names(cells: list[str]) -> list[str]:
 def _delimited(opener: Callable[[], BinaryIO], name: str, shape: FileShape) -> Iterator[Record]:
     encoding = detect_encoding(opener, name)
     shape.encoding = encoding
+    fallbacks = _Fallbacks()
     with opener() as raw:
-        text = io.TextIOWrapper(raw, encoding=encoding, newline="")  # type: ignore[arg-type]
-        first = text.readline()
+        text = _text_lines(raw, encoding, fallbacks)
+        first = next(text, "")
         while first and not first.strip():
-            first = text.readline()
+            first = next(text, "")
         if not first:
             raise BadInput("file is empty: no header row", file=name, column="phone")
         delimiter = "\t" if name.lower().removesuffix(".gz").endswith((".tsv", ".tab")) else None
@@ -243,6 +351,7 @@ def _delimited(opener: Callable[[], BinaryIO], name: str, shape: FileShape) -> I
         width = len(columns)
         row = 0
         while True:
+            before = fallbacks.lines
             try:
                 cells = next(reader)
             except StopIteration:
@@ -254,6 +363,8 @@ def _delimited(opener: Callable[[], BinaryIO], name: str, shape: FileShape) -> I
             if not cells or (len(cells) == 1 and not cells[0].strip()):
                 continue  # blank line: not a row
             row += 1
+            if fallbacks.lines != before:
+                shape.not_utf8(row)
             if len(cells) > width and not any(c.strip() for c in cells[width:]):
                 cells = cells[:width]  # trailing empty fields from spreadsheet exports
             if len(cells) != width:
@@ -262,7 +373,7 @@ def _delimited(opener: Callable[[], BinaryIO], name: str, shape: FileShape) -> I
             yield Record(row, dict(zip(columns, cells)))
 
 
-def _chain_first(first: str, rest: io.TextIOBase) -> Iterator[str]:
+def _chain_first(first: str, rest: Iterator[str]) -> Iterator[str]:
     yield first
     yield from rest
 
@@ -274,13 +385,17 @@ def _jsonl(opener: Callable[[], BinaryIO], name: str, shape: FileShape) -> Itera
     encoding = detect_encoding(opener, name)
     shape.encoding = encoding
     seen: dict[str, None] = {}
+    fallbacks = _Fallbacks()
     with opener() as raw:
-        text = io.TextIOWrapper(raw, encoding=encoding, newline="")  # type: ignore[arg-type]
-        row = 0
-        for line in text:
+        row, before = 0, 0
+        for line in _text_lines(raw, encoding, fallbacks):
             if not line.strip():
+                before = fallbacks.lines
                 continue
             row += 1
+            if fallbacks.lines != before:
+                shape.not_utf8(row)
+                before = fallbacks.lines
             try:
                 obj = json.loads(line)
             except ValueError:

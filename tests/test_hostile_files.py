@@ -10,6 +10,7 @@ is not read as mojibake, and JSON arrays of purposes keep their consent.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import os
 import signal
@@ -151,3 +152,39 @@ def test_other_json_values_in_cells_are_read_by_their_type(tmp_path: Path, engin
     assert report.quarantine_reasons == {"PHONE_MISSING": 1, "PHONE_UNPARSEABLE": 1}
     assert [(r["row"], r["source"]) for r in rows] == [(1, '["salon", "web"]'), (2, '{"site":"jeu","v":3}'), (5, None)]
     assert rows[-1]["flags"] == ["UNKNOWN_PURPOSE"]  # an object is no purpose
+
+
+# ---------------------------------------------------------------- item 13: one cp1252 row
+
+
+@pytest.mark.parametrize("engine", ["columns", "rows"])
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".jsonl"])
+def test_a_utf8_file_with_one_cp1252_row_is_not_read_as_mojibake(tmp_path: Path, engine: str, suffix: str) -> None:
+    """The issue's file: 21 consents "propagande électorale", 20 rows in UTF-8, one in
+    cp1252. Every row's consent is read; the cp1252 row is named in the file's report."""
+    if suffix == ".jsonl":
+        lines = [json.dumps({"phone": f"06123456{i:02d}", "consent_purposes": "propagande électorale"},
+                            ensure_ascii=False) + "\n" for i in range(21)]
+    else:
+        lines = ["phone;source;consent_purposes\n"] + [
+            f"06123456{i:02d};salon de l'étudiant;propagande électorale\n" for i in range(21)
+        ]
+    raw = b"".join(line.encode("cp1252" if i == len(lines) - 8 else "utf-8") for i, line in enumerate(lines))
+    if suffix.endswith(".gz"):
+        raw = gzip.compress(raw)
+    report, rows = prepare(delivery(tmp_path, "E-1", "contacts" + suffix, raw), engine=engine)
+    assert report.rows_accepted == 21
+    assert [r["consent_purposes"] for r in rows] == [["political.electoral"]] * 21
+    assert not any(f["code"] == "UNKNOWN_PURPOSE" for f in report.findings)
+    assert {r["source"] for r in rows} <= {None, "salon de l'étudiant"}
+    shape = report.files[0].format
+    assert shape["encoding"] == "utf-8/cp1252"
+    assert shape["rows_not_utf8"] == {"rows": 1, "first": [14]}
+
+
+def test_a_cp1252_file_is_still_read_as_cp1252(tmp_path: Path) -> None:
+    """The usual French export (every accented row cp1252) is no mixed file."""
+    text = "phone;consent_purposes\n" + "".join(f"06123456{i:02d};propagande électorale\n" for i in range(5))
+    report, rows = prepare(delivery(tmp_path, "E-2", "contacts.csv", text.encode("cp1252")))
+    assert report.files[0].format["encoding"] == "cp1252" and "rows_not_utf8" not in report.files[0].format
+    assert [r["consent_purposes"] for r in rows] == [["political.electoral"]] * 5

@@ -73,3 +73,41 @@ def test_random_bytes_give_a_clean_error_or_an_accounting(data, name) -> None:
         assert exc.file and name in exc.file
         return
     assert report.balanced
+
+
+# Letters whose cp1252 bytes (0xE0-0xFF) are UTF-8 lead bytes never followed by a
+# continuation byte here: a cp1252 row of them is never valid UTF-8 by accident.
+_FRENCH = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJ0123456789-.éèàçùâêîôëïü"
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(
+        st.tuples(st.text(_FRENCH, max_size=15), st.booleans(), st.sampled_from(["\n", "\r\n"])),
+        min_size=1, max_size=30,
+    ),
+    bom=st.booleans(),
+)
+def test_each_row_is_decoded_in_its_own_encoding(rows, bom) -> None:
+    """A UTF-8 file with rows pasted in from cp1252: every row reads back as written
+    (never mojibake), whichever encoding each row is in; the cp1252 rows are counted."""
+    from origine.readers import MIXED_UTF8_CP1252, open_batches, open_records
+
+    lines = [b"\xef\xbb\xbf" * bom + b"phone;note\n"] + [
+        f"0612345678;{text}{end}".encode("cp1252" if cp else "utf-8") for text, cp, end in rows
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "a.csv"
+        path.write_bytes(b"".join(lines))
+        shape, records = open_records(path, "a.csv")
+        got = [r.values["note"] for r in records]
+        assert got == [text for text, _, _ in rows]
+        mixed = any(cp and not t.isascii() for t, cp, _ in rows) and any(
+            not cp and not t.isascii() for t, cp, _ in rows
+        )
+        if mixed:
+            assert shape.encoding == MIXED_UTF8_CP1252
+            assert shape.rows_not_utf8 == sum(1 for t, cp, _ in rows if cp and not t.isascii())
+        _, batches = open_batches(path, "a.csv")
+        column = [b.columns["note"] for b in batches]
+        assert [v for c in column for v in (c if isinstance(c, list) else c.to_pylist())] == got
