@@ -676,7 +676,12 @@ def _claimed_rate(value: Any) -> float | None:
 
 
 def _claims(con: duckdb.DuckDBPyConnection, refs: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Every claim of every delivery used (targeted, or a source of a target), against the rows."""
+    """Every claim of the campaign's own deliveries (those it targets; for a campaign given
+    only a target file, the deliveries its targets came from), against the rows.
+
+    A delivery the campaign did not target is not its business: a number it shares with
+    a targeted one must not bring that delivery's claims (and mismatches) into the audit.
+    """
     used = con.execute(
         """
         SELECT DISTINCT vendor, delivery_id FROM (
@@ -685,7 +690,7 @@ def _claims(con: duckdb.DuckDBPyConnection, refs: list[tuple[str, str]]) -> list
         )
         """
     ).fetchall()
-    deliveries = sorted(set(refs) | {(str(v), str(d)) for v, d in used})
+    deliveries = sorted(set(refs) or {(str(v), str(d)) for v, d in used})
     if not deliveries:
         return []
     con.register("_used", pa.table({"vendor": [v for v, _ in deliveries], "delivery_id": [d for _, d in deliveries]},
@@ -870,6 +875,9 @@ def _summary(
             "file_sha256": campaign.sha256,
             "targeted_deliveries": [r.label() for r in campaign.deliveries],
             "validity_days": validity_days,
+            # report.html shows times in the campaign's zone and writes in its country's language
+            "timezone": campaign.timezone,
+            "country": campaign.country,
         },
         "targets": total,
         "verdicts": verdicts,

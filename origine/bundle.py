@@ -247,7 +247,7 @@ def verify_bundle(path: Path, *, public_key: Path | None = None, home_keys: Path
 
 def _verify_folder(root: Path, public_key: Path | None, home_keys: Path | None) -> Verification:
     result = Verification()
-    for step in (_check_manifest, _check_proofs, _check_summary, _check_reasons):
+    for step in (_check_manifest, _check_proofs, _check_summary, _check_reasons, _check_report):
         step(root, result, public_key, home_keys)
         if not result.ok:
             break
@@ -400,6 +400,31 @@ def _check_reasons(root: Path, result: Verification, *_: Any) -> None:
         if verdict == "compliant" and not (granted and delivered and not opted):
             result.fail(f"subject {subject[:16]}…: compliant without a cited delivery and consent for {purpose}")
             return
+
+
+def _check_report(root: Path, result: Verification, *_: Any) -> None:
+    """report.html is exactly what summary.json and validations.json render to, in the
+    language the page declares: a page saying anything the signed summary does not fails."""
+    from origine.errors import BadInput
+    from origine.report import lang_of, render_report
+
+    summary, validations = _load(root, "summary.json", result), _load(root, "validations.json", result)
+    if not result.ok:
+        return
+    try:
+        page = (root / "report.html").read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        result.fail("report.html: missing or unreadable")
+        return
+    lang = lang_of(page)
+    try:
+        expected = render_report(summary, validations, lang) if lang else None
+    except (BadInput, ValueError, TypeError, KeyError, AttributeError):
+        expected = None
+    if expected != page:
+        result.fail(f"report.html does not match summary.json (rendered again in {lang or 'no declared language'})")
+        return
+    result.checked["report"] = 1
 
 
 def _instant(text: str) -> datetime:

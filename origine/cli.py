@@ -319,18 +319,28 @@ def verify_cmd(bundle_path: Path, public_key: Path | None, home: Path | None) ->
 @click.argument("number")
 @home_option
 @click.option("--country", default="FR", show_default=True, help="Region for a number without +prefix.")
-@click.option("--letter", "as_letter", is_flag=True, help="Write the answer as a letter (French and English).")
+@click.option("--letter", "as_letter", is_flag=True,
+              help="Write the answer as a GDPR art. 15 letter (needs $ORIGINE_HOME/controller.yaml).")
+@click.option("--lang", type=click.Choice(["fr", "en"]), default="fr", show_default=True, help="The letter's language.")
+@click.option("--html", "as_html", is_flag=True, help="The letter as printable HTML (A4) instead of text.")
+@click.option("--date", "letter_date", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Date written on the letter (default: today).")
 @json_option
-def lookup_cmd(number: str, home: Path | None, country: str, as_letter: bool, as_json: bool) -> None:
+def lookup_cmd(number: str, home: Path | None, country: str, as_letter: bool, lang: str, as_html: bool,
+               letter_date: Any, as_json: bool) -> None:
     """Everything this home holds about NUMBER, without ever printing the number.
 
     Exit 2 when the home does not exist or the key is not the home's.
     """
-    from origine.lookup import letter, lookup_number
+    from origine.lookup import lookup_number
 
     answer = _guarded(lambda: lookup_number(resolve_home(home), number, country.upper()), home)
     if as_letter:
-        click.echo(letter(answer))
+        from origine.letter import write_letter
+
+        click.echo(_guarded(lambda: write_letter(
+            resolve_home(home), answer, lang=lang, as_html=as_html, country=country.upper(),
+            today=letter_date.date() if letter_date else None), home), nl=False)
     elif as_json:
         click.echo(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
     else:

@@ -20,7 +20,7 @@ from origine.validation import validate
 
 def audit_bundle(
     campaign: Path, home: Home, key: HashKey, out_dir: Path, *, validity_days: int = 1095,
-    archive: Path | None = None,
+    archive: Path | None = None, lang: str | None = None,
 ) -> tuple[AuditResult, dict[str, Any]]:
     """Run the audit and complete its folder into a signed, self-verifying bundle.
 
@@ -38,7 +38,11 @@ def audit_bundle(
     (out_dir / "validations.json").write_text(json.dumps(validations, indent=1, sort_keys=True, default=str) + "\n")
     with warehouse.session(home.warehouse) as con:
         bundle.write_evidence(con, out_dir, summary)
-    (out_dir / "report.html").write_text(render_report(summary, validations), encoding="utf-8")
+    # Rendered from the files as written, as `origine verify` renders it again to compare
+    # (``lang``: default, the campaign country's language).
+    (out_dir / "report.html").write_text(
+        render_report(json.loads(result.summary_path.read_text("utf-8")),
+                      json.loads((out_dir / "validations.json").read_text()), lang), encoding="utf-8")
     written = sorted({p.relative_to(out_dir).as_posix() for p in result.files}
                      | {"validations.json", "ledger/events.jsonl", "ledger/proofs.json", "report.html"})
     for name in set(earlier) - set(written) - {bundle.MANIFEST}:  # what an earlier bundle left behind

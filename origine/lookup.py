@@ -2,7 +2,7 @@
 
 The answer (GDPR articles 14 and 15) names the subject key, never the number:
 the events (collection, consents, opt-outs, transfers, deliveries, campaigns),
-the custody chain, and, as a letter, the same in plain French and English.
+the custody chain; :mod:`origine.letter` writes the same as a letter to send.
 """
 
 from __future__ import annotations
@@ -71,17 +71,17 @@ def lookup(con: duckdb.DuckDBPyConnection, subject_key: str) -> LookupAnswer:
         return answer
     rows = con.execute(
         """SELECT seq, type, "at", vendor, delivery_id, source, purpose, bundled, channel, origin,
-                  party_from, party_to, campaign_id, evidence_kind, file, "row"
+                  party_from, party_to, campaign_id, evidence_kind, file, "row", proof
            FROM ledger_current WHERE subject_key = ? AND erased_at IS NULL ORDER BY seq""",
         [subject_key],
     ).fetchall()
     for (seq, type_, at, vendor, delivery_id, source, purpose, bundled, channel, origin,
-         party_from, party_to, campaign_id, kind, file, row) in rows:
+         party_from, party_to, campaign_id, kind, file, row, proof) in rows:
         event = {
             "seq": seq, "type": type_, "at": at.isoformat() if at else None, "vendor": vendor,
             "delivery": delivery_id, "source": source, "purposes": [purpose] if purpose else [],
             "bundled_consent": bool(bundled), "channel": channel, "origin": origin,
-            "from": party_from, "to": party_to, "campaign": campaign_id,
+            "from": party_from, "to": party_to, "campaign": campaign_id, "proof": proof,
             "evidence": {"kind": kind, "file": file, "row": row},
         }
         answer.events.append({k: v for k, v in event.items() if v not in (None, [], False)} | {"type": type_, "seq": seq})
@@ -91,55 +91,3 @@ def lookup(con: duckdb.DuckDBPyConnection, subject_key: str) -> LookupAnswer:
             answer.custody.append({"from": party_from, "to": party_to, "at": event["at"], "delivery": delivery_id})
     return answer
 
-
-_TYPES_FR = {
-    "collected": "collecte", "consent_granted": "consentement", "consent_withdrawn": "retrait du consentement",
-    "opted_out": "opposition (STOP)", "transferred": "transmission", "delivered": "livraison",
-    "targeted": "ciblage par une campagne",
-}
-
-
-def letter(answer: LookupAnswer, *, controller: str = "the data controller") -> str:
-    """The answer as a plain-language letter, French then English."""
-    fr: list[str] = [
-        "Madame, Monsieur,",
-        "",
-        "Vous nous avez demandé d'où vient votre numéro de téléphone et ce que nous en avons fait",
-        "(articles 14 et 15 du RGPD). Votre numéro n'est conservé que sous une forme chiffrée",
-        f"(clé {answer.subject_key[:16]}…). Voici tout ce que nous détenons :",
-        "",
-    ]
-    en: list[str] = [
-        "Dear Sir or Madam,",
-        "",
-        "You asked where we got your phone number and what we did with it (GDPR articles 14",
-        f"and 15). We keep your number only in keyed-hash form (key {answer.subject_key[:16]}…).",
-        "This is everything we hold:",
-        "",
-    ]
-    if not answer.events:
-        fr.append("- Nous ne détenons aucune information sur ce numéro.")
-        en.append("- We hold no information about this number.")
-    for e in answer.events:
-        when = (e.get("at") or "date inconnue / unknown date")[:10]
-        who = e.get("vendor") or e.get("origin") or ""
-        what_fr = _TYPES_FR.get(e["type"], e["type"])
-        detail = ", ".join(filter(None, [
-            e.get("source") and f"source: {e['source']}",
-            e.get("purposes") and "finalité / purpose: " + ", ".join(e["purposes"]),
-            e.get("bundled_consent") and "consentement groupé, sans finalité / bundled consent, no purpose",
-            e.get("channel") and f"canal / channel: {e['channel']}",
-            e.get("from") and e.get("to") and f"{e['from']} → {e['to']}",
-            e.get("campaign") and f"campagne / campaign: {e['campaign']}",
-        ]))
-        fr.append(f"- {when} : {what_fr} ({who}) {detail}".rstrip())
-        en.append(f"- {when}: {e['type'].replace('_', ' ')} ({who}) {detail}".rstrip())
-    if answer.custody:
-        chain = " → ".join([answer.custody[0]["from"] or "?"] + [h["to"] or "?" for h in answer.custody])
-        fr += ["", f"Chaîne de transmission : {chain}"]
-        en += ["", f"Chain of custody: {chain}"]
-    fr += ["", "Vous pouvez vous opposer à tout moment en répondant STOP ou en nous écrivant.",
-           f"Veuillez agréer nos salutations distinguées. — {controller}", ""]
-    en += ["", "You may object at any time by replying STOP or writing to us.",
-           f"Yours faithfully, {controller}", ""]
-    return "\n".join(fr + ["-" * 72, ""] + en)

@@ -195,7 +195,7 @@ def test_report_renders_its_charts_in_a_real_browser(made, tmp_path) -> None:
     dom = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-500:]
     assert dom.stdout.count("<rect") >= 3 and 'aria-label="Verdicts"' in dom.stdout
-    assert "Audit of campaign EU24" in dom.stdout
+    assert "Audit de la campagne EU24" in dom.stdout  # a French campaign: report in French
     subprocess.run([chromium, *flags, "--window-size=1100,1600", f"--screenshot={shot}", url],
                    capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
