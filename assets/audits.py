@@ -28,7 +28,12 @@ class CampaignAuditConfig(dg.Config):
 
 @dg.op
 def audit_campaign_op(context: dg.OpExecutionContext, config: CampaignAuditConfig, origine: OrigineHome) -> dict:
-    """Audit one campaign (as ``origine audit``) into a signed bundle under ``bundles/<spec>/<run id>``."""
+    """Audit one campaign (as ``origine audit``) into a signed bundle under ``bundles/<spec>/<run id>``.
+
+    A spec from the home's ``campaigns/`` folder then moves to ``campaigns/audited/`` and
+    the raw target and send-report files it named there are deleted (``origine.campaign_inbox``).
+    """
+    from origine.campaign_inbox import retire_campaign
     from origine.export import audit_bundle
 
     home = origine.get_home()
@@ -36,6 +41,7 @@ def audit_campaign_op(context: dg.OpExecutionContext, config: CampaignAuditConfi
     out_dir = home.bundles / spec.stem / context.run_id
     result, manifest = audit_bundle(spec, home, origine.get_key(), out_dir, validity_days=config.validity_days)
     s = result.summary
+    retired = retire_campaign(spec, home.campaigns, s["campaign"]["file_sha256"])
     metadata = {
         "campaign_id": s["campaign_id"],
         "targets": s["targets"],
@@ -46,9 +52,14 @@ def audit_campaign_op(context: dg.OpExecutionContext, config: CampaignAuditConfi
         "root_hash": s["ledger"]["root_hash"],
         "bundle": dg.MetadataValue.path(str(out_dir)),
         "signer": manifest["signer"],
+        "raw_files_deleted": len(retired.deleted),
+        "raw_files_kept": len(retired.kept),
     }
     context.add_output_metadata(metadata)
     context.log.info(f"campaign {s['campaign_id']}: {s['targets']} targets audited; bundle {out_dir}")
+    if retired.spec is not None:
+        context.log.info(f"spec moved to {retired.spec}; {len(retired.deleted)} raw number file(s) deleted, "
+                         f"{len(retired.kept)} kept for specs still waiting")
     return {"campaign_id": s["campaign_id"], "bundle": str(out_dir), "verdicts": dict(s["verdicts"])}
 
 

@@ -7,7 +7,10 @@ Layout::
       dagster/             DAGSTER_HOME: run and event storage (SQLite by default)
       landing/             deliveries dropped here are picked up by the sensor
       suppressions/        STOP replies, DPO requests, do-not-call lists
-      campaigns/           campaign specs (the campaigns sensor audits each one dropped here)
+      campaigns/           campaign specs (the campaigns sensor audits each one dropped here) and
+                           the target lists and send reports they name: RAW NUMBERS, like
+                           landing/, until the audit; then the spec moves to campaigns/audited/
+                           and those files are deleted (origine.campaign_inbox)
       bundles/             audit bundles written by campaign audit runs
       reports/             lists of subject keys with consents about to expire (never numbers)
       segments/            immutable per-delivery Parquet segments
@@ -124,7 +127,7 @@ class Home:
 
     @property
     def campaigns(self) -> Path:
-        """Where campaign specs are dropped."""
+        """Where campaign specs are dropped, with their raw target lists until audited."""
         return self.root / "campaigns"
 
     @property
