@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import yaml
@@ -76,9 +78,9 @@ def generate(root: Path, deliveries: int, rows: int) -> list[Path]:
 class TreeSampler(threading.Thread):
     """Peak RSS of a process tree, sampled from /proc every 0.2 s: total and largest process."""
 
-    def __init__(self, root_pid: int) -> None:
+    def __init__(self, *root_pids: int) -> None:
         super().__init__(daemon=True)
-        self.root_pid = root_pid
+        self.root_pids = list(root_pids)
         self.peak_total_kib = 0
         self.peak_single_kib = 0
         self._stop_event = threading.Event()
@@ -104,7 +106,7 @@ class TreeSampler(threading.Thread):
                 continue
             ppid = int(stat.rsplit(")", 1)[1].split()[1])
             children.setdefault(ppid, []).append(int(entry))
-        found, todo = [], [self.root_pid]
+        found, todo = [], list(self.root_pids)
         while todo:
             pid = todo.pop()
             found.append(pid)
@@ -133,79 +135,252 @@ class Outcome:
     statuses: list[str]
     check: dict
     home: Path
+    executor: str = "multiprocess"
+    steps_by_worker: dict[str, int] | None = None
+
+    @property
+    def label(self) -> str:
+        if self.executor == "celery":
+            return f"celery, {self.processes} worker{'s' if self.processes > 1 else ' '}"
+        return f"{self.executor}, {self.processes} process{'es' if self.processes > 1 else '  '}"
 
 
-def run_config(processes: int, home_root: Path, deliveries: list[Path], rows: int,
-               start_method: str = "spawn") -> Outcome:
-    import dagster as dg
+def prepare_home(home_root: Path, max_runs: int, **extra_env: str) -> tuple[Any, dict[str, str]]:
+    """A fresh home whose instance runs at most ``max_runs`` runs at once; its environment.
 
+    Also points this process's ``DAGSTER_HOME`` / ``ORIGINE_HOME`` (and ``extra_env``) at it:
+    runs are created from here and read back from its instance.
+    """
     from origine.home import Home
-    from origine.manifest import partition_key, peek_identity
 
     home = Home(home_root).ensure()
     env = dict(os.environ, ORIGINE_HOME=str(home.root), DAGSTER_HOME=str(home.dagster),
-               ORIGINE_HASH_KEY=KEY)
+               ORIGINE_HASH_KEY=KEY, **extra_env)
     env.pop("ORIGINE_DAGSTER_PG_URL", None)
     config_path = home.dagster / "dagster.yaml"
     config = yaml.safe_load(config_path.read_text())
-    config.setdefault("concurrency", {})["runs"] = {"max_concurrent_runs": processes}
+    config.setdefault("concurrency", {})["runs"] = {"max_concurrent_runs": max_runs}
     config["run_queue"] = {"dequeue_interval_seconds": 1}
     config_path.write_text("# origine bench/partitions.py\n" + yaml.safe_dump(config))
+    os.environ.update(DAGSTER_HOME=env["DAGSTER_HOME"], ORIGINE_HOME=env["ORIGINE_HOME"], **extra_env)
+    return home, env
 
-    os.environ.update(DAGSTER_HOME=env["DAGSTER_HOME"], ORIGINE_HOME=env["ORIGINE_HOME"])
+
+def execution_config(executor: str, start_method: str = "spawn") -> dict:
+    """The ``execution`` run config of one configuration (see pipelines/executor.py)."""
+    if executor == "celery":
+        # the URLs stay in the environment of every process, by name in the run config
+        from pipelines.executor import BROKER_ENV
+
+        return {"config": {"celery": {"broker": {"env": BROKER_ENV}, "backend": {"env": BROKER_ENV}}}}
+    if executor == "in_process":
+        return {"config": {"in_process": {}}}
+    multiprocess: dict = {"max_concurrent": 1}
+    if start_method == "forkserver":  # step processes forked from one that already imported the code
+        multiprocess["start_method"] = {"forkserver": {"preload_modules": ["pipelines.definitions"]}}
+    return {"config": {"multiprocess": multiprocess}}
+
+
+def queue_runs(deliveries: list[Path], execution: dict) -> list[str]:
+    """Add the deliveries' partitions and queue one ``ingest_delivery`` run each (what the
+    landing sensor does), loading the code location once; their partition keys."""
+    import dagster as dg
+    from dagster._cli.job import _create_run
+    from dagster._cli.workspace.cli_target import (
+        get_code_location_from_workspace,
+        get_remote_job_from_remote_repo,
+        get_remote_repository_from_code_location,
+        get_workspace_from_cli_opts,
+    )
+    from dagster_shared.cli import WorkspaceOpts
+
+    from origine.manifest import partition_key, peek_identity
+
     keys = [partition_key(*peek_identity(d)) for d in deliveries]
     with dg.DagsterInstance.get() as instance:
-        instance.add_dynamic_partitions("deliveries", keys)
-    workspace = ["-w", str(REPO / "workspace.yaml")]
-    for key, delivery in zip(keys, deliveries):
-        run_config = {
-            "ops": {"delivery_segment": {"config": {"path": str(delivery)}}},
-            "execution": {"config": {"multiprocess": {"max_concurrent": 1}}},
-        }
-        if start_method == "forkserver":  # step processes forked from one that already imported the code
-            run_config["execution"]["config"]["multiprocess"]["start_method"] = {
-                "forkserver": {"preload_modules": ["pipelines.definitions"]}
-            }
-        subprocess.run(
-            [str(BIN / "dagster"), "job", "launch", *workspace, "-j", "ingest_delivery",
-             "--config-json", json.dumps(run_config),
-             "--tags", json.dumps({"dagster/partition": key, "origine/source": "bench"})],
-            env=env, cwd=REPO, check=True, capture_output=True,
+        new = [k for k in keys if not instance.has_dynamic_partition("deliveries", k)]
+        if new:
+            instance.add_dynamic_partitions("deliveries", new)
+        # Private Dagster API (what `dagster job launch` does), so the code location loads
+        # once for all runs rather than once per run.
+        with get_workspace_from_cli_opts(
+            instance, version=dg.__version__,
+            workspace_opts=WorkspaceOpts(workspace=[str(REPO / "workspace.yaml")]),
+        ) as workspace:
+            location = get_code_location_from_workspace(workspace, None)
+            repo = get_remote_repository_from_code_location(location, None)
+            job = get_remote_job_from_remote_repo(repo, "ingest_delivery")
+            for key, delivery in zip(keys, deliveries):
+                run = _create_run(
+                    instance=instance, code_location=location, remote_repo=repo, remote_job=job,
+                    run_config={"ops": {"delivery_segment": {"config": {"path": str(delivery)}}},
+                                "execution": execution},
+                    tags={"dagster/partition": key, "origine/source": "bench"},
+                    op_selection=None, run_id=None,
+                )
+                instance.submit_run(run.run_id, workspace)
+    return keys
+
+
+class Daemon:
+    """``dagster-daemon run`` in its own session (it and its code server), its output in ``log``."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self._log = open(log, "w")
+        self.log_path = log
+        self.started = time.time()
+        self.process = subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")], env=env, cwd=REPO,
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    log = open(home.root / "daemon.log", "w")
-    started = time.time()
-    daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", *workspace], env=env, cwd=REPO,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    sampler = TreeSampler(daemon.pid)
-    sampler.start()
-    try:
-        with dg.DagsterInstance.get() as instance:
-            while True:
-                records = instance.get_run_records(dg.RunsFilter(job_name="ingest_delivery"))
-                if len(records) == len(keys) and all(r.dagster_run.is_finished for r in records):
-                    break
-                if daemon.poll() is not None:
-                    sys.exit(f"dagster-daemon exited; see {home.root / 'daemon.log'}")
-                time.sleep(0.5)
-    finally:
-        sampler.stop()
-        os.killpg(daemon.pid, signal.SIGTERM)  # the daemon's own session: it and its code server
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+
+def wait_runs(daemon: Daemon, count: int, *, timeout: float = 3600) -> list[Any]:
+    """The ``ingest_delivery`` run records once ``count`` runs are finished."""
+    import dagster as dg
+
+    deadline = time.monotonic() + timeout
+    with dg.DagsterInstance.get() as instance:
+        while True:
+            records = instance.get_run_records(dg.RunsFilter(job_name="ingest_delivery"))
+            if sum(r.dagster_run.is_finished for r in records) >= count:
+                return records
+            if daemon.process.poll() is not None:
+                raise RuntimeError(f"dagster-daemon exited; see {daemon.log_path}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{count} runs not finished in {timeout:.0f}s; see {daemon.log_path}")
+            time.sleep(0.5)
+
+
+class CeleryWorkers:
+    """Celery workers (``celery -A pipelines.celery_worker worker``, one step at a time each),
+    every one a process group of its own, named ``w1@<host>``, ``w2@<host>``…"""
+
+    def __init__(self, env: dict[str, str], count: int, logs: Path) -> None:
+        from pipelines.executor import BROKER_ENV
+
+        self.broker = env[BROKER_ENV]
+        host = socket.gethostname()
+        self.names = [f"w{i + 1}@{host}" for i in range(count)]
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        logs.mkdir(parents=True, exist_ok=True)
+        for name in self.names:
+            with open(logs / f"{name.split('@')[0]}.log", "wb") as log:
+                self.processes[name] = subprocess.Popen(
+                    [sys.executable, "-m", "celery", "-A", "pipelines.celery_worker", "worker",
+                     "--concurrency", "1", "--hostname", name, "--loglevel", "INFO",
+                     "--without-gossip", "--without-mingle"],
+                    env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                )
+
+    def _app(self) -> Any:
+        from celery import Celery
+
+        return Celery(broker=self.broker, backend=self.broker)
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        """Return once every worker answers a ping."""
+        app = self._app()
+        deadline = time.monotonic() + timeout
+        waiting = set(self.names)
+        while waiting:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"Celery worker {name} exited with status {process.returncode}")
+            for reply in app.control.ping(destination=sorted(waiting), timeout=1.0) or []:
+                waiting -= set(reply)
+            if waiting and time.monotonic() > deadline:
+                raise TimeoutError(f"Celery workers not ready after {timeout:.0f}s: {sorted(waiting)}")
+        app.close()
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a worker and its pool processes (what an OOM kill or a lost machine does)."""
+        process = self.processes[name]
         try:
-            daemon.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait()
-        log.close()
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """End every worker (SIGTERM, then SIGKILL after 10 s); safe to call twice."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 10
+        for name, process in self.processes.items():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.kill(name)
+
+
+def steps_by_worker(run_ids: list[str]) -> dict[str, int]:
+    """How many steps of these runs each Celery worker ran (from the runs' engine events)."""
+    import dagster as dg
+
+    counts: dict[str, int] = {}
+    with dg.DagsterInstance.get() as instance:
+        for run_id in run_ids:
+            for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+                data = record.dagster_event.engine_event_data if record.dagster_event else None
+                entry = data.metadata.get("Celery worker") if data and data.metadata else None
+                if entry is not None:
+                    counts[entry.value] = counts.get(entry.value, 0) + 1
+    return counts
+
+
+def run_config(processes: int, home_root: Path, deliveries: list[Path], rows: int,
+               start_method: str = "spawn", executor: str = "multiprocess",
+               broker: str | None = None) -> Outcome:
+    """One configuration on a fresh home: ``processes`` runs at once (``multiprocess``: one step
+    process at a time each; ``in_process``: steps inside the run process) or, for ``celery``,
+    ``processes`` Celery workers of one process each and every run queued at once."""
+    from pipelines.executor import BROKER_ENV
+
+    extra = {BROKER_ENV: broker} if executor == "celery" and broker else {}
+    max_runs = len(deliveries) if executor == "celery" else processes
+    home, env = prepare_home(home_root, max_runs, **extra)
+    workers = CeleryWorkers(env, processes, home.root / "workers") if executor == "celery" else None
+    try:
+        if workers:
+            workers.wait_ready()
+        keys = queue_runs(deliveries, execution_config(executor, start_method))
+        daemon = Daemon(env, home.root / "daemon.log")
+        sampler = TreeSampler(daemon.process.pid, *(p.pid for p in (workers.processes.values() if workers else [])))
+        sampler.start()
+        try:
+            records = wait_runs(daemon, len(keys))
+        finally:
+            sampler.stop()
+            daemon.stop()
+    finally:
+        if workers:
+            workers.stop()
     first = min(r.start_time for r in records)
     last = max(r.end_time for r in records)
     check = subprocess.run([sys.executable, "-m", "origine.cli", "ledger", "check", "--home", str(home.root),
                             "--json"], env=env, cwd=REPO, capture_output=True, text=True)
     return Outcome(
-        processes=processes, wall_s=last - first, daemon_s=last - started, rows=rows * len(keys),
+        processes=processes, wall_s=last - first, daemon_s=last - daemon.started, rows=rows * len(keys),
         peak_total_mib=sampler.peak_total_kib / 1024, peak_single_mib=sampler.peak_single_kib / 1024,
         statuses=sorted(r.dagster_run.status.value for r in records),
         check=json.loads(check.stdout) if check.returncode == 0 else {"ok": False, "error": check.stderr[-500:]},
-        home=home.root,
+        home=home.root, executor=executor,
+        steps_by_worker=steps_by_worker([r.dagster_run.run_id for r in records]) if workers else None,
     )
 
 
@@ -224,38 +399,59 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--deliveries", type=int, default=4)
     parser.add_argument("--rows", type=int, default=250_000, help="rows per delivery")
-    parser.add_argument("--processes", default="1,2", help="configurations to compare, e.g. 1,2")
+    parser.add_argument("--executor", choices=["multiprocess", "in_process", "celery"], default="multiprocess",
+                        help="how steps run; celery also measures in_process (--processes) beside it")
+    parser.add_argument("--processes", default="1,2", help="runs at once to compare, e.g. 1,2")
+    parser.add_argument("--workers", default="1,2", help="with --executor celery: Celery workers to compare")
+    parser.add_argument("--broker", help="with --executor celery: a Redis URL (default: start redis-server here)")
     parser.add_argument("--start-method", choices=["spawn", "forkserver"], default="spawn",
                         help="how the multiprocess executor starts step processes (Dagster's default: spawn)")
     parser.add_argument("--keep", action="store_true", help="keep the generated files and homes")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
+    configs: list[tuple[str, int]] = []
+    if args.executor == "celery":
+        configs += [("in_process", int(p)) for p in args.processes.split(",")]
+        configs += [("celery", int(w)) for w in args.workers.split(",")]
+    else:
+        configs += [(args.executor, int(p)) for p in args.processes.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="origine-bench-partitions-"))
+    redis = None
     try:
+        broker = args.broker
+        if args.executor == "celery" and not broker:
+            from tests import redis_server
+
+            redis = redis_server.start()
+            broker = redis.url
         t0 = time.perf_counter()
         deliveries = generate(tmp / "deliveries", args.deliveries, args.rows)
         print(f"generated {args.deliveries} deliveries x {args.rows:,} rows in {time.perf_counter() - t0:.1f}s "
-              f"({os.cpu_count()} CPUs; step processes: {args.start_method})")
+              f"({os.cpu_count()} CPUs; multiprocess step processes: {args.start_method})")
         outcomes = []
-        for p in (int(x) for x in args.processes.split(",")):
-            outcome = run_config(p, tmp / f"home-{p}", deliveries, args.rows, args.start_method)
+        for executor, p in configs:
+            outcome = run_config(p, tmp / f"home-{executor}-{p}", deliveries, args.rows, args.start_method,
+                                 executor=executor, broker=broker)
             outcomes.append(outcome)
-            print(f"{p} process{'es' if p > 1 else '  '}: {outcome.wall_s:7.1f}s first run start -> last run end "
+            print(f"{outcome.label}: {outcome.wall_s:7.1f}s first run start -> last run end "
                   f"({outcome.daemon_s:.1f}s from daemon start)  {outcome.rows / outcome.wall_s:9,.0f} rows/s  "
                   f"peak RSS {outcome.peak_total_mib:,.0f} MiB total, {outcome.peak_single_mib:,.0f} MiB largest process  "
-                  f"runs {outcome.statuses}  ledger check ok={outcome.check.get('ok')}")
+                  f"runs {outcome.statuses}  ledger check ok={outcome.check.get('ok')}"
+                  + (f"  steps per worker {outcome.steps_by_worker}" if outcome.steps_by_worker else ""))
         base = outcomes[0]
         for o in outcomes[1:]:
-            print(f"speed-up {o.processes} processes over {base.processes}: {base.wall_s / o.wall_s:.2f}x")
+            print(f"speed-up of {o.label.strip()} over {base.label.strip()}: {base.wall_s / o.wall_s:.2f}x")
         digests = [ledger_digest(o.home / "warehouse.duckdb") for o in outcomes]
         for o, (events, digest, root) in zip(outcomes, digests):
-            print(f"ledger ({o.processes}): {events:,} events, leaf-set sha256 {digest[:16]}..., root {root[:16]}...")
+            print(f"ledger ({o.label.strip()}): {events:,} events, leaf-set sha256 {digest[:16]}..., root {root[:16]}...")
         same = len({(e, d) for e, d, _ in digests}) == 1
         print(f"same ledger content (events as a set of leaves): {'yes' if same else 'NO'}; "
               f"same root: {'yes' if len({r for *_, r in digests}) == 1 else 'no (commit order differs)'}")
         if not same or not all(o.check.get("ok") for o in outcomes):
             sys.exit(1)
     finally:
+        if redis is not None:
+            redis.stop()
         if args.keep:
             print(f"kept {tmp}")
         else:

@@ -28,6 +28,7 @@ from assets.operations import (
     weekly_check,
 )
 from assets.partitions import deliveries_partitions
+from pipelines.executor import origine_executor
 from pipelines.resources import OrigineHome
 
 
@@ -41,6 +42,8 @@ ingest_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(delivery_segment, warehouse_delivery),
     partitions_def=deliveries_partitions,
     description="Ingest one delivery: read, normalize, key-hash, check, commit.",
+    # multiprocess by default; in_process, or celery with origine[celery] (docs/deployment.md)
+    executor_def=origine_executor,
 )
 
 
