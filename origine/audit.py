@@ -58,7 +58,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from origine import fastphone, ledger, warehouse
+from origine import fastphone, ledger, merkle, warehouse
 from origine.campaign import Campaign, DeliveryRef, load_campaign
 from origine.dates import UnreadableDate, parse_instant
 from origine.errors import BadInput
@@ -182,9 +182,10 @@ def audit(
             for c in claims if c["ok"] is False
         )
         appended, recorded = _record_targeted(con, campaign, key, home)
-        frontier = ledger.current_frontier(con)
+        head = ledger.latest_head(con)
         summary = _summary(con, campaign, validity_days, findings, claims, file_stats, report_stats, recorded)
-        summary["ledger"] = {"tree_size": frontier.size, "root_hash": frontier.root().hex()}
+        summary["ledger"] = ({"tree_size": head.tree_size, "root_hash": head.root_hash, "checkpoint": head.checkpoint}
+                             if head else {"tree_size": 0, "root_hash": merkle.EMPTY_ROOT.hex()})
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         parquet_path, csv_path = _write_targets(con, out_dir)
@@ -826,8 +827,11 @@ def _record_targeted(
             if existing():  # another run got there first
                 return 0, existing()
             warehouse.check_key(con, key.key_id)
+            from origine.signing import load_signer
+
             ledger.append_events(
-                con, scratch, reason=f"campaign {campaign.campaign_id}", scratch=home.scratch
+                con, scratch, reason=f"campaign {campaign.campaign_id}", scratch=home.scratch,
+                signer=load_signer(home.keys),  # every checkpoint is signed, the audit's too
             )
         return count, count
     finally:

@@ -196,25 +196,64 @@ def suppress(paths: tuple[Path, ...], home: Path | None, country: str, origin: s
 
 @main.group()
 def ledger() -> None:
-    """The provenance ledger: check it, show its head, apply retention."""
+    """The provenance ledger: check it, show its head and checkpoint, prove consistency, apply retention."""
+
+
+def _read_only_ledger(home: Path | None) -> Any:
+    """A read-only connection to the home's warehouse (a regulator's read-only copy
+    works: nothing is created or upgraded), DuckDB's spill files outside the home."""
+    import tempfile
+
+    from origine import ledger as ledger_mod
+    from origine import warehouse
+
+    h = resolve_home(home)
+    if not h.warehouse.exists():
+        raise OrigineError(f"no warehouse at {h.warehouse}: give --home")
+    con = warehouse.connect(h.warehouse, read_only=True)
+    con.execute("SET temp_directory = ?", [str(Path(tempfile.gettempdir()) / "origine-duckdb")])
+    try:
+        ledger_mod.require_current(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 @ledger.command("check")
 @home_option
+@click.option("--public-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="The operator's public key (PEM) every checkpoint must be signed by; default: the home's.")
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="A checkpoint kept outside the home: prove the ledger extends it.")
 @json_option
-def ledger_check(home: Path | None, as_json: bool) -> None:
-    """Verify every event, the Merkle tree and every recorded tree head (exit 1 if not)."""
+def ledger_check(home: Path | None, public_key: Path | None, checkpoint_file: Path | None, as_json: bool) -> None:
+    """Verify every event, tree node, signed checkpoint, erasure and the key map (exit 1 if not).
+
+    Trusts nothing stored in the warehouse; read-only (works on a read-only copy).
+    """
     from origine import ledger as ledger_mod
-    from origine import warehouse
+    from origine.signing import load_public_key
 
     def go() -> Any:
-        h = resolve_home(home)
-        with warehouse.session(h.warehouse) as con:
-            return ledger_mod.check_ledger(con)
+        key = load_public_key(public_key) if public_key is not None else None
+        note = None
+        if checkpoint_file is not None:
+            try:
+                note = checkpoint_file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                from origine.errors import BadInput
+
+                raise BadInput("unreadable checkpoint (not UTF-8 text)", file=str(checkpoint_file)) from None
+        con = _read_only_ledger(home)
+        try:
+            return ledger_mod.check_ledger(con, public_key=key, checkpoint=note)
+        finally:
+            con.close()
 
     result = _guarded(go, home)
     if as_json:
-        click.echo(json.dumps(result.__dict__, indent=2))
+        click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         click.echo(result.describe())
     sys.exit(0 if result.ok else 1)
@@ -224,17 +263,82 @@ def ledger_check(home: Path | None, as_json: bool) -> None:
 @home_option
 @json_option
 def ledger_head(home: Path | None, as_json: bool) -> None:
-    """The latest tree head (size, root, time, signature)."""
+    """The latest tree head (size, root, time, reason, origin); read-only."""
     from origine import ledger as ledger_mod
-    from origine import warehouse
 
     def go() -> Any:
-        with warehouse.session(resolve_home(home).warehouse) as con:
+        con = _read_only_ledger(home)
+        try:
             return ledger_mod.latest_head(con)
+        finally:
+            con.close()
 
     head = _guarded(go, home)
     doc = head.to_dict() if head else {"tree_size": 0, "root_hash": None}
-    click.echo(json.dumps(doc, indent=2) if as_json else " ".join(f"{k}={v}" for k, v in doc.items()))
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        click.echo(" ".join(f"{k}={v}" for k, v in doc.items() if k != "checkpoint"))
+
+
+@ledger.command("checkpoint")
+@home_option
+def ledger_checkpoint(home: Path | None) -> None:
+    """Print the latest signed checkpoint (C2SP tlog-checkpoint, signed note) as is.
+
+    Keep it outside the home: `origine ledger check --checkpoint FILE` later proves
+    the ledger still extends it.
+    """
+    from origine import ledger as ledger_mod
+
+    def go() -> Any:
+        con = _read_only_ledger(home)
+        try:
+            head = ledger_mod.latest_head(con)
+        finally:
+            con.close()
+        if head is None:
+            raise OrigineError("the ledger is empty: no checkpoint yet")
+        return head.checkpoint
+
+    click.echo(_guarded(go, home), nl=False)
+
+
+@ledger.command("consistency")
+@home_option
+@click.option("--from", "old_size", type=int, required=True, help="The tree size of the checkpoint you hold.")
+@json_option
+def ledger_consistency(home: Path | None, old_size: int, as_json: bool) -> None:
+    """An RFC 9162 consistency proof from tree size --from to the latest checkpoint.
+
+    Prints the two sizes, then one base64 hash per line (JSON: the same, and the
+    latest checkpoint).
+    """
+    import base64
+
+    from origine import ledger as ledger_mod
+    from origine.errors import BadInput
+
+    def go() -> Any:
+        con = _read_only_ledger(home)
+        try:
+            head = ledger_mod.latest_head(con)
+            size = head.tree_size if head else 0
+            if not 0 < old_size <= size:
+                raise BadInput(f"--from must be between 1 and the latest tree size ({size})", column="--from")
+            return head, ledger_mod.consistency(con, old_size, size)
+        finally:
+            con.close()
+
+    head, proof = _guarded(go, home)
+    hashes = [base64.b64encode(h).decode() for h in proof]
+    if as_json:
+        click.echo(json.dumps({"old_size": old_size, "new_size": head.tree_size, "proof": hashes,
+                               "checkpoint": head.checkpoint}, indent=2))
+    else:
+        click.echo(f"consistency {old_size} {head.tree_size}")
+        for h in hashes:
+            click.echo(h)
 
 
 @ledger.command("retention")

@@ -4,13 +4,15 @@ The default rule (CNIL's for prospection): a subject's data is kept 3 years afte
 collection or last contact. Erasure clears every attribute of the subject's
 events (the subject key included) and deletes its normalized rows, but keeps
 each event's leaf hash, so tree heads recorded before stay verifiable. The
-erasure is itself an ``erased`` event whose proof is the SHA-256 of the erased
-sequence numbers; ``erasures`` lists them.
+erasure is itself an ``erased`` leaf committing to what it erased: its ``row`` is
+how many events, its ``proof`` the list digest (origine.ledger.digests) of their
+sequence numbers; ``erasures`` lists them, and ``origine ledger check`` compares the
+two. When it removes rows of the subject key map, a ``key_map`` leaf commits to the
+map it leaves.
 """
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -20,6 +22,7 @@ from typing import Any
 import duckdb
 
 from origine import ledger, warehouse
+from origine.ledger import digests
 
 CONTACT_TYPES = ("collected", "consent_granted", "delivered", "targeted", "opted_out", "consent_withdrawn")
 _ATTRIBUTES = [name for name, _ in ledger.EVENT_COLUMNS if name != "type"]
@@ -50,7 +53,9 @@ def apply_retention(
     days: int = 3 * 365,
     signer: Any = None,
 ) -> RetentionResult:
-    """Erase subjects whose last contact is older than ``days`` before ``now``."""
+    """Erase subjects whose last contact is older than ``days`` before ``now``.
+
+    ``signer`` signs the checkpoint (default: the home's operator key)."""
     ledger.install(con)
     now = now or datetime.now(timezone.utc)
     cutoff = now - timedelta(days=days)
@@ -74,6 +79,10 @@ def apply_retention(
             head = ledger.latest_head(con)
             return RetentionResult(cutoff.isoformat(), 0, 0, None,
                                    head.tree_size if head else 0, head.root_hash if head else None)
+        kept_map = "(SELECT * FROM subject_key_map WHERE current_key NOT IN (SELECT subject_key FROM _expired))"
+        pruned = con.execute("SELECT count(*) FROM subject_key_map WHERE current_key IN "
+                             "(SELECT subject_key FROM _expired)").fetchall()[0][0]
+        map_count, map_digest = _digest(con, kept_map, digests.KEY_MAP)
         with tempfile.TemporaryDirectory(prefix="erasure-") as tmp:
             path = Path(tmp) / "erased.parquet"
             flat = ledger.flat_columns(
@@ -81,14 +90,20 @@ def apply_retention(
                 source=f"'retention: {days} days after last contact'", proof="$2::VARCHAR",
                 evidence_kind="'retention'", row=str(events),
             )
-            ledger.write_events(con, ledger.events_sql(f"SELECT {flat}, 0 AS ord"), [now, digest], path)
+            queries = [ledger.events_sql(f"SELECT {flat}, 0 AS ord")]
+            if pruned:  # the link between erased subjects' keys of older generations and today's goes
+                key_map = ledger.flat_columns(
+                    type="'key_map'", at="$1::TIMESTAMPTZ", origin="'retention'", proof=f"'{map_digest}'",  # hex
+                    evidence_kind="'retention'", row=str(map_count),
+                )
+                queries.append(ledger.events_sql(f"SELECT {key_map}, 1 AS ord"))
+            ledger.write_events(con, queries, [now, digest], path)
             head = ledger.append_events(con, path, reason="retention", signer=signer)
-        erasure_seq = head.tree_size - 1
+        erasure_seq = head.tree_size - len(queries)
         con.execute("INSERT INTO erasures SELECT ?, seq FROM _erased", [erasure_seq])
         _erase_attributes(con, events, now)
         for table in ("delivery_rows", "quarantine"):
             con.execute(f"DELETE FROM {table} WHERE subject_key IN (SELECT subject_key FROM _expired)")
-        # the link between an erased subject's keys of older generations and today's
         con.execute("DELETE FROM subject_key_map WHERE current_key IN (SELECT subject_key FROM _expired)")
         con.execute("DROP TABLE _expired")
         con.execute("DROP TABLE _erased")
@@ -96,17 +111,14 @@ def apply_retention(
 
 
 def _count_and_digest(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
-    """How many events ``_erased`` lists, and the SHA-256 of their sequence numbers
-    joined by commas, in order (the erasure's proof), streamed: a list of tens of
-    millions of Python ints would cost gigabytes."""
-    digest = hashlib.sha256()
-    count = 0
-    for batch in con.sql("SELECT seq FROM _erased ORDER BY seq").to_arrow_reader(1 << 20):
-        if batch.num_rows:
-            text = ",".join(map(str, batch.column(0).to_pylist()))
-            digest.update(((b"," if count else b"") + text.encode()))
-            count += batch.num_rows
-    return count, digest.hexdigest()
+    """How many events ``_erased`` lists, and the list digest of their sequence
+    numbers (the erasure's proof), set-wise in DuckDB."""
+    return _digest(con, "_erased", digests.ERASED_SEQS)
+
+
+def _digest(con: duckdb.DuckDBPyConnection, relation: str, lines: tuple[str, str]) -> tuple[int, str]:
+    count, digest = con.execute(digests.list_digest_sql(relation, *lines)).fetchone()  # type: ignore[misc]
+    return int(count or 0), digest or digests.empty_digest()
 
 
 def _erase_attributes(con: duckdb.DuckDBPyConnection, events: int, now: datetime) -> None:

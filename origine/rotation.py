@@ -8,7 +8,9 @@ After ``rotate(con, key, layer)`` the warehouse's key is ``key.with_layer(layer)
   subject key and key id they were recorded with. ``subject_key_map`` gives each
   stored (key id, subject key) its key under the current generation, and the
   ``ledger_current`` view reads events through it, so audits, lookups, consent
-  state and retention see one subject across every rotation;
+  state and retention see one subject across every rotation; a ``key_map`` leaf
+  (from and to key ids, the map's row count and list digest) commits to the map the
+  rotation produced, so ``origine ledger check`` notices any row added or changed;
 * prepared segments still under an older key are removed (they are re-made from the
   delivery if it comes again).
 
@@ -19,13 +21,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from origine import ledger, warehouse
+from origine.ledger import digests
 from origine.errors import HashKeyError
 from origine.ingest import segment_key_id
 from origine.keys import HMAC_SQL, HashKey, hmac_pads
@@ -62,12 +67,14 @@ class RotationResult:
 
 
 def rotate(
-    con: duckdb.DuckDBPyConnection, key: HashKey, layer: bytes, *, segments: Path | None = None
+    con: duckdb.DuckDBPyConnection, key: HashKey, layer: bytes, *, segments: Path | None = None,
+    signer: Any = None,
 ) -> tuple[HashKey, RotationResult]:
     """Layer ``layer`` over every stored subject key; return the new key and what changed.
 
     ``key`` must be the warehouse's current key (its id is checked). ``segments`` is
-    the home's segment folder, whose segments under older keys are removed.
+    the home's segment folder, whose segments under older keys are removed. The
+    ``key_map`` leaf's checkpoint is signed by ``signer`` (default: the home's key).
     """
     new = key.with_layer(layer)
     ledger.install(con)
@@ -109,6 +116,7 @@ def rotate(
                     f"SELECT count(*) FROM {table} WHERE subject_key IS NOT NULL"
                 ).fetchone()[0]  # type: ignore[index]
             con.execute("UPDATE meta SET value = ? WHERE name = 'key_id'", [new.key_id])
+            _record_key_map(con, key.key_id, new.key_id, now, signer)
             result = RotationResult(key.key_id, new.key_id, now.isoformat(), counts, int(mapped), 0)
             con.execute(
                 "INSERT INTO key_rotations VALUES (?, ?, ?, ?)",
@@ -119,6 +127,22 @@ def rotate(
     if segments is not None:
         result.segments_removed = remove_stale_segments(segments, new.key_id)
     return new, result
+
+
+def _record_key_map(
+    con: duckdb.DuckDBPyConnection, from_id: str, to_id: str, now: datetime, signer: Any
+) -> None:
+    """Append the ``key_map`` leaf committing to the map as it now stands."""
+    count, digest = con.execute(digests.list_digest_sql("subject_key_map", *digests.KEY_MAP)).fetchone()  # type: ignore[misc]
+    flat = ledger.flat_columns(
+        type="'key_map'", at="$1::TIMESTAMPTZ", origin="'rotation'", party_from="$2::VARCHAR",
+        party_to="$3::VARCHAR", proof="$4::VARCHAR", evidence_kind="'rotation'", row=str(int(count or 0)),
+    )
+    with tempfile.TemporaryDirectory(prefix="rotation-") as tmp:
+        path = Path(tmp) / "key_map.parquet"
+        ledger.write_events(con, ledger.events_sql(f"SELECT {flat}, 0 AS ord"),
+                            [now, from_id, to_id, digest or digests.empty_digest()], path)
+        ledger.append_events(con, path, reason=f"key rotation {from_id} -> {to_id}", signer=signer)
 
 
 def remove_stale_segments(segments: Path, key_id: str) -> int:

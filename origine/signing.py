@@ -1,4 +1,9 @@
-"""The operator's Ed25519 key: signs tree heads and audit bundles.
+"""The operator's Ed25519 key: signs the ledger's checkpoints and audit bundles.
+
+Checkpoints are C2SP signed notes (https://c2sp.org/signed-note): a text ending in
+a newline, a blank line, then one line per signature, ``— <key name>
+<base64(key ID || Ed25519 signature of the text)>``, the key ID being the first
+four bytes of SHA-256(key name || 0x0A || 0x01 || 32-byte public key).
 
 The private key lives in ``$ORIGINE_HOME/keys/operator_ed25519.pem`` (created on
 first use, mode 0600) or the file named by ``$ORIGINE_SIGNING_KEY_FILE``. Only
@@ -7,6 +12,8 @@ its public half and fingerprint are ever printed.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
 from dataclasses import dataclass
@@ -23,13 +30,88 @@ SIGNING_KEY_ENV = "ORIGINE_SIGNING_KEY_FILE"
 
 def fingerprint(public: Ed25519PublicKey) -> str:
     """``ed25519:`` + the first 32 hex characters of SHA-256 of the raw public key."""
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "ed25519:" + hashlib.sha256(raw).hexdigest()[:32]
+    return "ed25519:" + hashlib.sha256(raw_public(public)).hexdigest()[:32]
 
 
-def head_message(tree_size: int, root_hash: str, recorded_at: str) -> bytes:
-    """The exact bytes a tree-head signature covers."""
-    return f"origine tree head v1\n{tree_size}\n{root_hash}\n{recorded_at}\n".encode()
+def raw_public(public: Ed25519PublicKey) -> bytes:
+    """The 32-byte RFC 8032 encoding of a public key."""
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+ED25519_NOTE_TYPE = b"\x01"
+"""The signed-note signature type identifier byte of Ed25519."""
+_EM_DASH = "\u2014"
+
+
+def note_key_id(name: str, public: Ed25519PublicKey) -> bytes:
+    """The 4-byte signed-note key ID: SHA-256(name || 0x0A || 0x01 || public key)[:4]."""
+    return hashlib.sha256(name.encode() + b"\n" + ED25519_NOTE_TYPE + raw_public(public)).digest()[:4]
+
+
+def check_key_name(name: str) -> str:
+    """``name`` when it can name a note key (non-empty, printable, no space, no '+');
+    else ``ValueError``."""
+    if not name or "+" in name or any(c.isspace() or ord(c) < 0x20 or c == "\x7f" for c in name):
+        raise ValueError(f"{name!r} cannot name a signed-note key (empty, space, control or '+')")
+    return name
+
+
+@dataclass(frozen=True)
+class NoteSignature:
+    """One signature line of a signed note."""
+
+    name: str
+    key_id: bytes
+    signature: bytes
+
+
+def split_note(note: str) -> tuple[str, list[NoteSignature]]:
+    """The text (final newline included) and signature lines of a signed note.
+
+    ``ValueError`` when it is not one: not ending in a newline, a control character
+    other than newline, no blank line before the signatures, a malformed line.
+    """
+    if not note.endswith("\n") or any(ord(c) < 0x20 and c != "\n" for c in note):
+        raise ValueError("not a signed note: it must end with a newline and hold no control character")
+    cut = note.rfind("\n\n")
+    if cut < 0:
+        raise ValueError("not a signed note: no blank line before the signatures")
+    text, block = note[: cut + 1], note[cut + 2 :]
+    signatures = []
+    for line in block[:-1].split("\n"):
+        parts = line.split(" ")
+        if len(parts) != 3 or parts[0] != _EM_DASH:
+            raise ValueError("not a signed note: a signature line is not '\u2014 <name> <base64>'")
+        try:
+            check_key_name(parts[1])
+            raw = base64.b64decode(parts[2], validate=True)
+        except (ValueError, binascii.Error):
+            raise ValueError("not a signed note: bad key name or base64 in a signature line") from None
+        if len(raw) < 5:
+            raise ValueError("not a signed note: a signature shorter than its key ID")
+        signatures.append(NoteSignature(parts[1], raw[:4], raw[4:]))
+    if not signatures:
+        raise ValueError("not a signed note: no signature line")
+    return text, signatures
+
+
+def open_note(note: str, public: Ed25519PublicKey, name: str) -> str:
+    """The text of ``note`` once a signature by (``name``, ``public``) verifies.
+
+    Signatures by other keys are ignored, as the signed-note spec requires; a note
+    with none by this key, or one that fails, is refused (``ValueError``).
+    """
+    text, signatures = split_note(note)
+    key_id = note_key_id(name, public)
+    mine = [s for s in signatures if s.name == name and s.key_id == key_id]
+    if not mine:
+        raise ValueError(f"not signed by the operator's key {name} (key ID {key_id.hex()})")
+    for s in mine:
+        try:
+            public.verify(s.signature, text.encode())
+        except InvalidSignature:
+            raise ValueError(f"the signature by {name} does not verify (text or signature altered)") from None
+    return text
 
 
 @dataclass(frozen=True)
@@ -58,9 +140,13 @@ class Signer:
         """Hex signature of ``message``."""
         return self.private.sign(message).hex()
 
-    def sign_head(self, tree_size: int, root_hash: str, recorded_at: str) -> tuple[str, str]:
-        """``(signature hex, fingerprint)`` over a tree head."""
-        return self.sign(head_message(tree_size, root_hash, recorded_at)), self.fingerprint
+    def sign_note(self, text: str, name: str) -> str:
+        """``text`` (ending in a newline) as a signed note signed under key ``name``."""
+        if not text.endswith("\n"):
+            raise ValueError("a note's text ends with a newline")
+        check_key_name(name)
+        raw = note_key_id(name, self.public) + self.private.sign(text.encode())
+        return f"{text}\n{_EM_DASH} {name} {base64.b64encode(raw).decode()}\n"
 
 
 def load_signer(keys_dir: Path, *, create: bool = True) -> Signer:
@@ -107,3 +193,18 @@ def verify(public: Ed25519PublicKey, message: bytes, signature_hex: str) -> bool
         return True
     except (InvalidSignature, ValueError):
         return False
+
+
+def home_public_key(keys_dir: Path) -> Ed25519PublicKey:
+    """The operator's public key as a home keeps it: ``operator_ed25519.pub.pem``, else
+    the public half of the signing key (``$ORIGINE_SIGNING_KEY_FILE`` or the home's);
+    never creates one."""
+    pub = keys_dir / "operator_ed25519.pub.pem"
+    if pub.exists() and not os.environ.get(SIGNING_KEY_ENV):
+        return load_public_key(pub)
+    try:
+        return load_signer(keys_dir, create=False).public
+    except OrigineError:
+        raise OrigineError(
+            f"no operator public key in {keys_dir}: give the operator's public key (--public-key FILE)"
+        ) from None

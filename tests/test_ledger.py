@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from origine import intake, ledger, merkle, warehouse
 from origine.cli import main
 from origine.retention import apply_retention
-from origine.signing import head_message, load_signer, verify
+from origine.ledger import digests
+from origine.signing import load_signer, note_key_id
 from origine.suppressions import ingest_suppressions
 from tests.test_merkle import ref_mth, ref_path, ref_proof, ref_verify_consistency, ref_verify_inclusion
 
@@ -131,13 +132,54 @@ def test_proofs_verified_by_an_independent_verifier(populated) -> None:
     assert ref_verify_consistency(old_size, new_size, bytes.fromhex(old_root), bytes.fromhex(new_root), proof)
 
 
-def test_tree_heads_are_signed_by_the_operator(populated) -> None:
+def test_tree_heads_are_signed_checkpoints_of_the_operator(populated) -> None:
+    """Every head is a C2SP checkpoint (origin, size, base64 root) in a signed note,
+    key name = origin, key ID = SHA-256(name || 0x0A || 0x01 || public key)[:4]."""
+    import base64
+
     con = con_for(populated)
-    head = ledger.latest_head(con)
     signer = load_signer(populated.keys)
-    assert head.signer == signer.fingerprint
-    assert verify(signer.public, head_message(head.tree_size, head.root_hash, head.recorded_at), head.signature)
-    assert not verify(signer.public, head_message(head.tree_size + 1, head.root_hash, head.recorded_at), head.signature)
+    rows = con.execute("SELECT tree_size, root_hash, checkpoint FROM tree_heads ORDER BY tree_size").fetchall()
+    assert len(rows) == 2
+    for size, root_hex, note in rows:
+        body, _, sig_line = note.partition("\n\n")
+        text = body + "\n"  # the note text ends with its newline; a blank line follows
+        origin, size_line, root_b64, end = text.split("\n")
+        assert origin == ledger.checkpoint.default_origin(signer.public) and end == ""
+        assert (int(size_line), base64.b64decode(root_b64).hex()) == (size, root_hex)
+        dash, name, sig = sig_line.rstrip("\n").split(" ")
+        raw = base64.b64decode(sig)
+        assert (dash, name, raw[:4]) == ("\u2014", origin, note_key_id(origin, signer.public))
+        signer.public.verify(raw[4:], text.encode())
+        assert ledger.verify_checkpoint(note, signer.public).size == size
+        with pytest.raises(ValueError):
+            ledger.verify_checkpoint(note.replace(f"\n{size}\n", f"\n{size + 1}\n"), signer.public)
+    assert ledger.latest_head(con).checkpoint == rows[-1][2]
+
+
+def test_the_origin_is_configurable_and_then_fixed(home, key, make_delivery, monkeypatch) -> None:
+    monkeypatch.setenv("ORIGINE_LEDGER_ORIGIN", "broker.example/ledger")
+    ingest(home, key, make_delivery, "phone\n0612345678\n", delivery_id="O-1")
+    con = con_for(home)
+    assert ledger.latest_head(con).origin == "broker.example/ledger"
+    con.close()
+    monkeypatch.setenv("ORIGINE_LEDGER_ORIGIN", "other.example/ledger")
+    with pytest.raises(Exception, match="keeps its origin"):
+        ingest(home, key, make_delivery, "phone\n0612345679\n", delivery_id="O-2")
+    monkeypatch.setenv("ORIGINE_LEDGER_ORIGIN", "has space")
+    with pytest.raises(Exception, match="ORIGINE_LEDGER_ORIGIN"):
+        ingest(home, key, make_delivery, "phone\n0612345679\n", delivery_id="O-3")
+
+
+def test_an_append_onto_a_rewritten_history_is_refused(populated) -> None:
+    """A log never signs a tree inconsistent with one it signed: an append after the
+    stored frontier or nodes were rewritten fails instead of signing the forgery."""
+    con = con_for(populated)
+    top = ledger.tree_size(con).bit_length() - 1  # the frontier's first node: what an append extends
+    con.execute("UPDATE ledger_nodes SET hash = unhex(sha256('x')) WHERE level = ? AND idx = 0", [top])
+    with pytest.raises(Exception, match="refusing to append"):
+        apply_retention(con, now=utc(2030, 1, 1), days=30)
+    assert con.execute("SELECT count(*) FROM ledger_events WHERE type = 'erased'").fetchone() == (0,)
 
 
 def test_retention_erases_attributes_and_keeps_old_heads_verifiable(populated, key) -> None:
@@ -181,7 +223,7 @@ def test_edit_delete_reorder_are_detected(populated, tamper, first_bad) -> None:
     assert not check.ok and check.first_bad_seq == first_bad, check.describe()
     con.close()
     result = CliRunner().invoke(main, ["ledger", "check", "--home", str(populated.root)])
-    assert result.exit_code == 1 and f"seq {first_bad}" in result.stdout
+    assert result.exit_code == 1 and f"seq {first_bad}" in result.stdout.split(";")[0]
 
 
 def test_consistent_rewrite_is_caught_by_the_heads(populated) -> None:
@@ -192,7 +234,18 @@ def test_consistent_rewrite_is_caught_by_the_heads(populated) -> None:
     con.execute(f"UPDATE ledger_events SET leaf_hash = {ledger.LEAF_SQL} WHERE seq = 0")
     con.execute("UPDATE ledger_nodes SET hash = (SELECT leaf_hash FROM ledger_events WHERE seq = 0) WHERE level = 0 AND idx = 0")
     check = ledger.check_ledger(con)
-    assert not check.ok and any("root differs" in p for p in check.problems)
+    assert not check.ok and check.first_bad_node == (1, 0), check.describe()
+    # with every node above recomputed too, the signed roots differ
+    size = ledger.tree_size(con)
+    store = merkle.MemoryNodeStore()
+    leaves = [bytes(h) for (h,) in con.execute("SELECT leaf_hash FROM ledger_events ORDER BY seq").fetchall()]
+    merkle.Frontier().extend(leaves, store)
+    con.execute("DELETE FROM ledger_nodes")
+    for level in range(size.bit_length()):
+        for i in range(store.count(level)):
+            con.execute("INSERT INTO ledger_nodes VALUES (?, ?, ?)", [level, i, store.get(level, i)])
+    check = ledger.check_ledger(con)
+    assert not check.ok and any("history rewritten" in p for p in check.problems), check.describe()
 
 
 def test_stored_nodes_are_the_reference_trees_across_appends_and_row_groups(
@@ -266,10 +319,10 @@ def test_large_erasures_rewrite_the_ledger_with_the_same_result_as_in_place(popu
     def erase(path, in_place_max):
         monkeypatch.setattr(retention, "IN_PLACE_MAX", in_place_max)
         con = warehouse.connect(path)
-        result = apply_retention(con, now=now, days=30)
+        result = apply_retention(con, now=now, days=30, signer=load_signer(populated.keys))
         rows = con.execute("SELECT * FROM ledger_events").fetchall()  # physical order
         erasures = con.execute("SELECT * FROM erasures ORDER BY event_seq").fetchall()
-        check = ledger.check_ledger(con)
+        check = ledger.check_ledger(con, public_key=load_signer(populated.keys).public)
         constraints = con.execute(
             "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'ledger_events' AND constraint_type = 'NOT NULL'"
         ).fetchone()[0]
@@ -284,10 +337,10 @@ def test_large_erasures_rewrite_the_ledger_with_the_same_result_as_in_place(popu
     assert rewritten[1] == in_place[1] and rewritten[2] == in_place[2]
     assert rewritten[3].ok and in_place[3].ok, rewritten[3].describe()
     assert rewritten[4] == in_place[4] > 0  # NOT NULL constraints kept by the rewrite
-    # the erasure's proof: SHA-256 of the erased sequence numbers, comma-joined
+    # the erasure's proof: the list digest of the erased sequence numbers
     erased = [r[1] for r in rewritten[2]]
     proof = [r for r in rewritten[1] if r[1] == "erased"][0][12]
-    assert proof == hashlib.sha256(",".join(map(str, erased)).encode()).hexdigest()
+    assert proof == digests.list_digest(map(str, erased))
 
 
 def test_write_events_interrupted_while_hashing_leaves_no_thread_writing(tmp_path, monkeypatch) -> None:

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from origine import intake, ledger, warehouse
+from origine.ledger import digests
 from origine.cli import main
 from origine.errors import HashKeyError
 from origine.keys import HashKey, layer_over, load_key
@@ -101,11 +102,28 @@ def test_rotation_rekeys_without_numbers_and_readers_follow_across_generations(
     with warehouse.session(home.warehouse) as con:
         rows = {r[0]: r[1] for r in con.execute("SELECT subject_key, key_id FROM delivery_rows").fetchall()}
         assert rows == {new.subject_key(A): new.key_id, new.subject_key(B): new.key_id}
-        # the ledger is exactly as signed: same events, same heads, still verifiable
-        assert con.execute("SELECT * FROM ledger_events ORDER BY seq").fetchall() == events_before
-        assert con.execute("SELECT tree_size, root_hash FROM tree_heads ORDER BY tree_size").fetchall() == heads_before
+        # the ledger's events are as signed, followed by one key_map leaf committing to
+        # the map the rotation produced (from and to key ids, row count, list digest)
+        events_after = con.execute("SELECT * FROM ledger_events ORDER BY seq").fetchall()
+        assert events_after[:-1] == events_before
+        rotation = con.execute(
+            "SELECT type, origin, party_from, party_to, \"row\", proof, subject_key FROM ledger_events "
+            "ORDER BY seq DESC LIMIT 1").fetchone()
+        map_lines = [f"{k or ''} {s} {c}" for k, s, c in con.execute(
+            "SELECT key_id, subject_key, current_key FROM subject_key_map ORDER BY key_id NULLS FIRST, subject_key"
+        ).fetchall()]
+        assert rotation == ("key_map", "rotation", key.key_id, new.key_id, 2, digests.list_digest(map_lines), None)
+        heads_after = con.execute("SELECT tree_size, root_hash FROM tree_heads ORDER BY tree_size").fetchall()
+        assert heads_after[:-1] == heads_before and heads_after[-1][0] == len(events_before) + 1
         assert ledger.check_ledger(con).ok
-        current = {r[0] for r in con.execute("SELECT subject_key FROM ledger_current").fetchall()}
+        # a map row changed behind the ledger's back is caught; put back, the check passes
+        saved = con.execute("SELECT * FROM subject_key_map").fetchall()
+        con.execute("UPDATE subject_key_map SET current_key = 'f' || current_key[2:]")
+        assert "subject_key_map" in ledger.check_ledger(con).describe()
+        con.execute("DELETE FROM subject_key_map")
+        con.executemany("INSERT INTO subject_key_map VALUES (?, ?, ?)", saved)
+        assert ledger.check_ledger(con).ok
+        current = {r[0] for r in con.execute("SELECT subject_key FROM ledger_current WHERE type <> 'key_map'").fetchall()}
         assert current == {new.subject_key(A), new.subject_key(B)}
 
     # the old key alone is refused, by name of both generations

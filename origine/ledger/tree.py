@@ -1,0 +1,163 @@
+"""The ledger's Merkle tree in DuckDB: ``ledger_nodes`` holds every complete node.
+
+The tree is RFC 9162's (origine.merkle) over the leaves' hashes, whatever the leaves
+say: node ``(level, idx)`` is the hash of the perfect subtree over leaves
+``[idx * 2**level, (idx + 1) * 2**level)``; level 0 repeats the leaf hashes. A tree
+of ``n`` leaves stores exactly ``n >> level`` nodes at each level, never changed
+once written, so proofs and the root of any past size are read from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from origine import merkle
+
+NODES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_nodes (
+    level INTEGER NOT NULL,
+    idx BIGINT NOT NULL,
+    hash BLOB NOT NULL
+);
+"""
+
+
+class DuckDBNodeStore:
+    """A read-only :class:`origine.merkle.NodeStore` over the ``ledger_nodes`` table
+    (proofs read it); appends write nodes through :class:`ParquetNodeWriter`."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self._cache: dict[tuple[int, int], bytes] = {}
+
+    def get(self, level: int, index: int) -> bytes:
+        """The stored node; ``KeyError`` when absent."""
+        hit = self._cache.get((level, index))
+        if hit is not None:
+            return hit
+        row = self.con.execute(
+            "SELECT hash FROM ledger_nodes WHERE level = ? AND idx = ?", [level, index]
+        ).fetchone()
+        if row is None:
+            raise KeyError((level, index))
+        value = bytes(row[0])
+        self._cache[(level, index)] = value
+        return value
+
+    def put_many(self, level: int, start_index: int, hashes: Sequence[bytes]) -> None:
+        """Refused: nodes are appended only by :func:`append_events`."""
+        raise TypeError("DuckDBNodeStore is read-only: append through append_events")
+
+
+class ParquetNodeWriter:
+    """A write-only :class:`origine.merkle.NodeStore` streaming the nodes above the
+    leaves to a Parquet file, for :func:`append_events` to insert in one statement.
+
+    DuckDB holds everything a transaction inserts in memory until it commits when
+    the rows come in many statements (measured: ~80 MB per million nodes, past
+    ``memory_limit``), but spills a single ``INSERT … SELECT`` from a file: so a
+    delivery's millions of nodes are written here first, in bounded memory.
+    Level 0 is skipped: :func:`append_events` inserts it from the events file.
+    """
+
+    ROW_GROUP = 1 << 20
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer = pq.ParquetWriter(path, _NODES_SCHEMA, compression="none")
+        self._pending: list[tuple[int, int, Sequence[bytes]]] = []
+        self._buffered = 0
+        self.written = 0
+
+    def get(self, level: int, index: int) -> bytes:
+        """Never read while appending (the frontier holds what extending needs)."""
+        raise KeyError((level, index))
+
+    def put_many(self, level: int, start_index: int, hashes: Sequence[bytes]) -> None:
+        """Buffer consecutive nodes of one level; written a row group at a time."""
+        if level == 0:
+            return
+        self._pending.append((level, start_index, list(hashes)))
+        self._buffered += len(hashes)
+        if self._buffered >= self.ROW_GROUP:
+            self._write()
+
+    def _write(self) -> None:
+        if not self._pending:
+            return
+        levels = np.concatenate([np.full(len(h), lv, np.int32) for lv, _, h in self._pending])
+        indexes = np.concatenate(
+            [np.arange(start, start + len(h), dtype=np.int64) for _, start, h in self._pending]
+        )
+        hashes = pa.array([x for _, _, h in self._pending for x in h], pa.binary())
+        self._writer.write_table(pa.table({"level": levels, "idx": indexes, "hash": hashes}, schema=_NODES_SCHEMA))
+        self.written += len(hashes)
+        self._pending, self._buffered = [], 0
+
+    def close(self) -> None:
+        """Write what is buffered and close the file."""
+        try:
+            self._write()
+        finally:
+            self._writer.close()
+
+
+_NODES_SCHEMA = pa.schema([("level", pa.int32()), ("idx", pa.int64()), ("hash", pa.binary())])
+
+
+def inclusion_proofs(
+    con: duckdb.DuckDBPyConnection, seqs: Sequence[int], size: int
+) -> dict[int, list[bytes]]:
+    """RFC 9162 inclusion proofs of leaves ``seqs`` in the tree of ``size`` leaves."""
+    store = DuckDBNodeStore(con)
+    return {s: merkle.inclusion_proof(s, size, store) for s in seqs}
+
+
+def consistency(con: duckdb.DuckDBPyConnection, old_size: int, new_size: int) -> list[bytes]:
+    """RFC 9162 consistency proof between two tree sizes of this ledger."""
+    return merkle.consistency_proof(old_size, new_size, DuckDBNodeStore(con))
+
+
+def subtree_nodes(size: int) -> list[tuple[int, int]]:
+    """The nodes whose hashes fold into the root of the tree of ``size`` leaves
+    (one perfect subtree per set bit of ``size``, largest first)."""
+    out, position = [], 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            out.append((level, position >> level))
+            position += 1 << level
+    return out
+
+
+def roots_at(con: duckdb.DuckDBPyConnection, sizes: Sequence[int]) -> dict[int, bytes | None]:
+    """The root of the tree at each size, from the stored nodes in one query
+    (``None`` where a node it needs is missing)."""
+    wanted = sorted({node for size in sizes for node in subtree_nodes(size)})
+    found: dict[tuple[int, int], bytes] = {}
+    if wanted:
+        for level, idx, digest in con.execute(
+            "SELECT n.level, n.idx, any_value(n.hash) FROM ledger_nodes n "
+            "JOIN (SELECT unnest(?::INTEGER[]) AS level, unnest(?::BIGINT[]) AS idx) w USING (level, idx) "
+            "GROUP BY ALL",
+            [[lv for lv, _ in wanted], [i for _, i in wanted]],
+        ).fetchall():
+            found[(int(level), int(idx))] = bytes(digest)
+    roots: dict[int, bytes | None] = {}
+    for size in sizes:
+        pieces = [found.get(node) for node in subtree_nodes(size)]
+        if size == 0:
+            roots[size] = merkle.EMPTY_ROOT
+        elif any(p is None for p in pieces):
+            roots[size] = None
+        else:
+            acc = pieces[-1]
+            for left in reversed(pieces[:-1]):
+                acc = merkle.node_hash(left, acc)  # type: ignore[arg-type]
+            roots[size] = acc
+    return roots
