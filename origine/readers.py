@@ -70,6 +70,9 @@ class FileShape:
     # A MIXED_UTF8_CP1252 file: how many rows were not UTF-8 (read as cp1252), the first ones.
     rows_not_utf8: int = 0
     first_rows_not_utf8: list[int] = field(default_factory=list)
+    # XLSX: per worksheet, its title, state (visible, hidden, veryHidden), rows read and
+    # the row numbers they were given (``first_row``..``last_row``).
+    sheets: list[dict[str, Any]] | None = None
 
     def not_utf8(self, row: int) -> None:
         """Record that data row ``row`` was not UTF-8 and was decoded as cp1252."""
@@ -88,6 +91,8 @@ class FileShape:
         }
         if self.encoding == MIXED_UTF8_CP1252:
             doc["rows_not_utf8"] = {"rows": self.rows_not_utf8, "first": list(self.first_rows_not_utf8)}
+        if self.sheets is not None:
+            doc["sheets"] = [dict(s) for s in self.sheets]
         return doc
 
 
@@ -430,37 +435,127 @@ def json_cell(value: Any) -> Any:
 
 
 def _xlsx(opener: Callable[[], BinaryIO], name: str, shape: FileShape) -> Iterator[Record]:
+    """Every worksheet that holds rows, hidden ones included, one after the other.
+
+    Data rows are numbered on across sheets (row numbers stay unique in the file);
+    ``shape.sheets`` tells, per sheet, its rows and the range of row numbers they got.
+    Each sheet's rows are keyed by its own header; the file's columns are the union.
+    """
     import openpyxl  # imported here: only XLSX deliveries pay for it
 
     with opener() as raw:
-        # openpyxl needs a seekable file; a gzipped workbook is read into memory.
-        data: BinaryIO = raw if raw.seekable() else io.BytesIO(raw.read())
+        # openpyxl needs a seekable file; a gzipped workbook is spooled, not read into memory.
+        data = _seekable(raw)
         try:
+            _check_workbook(data, name)
             workbook = openpyxl.load_workbook(data, read_only=True, data_only=True)
+        except BadInput:
+            raise
+        except MemoryError:
+            raise
         except Exception as exc:  # openpyxl raises many types for a corrupt workbook
-            raise BadInput(f"unreadable XLSX workbook: {type(exc).__name__}", file=name) from None
+            raise BadInput(f"unreadable XLSX workbook: {_xml_problem(exc)}", file=name) from None
+        row = 0
         try:
-            sheet = workbook.worksheets[0]
-            rows = sheet.iter_rows(values_only=True)
-            header: tuple[Any, ...] | None = None
-            for cells in rows:
-                if any(c not in (None, "") for c in cells):
-                    header = cells
-                    break
-            if header is None:
-                raise BadInput("workbook's first sheet is empty: no header row", file=name, column="phone")
-            columns = header_names(["" if c is None else str(c) for c in header])
-            shape.columns = columns
-            width = len(columns)
-            row = 0
-            for cells in rows:
-                if all(c in (None, "") for c in cells):
-                    continue
-                row += 1
-                cells = tuple(cells[:width]) + (None,) * (width - len(cells))
-                yield Record(row, dict(zip(columns, cells)))
+            sheets = [_sheet_header(sheet) for sheet in workbook.worksheets]
+            with_rows = [s for s in sheets if s.has_rows] or [s for s in sheets if s.header is not None][:1]
+            if not with_rows:
+                raise BadInput("workbook is empty: no sheet has a header row", file=name, column="phone")
+            seen: dict[str, None] = {}
+            for s in with_rows:
+                seen.update(dict.fromkeys(s.columns))
+            shape.columns = list(seen)
+            shape.sheets = [s.report for s in sheets]
+            for s in with_rows:
+                s.report["first_row"] = row + 1
+                rows = s.sheet.iter_rows(values_only=True)
+                for _ in range(s.header_at):
+                    next(rows)
+                width = len(s.columns)
+                for cells in rows:
+                    if all(c in (None, "") for c in cells):
+                        continue
+                    row += 1
+                    s.report["rows"] += 1
+                    cells = tuple(cells[:width]) + (None,) * (width - len(cells))
+                    yield Record(row, dict(zip(s.columns, cells)))
+                s.report["last_row"] = row
+        except BadInput:
+            raise
+        except MemoryError:
+            raise
+        except Exception as exc:
+            # Sheets are parsed as they are read: a corrupt or hostile sheet (an XML entity
+            # bomb, refused by defusedxml) fails here, not when the workbook opens.
+            raise BadInput(f"unreadable XLSX sheet: {_xml_problem(exc)}", file=name, row=row + 1) from None
         finally:
             workbook.close()
+
+
+def _xml_problem(exc: Exception) -> str:
+    """What went wrong reading a workbook, in words that never quote its content."""
+    if type(exc).__module__.startswith("defusedxml"):
+        # openpyxl parses with defusedxml when it is installed (a dependency of origine).
+        return f"its XML declares entities or a DTD, refused ({type(exc).__name__}: an XML entity bomb?)"
+    return type(exc).__name__
+
+
+@dataclass
+class _Sheet:
+    sheet: Any
+    header: tuple[Any, ...] | None
+    header_at: int  # rows to skip to get past the header
+    has_rows: bool
+    columns: list[str]
+    report: dict[str, Any]
+
+
+def _sheet_header(sheet: Any) -> _Sheet:
+    """A worksheet's header (its first non-empty row) and whether any row follows it."""
+    # Rows as stored, not padded to the sheet's declared dimension (a hostile workbook
+    # can declare 16,384 columns by a million rows).
+    sheet.reset_dimensions()
+    header: tuple[Any, ...] | None = None
+    header_at, has_rows = 0, False
+    for cells in sheet.iter_rows(values_only=True):
+        if header is None:
+            header_at += 1
+        if any(c not in (None, "") for c in cells):
+            if header is not None:
+                has_rows = True
+                break
+            header = cells
+    columns = header_names(["" if c is None else str(c) for c in header]) if header is not None else []
+    report = {"sheet": str(sheet.title), "state": str(getattr(sheet, "sheet_state", "visible")), "rows": 0}
+    return _Sheet(sheet, header, header_at, has_rows, columns, report)
+
+
+def _check_workbook(data: BinaryIO, name: str) -> None:
+    """Refuse a workbook whose parts expand past :func:`origine.limits.expansion_limit`
+    (each part against its compressed size, all of them against the workbook's size):
+    openpyxl holds the shared strings whole in memory. ``zipfile`` stops each part at
+    its declared size, so a part that lies about it fails its CRC instead."""
+    import zipfile
+
+    data.seek(0, io.SEEK_END)
+    size = data.tell()
+    data.seek(0)
+    try:
+        with zipfile.ZipFile(data) as zf:
+            members = zf.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return  # not a zip: openpyxl says so in its own words
+    finally:
+        data.seek(0)
+    total = 0
+    for info in members:
+        total += info.file_size
+        limit = limits.expansion_limit(info.compress_size)
+        if info.file_size > limit:
+            raise BadInput(limits.too_expanded("a part of the workbook", limit), file=name)
+    limit = limits.expansion_limit(size)
+    if total > limit:
+        raise BadInput(limits.too_expanded("the workbook", limit), file=name)
 
 
 # ---------------------------------------------------------------- Parquet
@@ -678,7 +773,7 @@ def _arrow_parquet(opener: Callable[[], BinaryIO], name: str, shape: FileShape, 
     import pyarrow.parquet as pq
 
     with opener() as raw:
-        data: BinaryIO = raw if raw.seekable() else io.BytesIO(raw.read())
+        data = _seekable(raw)
         try:
             # not pre_buffer (the default): it reads whole columns ahead, memory ∝ file
             pfile = pq.ParquetFile(data, pre_buffer=False)

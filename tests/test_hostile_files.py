@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import io
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from origine import intake
+from origine.errors import BadInput
 from origine.home import Home
 from origine.ingest import DeliveryReport, prepare_delivery
 from origine.keys import HashKey
@@ -188,3 +190,121 @@ def test_a_cp1252_file_is_still_read_as_cp1252(tmp_path: Path) -> None:
     report, rows = prepare(delivery(tmp_path, "E-2", "contacts.csv", text.encode("cp1252")))
     assert report.files[0].format["encoding"] == "cp1252" and "rows_not_utf8" not in report.files[0].format
     assert [r["consent_purposes"] for r in rows] == [["political.electoral"]] * 5
+
+
+# ---------------------------------------------------------------- item 11: every sheet
+
+
+def workbook(sheets: list[tuple[str, str, list[list[object]]]]) -> bytes:
+    """An XLSX workbook of ``(title, state, rows)`` sheets, in that order."""
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.remove(wb.active)
+    for title, state, rows in sheets:
+        sheet = wb.create_sheet(title)
+        sheet.sheet_state = state
+        for row in rows:
+            sheet.append(row)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("engine", ["columns", "rows"])
+def test_every_sheet_with_rows_is_read_and_accounted_for(tmp_path: Path, engine: str) -> None:
+    """The issue's workbook: a hidden first sheet, a visible second one, and more. Every
+    sheet holding rows is read (hidden and very hidden too), row numbers run on across
+    sheets, and the file's report says which rows came from which sheet."""
+    header = ["phone", "consent_purposes"]
+    data = workbook([
+        ("Export", "hidden", [header, ["0612345601", "sondages"], ["0612345602", "sondages"]]),
+        ("Feuil1", "visible", [[None], header, ["0612345603", "propagande électorale"], [], ["pas un numéro", "x"]]),
+        ("vide", "visible", []),
+        ("Archive", "veryHidden", [header, ["0612345604", "partenaires"]]),
+        ("Notes", "visible", [header]),
+    ])
+    report, rows = prepare(delivery(tmp_path, "X-1", "contacts.xlsx", data), engine=engine)
+    assert (report.rows_read, report.rows_accepted, report.rows_quarantined) == (5, 4, 1)
+    assert [(r["row"], r["consent_purposes"]) for r in rows] == [
+        (1, ["research.polling"]), (2, ["research.polling"]), (3, ["political.electoral"]),
+        (5, ["transfer.third_party"]),
+    ]
+    assert report.files[0].format["sheets"] == [
+        {"sheet": "Export", "state": "hidden", "rows": 2, "first_row": 1, "last_row": 2},
+        {"sheet": "Feuil1", "state": "visible", "rows": 2, "first_row": 3, "last_row": 4},
+        {"sheet": "vide", "state": "visible", "rows": 0},
+        {"sheet": "Archive", "state": "veryHidden", "rows": 1, "first_row": 5, "last_row": 5},
+        {"sheet": "Notes", "state": "visible", "rows": 0},
+    ]
+    assert sum(s["rows"] for s in report.files[0].format["sheets"]) == report.files[0].rows_read
+
+
+def test_an_empty_workbook_is_refused_naming_the_file(tmp_path: Path) -> None:
+    folder = delivery(tmp_path, "X-2", "contacts.xlsx", workbook([("a", "visible", []), ("b", "hidden", [])]))
+    with pytest.raises(BadInput, match="contacts.xlsx.*no sheet has a header row"):
+        prepare(folder)
+
+
+# ---------------------------------------------------------------- item 9: XML entity bomb
+
+
+BILLION_LAUGHS = (
+    '<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
+    + "".join(f' <!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">\n' for i in range(1, 10))
+    + "]>\n"
+)
+
+
+SHEET_XML = (
+    '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>{}</sheetData></worksheet>'
+)
+
+
+def with_parts(data: bytes, parts: dict[str, str]) -> bytes:
+    """The workbook ``data`` with ``parts`` (name: XML) replaced or added; an added
+    ``xl/sharedStrings.xml`` is declared where Excel declares it."""
+    edits = dict(parts)
+    if "xl/sharedStrings.xml" in parts:
+        kind = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings"
+        mime = "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
+        rel = f'<Relationship Id="rIdSST" Type="{kind}" Target="sharedStrings.xml"/></Relationships>'
+        ctype = f'<Override PartName="/xl/sharedStrings.xml" ContentType="{mime}"/></Types>'
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            text = src.read(info.filename)
+            if info.filename == "xl/_rels/workbook.xml.rels" and "xl/sharedStrings.xml" in parts:
+                text = text.replace(b"</Relationships>", rel.encode())
+            if info.filename == "[Content_Types].xml" and "xl/sharedStrings.xml" in parts:
+                text = text.replace(b"</Types>", ctype.encode())
+            dst.writestr(info.filename, edits.pop(info.filename).encode() if info.filename in edits else text)
+        for name, xml in edits.items():
+            dst.writestr(name, xml.encode())
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("part", ["xl/worksheets/sheet1.xml", "xl/sharedStrings.xml"])
+def test_an_xml_entity_bomb_in_a_workbook_is_refused(home: Home, key: object, tmp_path: Path, part: str) -> None:
+    """A billion laughs in a sheet (parsed as rows are read) or in the shared strings
+    (parsed when the workbook opens): exit 2 naming the file, no Python error."""
+    good = workbook([("a", "visible", [["phone", "source"], ["0612345678", "salon"]])])
+    if part.endswith("sheet1.xml"):
+        parts = {part: BILLION_LAUGHS + SHEET_XML.format(
+            '<row r="1"><c r="A1" t="inlineStr"><is><t>phone</t></is></c></row>'
+            '<row r="2"><c r="A2" t="inlineStr"><is><t>&lol9;</t></is></c></row>'
+        )}
+    else:
+        parts = {
+            part: BILLION_LAUGHS + (
+                '<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="2" uniqueCount="2">'
+                "<si><t>phone</t></si><si><t>&lol9;</t></si></sst>"
+            ),
+            "xl/worksheets/sheet1.xml": SHEET_XML.format(
+                '<row r="1"><c r="A1" t="s"><v>0</v></c></row><row r="2"><c r="A2" t="s"><v>1</v></c></row>'
+            ),
+        }
+    folder = delivery(tmp_path, "X-3", "contacts.xlsx", with_parts(good, parts))
+    proc = run_cli(home, "ingest", str(folder), "--json")
+    assert proc.returncode == 2, proc.stderr
+    assert "contacts.xlsx" in proc.stderr and "Traceback" not in proc.stderr
