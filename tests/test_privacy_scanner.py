@@ -92,3 +92,8 @@ def test_found_inside_gzip_zip_parquet_duckdb_and_sqlite(tmp_path: Path) -> None
     assert ("runs.db::e", "06 12 34 56 78") in whole
     assert not [h for h in hits if "clean.txt" in h.where]
     assert [h for h in s.scan_tree(tmp_path, exclude=["bundle.zip"]) if "bundle.zip" in h.where] == []
+
+
+def test_extra_strings_are_found_too() -> None:
+    s = Scanner([FR], extra=["3312300", "x@example.org"])
+    assert [h.form for h in s.scan_text("a 3312300 b x@example.org c", "t")] == ["3312300", "x@example.org"]
