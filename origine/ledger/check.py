@@ -62,8 +62,7 @@ class LedgerCheck:
                         if self.checkpoint_size is not None else "")
             return (f"ledger ok: {self.events} events, {self.heads} signed checkpoints verified"
                     f" (origin {self.origin}){anchored}")
-        where = f" (first bad event: seq {self.first_bad_seq})" if self.first_bad_seq is not None else ""
-        return "ledger check FAILED" + where + ": " + "; ".join(self.problems)
+        return "ledger check FAILED: " + "; ".join(self.problems)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -186,7 +185,7 @@ def _check_tree(con: duckdb.DuckDBPyConnection, n: int, bad: Any) -> None:
             # Its children are leaves whose columns and hashes agree: one of the two was
             # edited with its leaf hash recomputed (hashes alone cannot tell which).
             bad(f"tree node (level 1, index {idx}) is not the hash of its two leaves: event seq {2 * idx} "
-                f"or seq {2 * idx + 1} was edited with its leaf hash recomputed", node=(1, idx), seq=2 * idx)
+                f"or seq {2 * idx + 1} was edited with its leaf hash recomputed", node=(1, idx))
         else:
             bad(f"tree node (level {level}, index {idx}) is not the hash of its two children (corrupted)",
                 node=(level, idx))
