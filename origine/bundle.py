@@ -31,6 +31,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from origine import ledger, merkle
+from origine.errors import BadInput
 from origine.signing import Signer, fingerprint, load_public_key, verify as verify_signature
 
 MANIFEST = "manifest.json"
@@ -261,6 +262,10 @@ def _check_manifest(root: Path, result: Verification, public_key: Path | None, h
     except (OSError, ValueError, KeyError, TypeError):
         result.fail("manifest.json is missing or unreadable")
         return
+    if not isinstance(signature, str):
+        # Not the shape origine writes: unusable input (exit 2), where a wrong hex
+        # signature is a bundle that does not verify (exit 1).
+        raise BadInput("the signature is not a string (hex expected)", file=MANIFEST, column="signature")
     present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != MANIFEST}
     for name in sorted(set(files) | present):
         if name not in present:

@@ -1,23 +1,9 @@
 """The campaign spec: what a sponsor sent, to whom, for what, and what it declared.
 
-A campaign is a YAML file::
-
-    campaign_id: EU24-SMS-01
-    sponsor: Parti A
-    channel: sms                      # sms | voice | email
-    purpose: political.electoral      # a taxonomy code (origine/data/purposes.yaml)
-    sender: PARTI-A
-    message: "Parti A vous invite à voter le 9 juin. STOP au 36789"
-    sent_at: 2024-06-07T18:00:00+02:00
-    timezone: Europe/Paris            # optional (UTC): for naive dates here and in files
-    country: FR                       # optional (FR): region of numbers without +prefix
-    targeting:                        # declared criteria: a mapping or a list of strings
-      age: 18-35
-      region: Île-de-France
-    targets:
-      deliveries: [SC-2024-06-05-001, othervendor/OV-7]   # "delivery_id" or "vendor/delivery_id"
-      file: targets.csv               # a file of numbers with a `phone` column, relative to this YAML
-    send_report: report.csv           # optional: phone, sent_at, stop_reply_at per number
+A campaign is a YAML file naming the campaign, its channel, purpose, sender, message,
+send time, declared targeting, targets and optional send report. Its keys are declared
+once, in :data:`CAMPAIGN_SCHEMA` (kind and meaning of each), which both checks specs
+and generates ``docs/input-reference.md``; an example is in :data:`CAMPAIGN_DOCUMENT`.
 
 Everything a user can get wrong raises :class:`~origine.errors.BadInput` naming the
 file and the field (``column``), which exits with status 2. Values read from the
@@ -28,21 +14,89 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-import yaml
 
 from origine.dates import UnreadableDate, parse_instant
+from origine.documents import (
+    INSTANT, MAPPING, STRING, TEXT, TEXT_OR_LIST, DocumentType, Key, Kind, Schema, check_keys, load_yaml,
+    read_bounded,
+)
 from origine.errors import BadInput
 from origine.purposes import BUNDLED, default_purposes, taxonomy_codes
 
 CHANNELS = ("sms", "voice", "email")
 _IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+TARGETS_SCHEMA = Schema(
+    "`targets`",
+    (
+        Key("deliveries", TEXT_OR_LIST, "Deliveries whose rows were targeted: `delivery_id`, or "
+            "`vendor/delivery_id` when several vendors used that id. Every accepted row is a target."),
+        Key("file", STRING, "A CSV of the numbers targeted (a `phone` column), relative to this spec."),
+    ),
+    what="At least one of the two; both together target their union.",
+)
+
+CRITERIA = Kind(
+    "mapping of criterion → value(s), or a list of criteria (text or mappings)",
+    lambda v: isinstance(v, (dict, list, str)),
+)
+
+CAMPAIGN_SCHEMA = Schema(
+    "campaign spec",
+    (
+        Key("campaign_id", TEXT, "The campaign's identifier: letters, digits, `.`, `_`, `-` (at most 128). "
+            "Recorded in each `targeted` event.", required=True),
+        Key("sponsor", TEXT, "Who pays for the send (a party, a company).", required=True),
+        Key("channel", TEXT, "`sms`, `voice` or `email`: SMS needs a mobile number.", required=True),
+        Key("purpose", TEXT, "The purpose code the send serves (`political.electoral`…, see "
+            "`origine/data/purposes.yaml`): each target needs consent for it.", required=True),
+        Key("sender", TEXT, "The sender ID shown to recipients; missing: finding `NO_SENDER_ID`."),
+        Key("message", TEXT, "The text sent; without an opt-out (`STOP 36789`): finding "
+            "`NO_OPT_OUT_IN_MESSAGE`."),
+        Key("sent_at", INSTANT, "When it was sent: verdicts are taken at this instant.", required=True),
+        Key("timezone", TEXT, "IANA time zone of dates without an offset, here and in the target file "
+            "and send report.", default="UTC"),
+        Key("country", TEXT, "ISO 3166 alpha-2 region of numbers written without a `+` prefix in the "
+            "target file and send report.", default="FR"),
+        Key("targeting", CRITERIA, "The declared targeting criteria (`age: 18-35`, `region: …`); a "
+            "criterion on a special category (religion, origin, health…) is finding "
+            "`SPECIAL_CATEGORY_TARGETING`."),
+        Key("targets", MAPPING, "Who was targeted.", required=True, keys=TARGETS_SCHEMA),
+        Key("send_report", STRING, "A CSV, relative to this spec, of what happened per number "
+            "(`phone`, `sent_at`, `stop_reply_at`): STOP replies are recorded and bind later campaigns; "
+            "a send after a STOP is finding `CONTACTED_AFTER_STOP`."),
+    ),
+)
+
+CAMPAIGN_DOCUMENT = DocumentType(
+    "Campaign spec",
+    "any `*.yaml`/`*.yml` given to `origine audit`, or dropped in `$ORIGINE_HOME/campaigns/`",
+    CAMPAIGN_SCHEMA,
+    example="""campaign_id: EU24-SMS-01
+sponsor: Parti A
+channel: sms
+purpose: political.electoral
+sender: PARTI-A
+message: "Parti A vous invite à voter le 9 juin. STOP au 36789"
+sent_at: 2024-06-07T18:00:00+02:00
+timezone: Europe/Paris
+country: FR
+targeting:
+  age: 18-35
+  region: Île-de-France
+targets:
+  deliveries: [SC-2024-06-05-001, othervendor/OV-7]
+  file: targets.csv
+send_report: report.csv
+""",
+)
 
 
 @dataclass(frozen=True)
@@ -84,7 +138,6 @@ class Campaign:
     deliveries: tuple[DeliveryRef, ...] = ()
     target_file: Path | None = None
     send_report: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def file_name(self) -> str:
@@ -101,29 +154,22 @@ def load_campaign(path: Path) -> Campaign:
     """Read and check the campaign spec at ``path``."""
     path = Path(path)
     label = str(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise BadInput("no such campaign file", file=label) from None
-    except OSError as exc:
-        raise BadInput(f"cannot read campaign file: {exc.strerror}", file=label) from None
+    raw = read_bounded(path, label=label, what="campaign file")
     return parse_campaign(raw, path=path)
 
 
 def parse_campaign(raw: bytes, *, path: Path) -> Campaign:
-    """Parse campaign bytes; relative paths in it are resolved against ``path``'s folder."""
+    """Parse campaign bytes; relative paths in it are resolved against ``path``'s folder.
+
+    The bytes are read strictly (:mod:`origine.documents`) and every key is checked
+    against :data:`CAMPAIGN_SCHEMA`: a misspelt ``targetting:`` would otherwise drop
+    the declared criteria, and with them the special-category finding.
+    """
     label = str(path)
-    try:
-        doc = yaml.safe_load(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise BadInput(
-            f"unreadable campaign spec: {type(exc).__name__}",
-            file=label,
-            row=(line + 1) if line is not None else None,
-        ) from None
+    doc = load_yaml(raw, label=label, what="campaign spec")
     if not isinstance(doc, dict):
         raise BadInput("the campaign spec must be a mapping", file=label)
+    check_keys(doc, CAMPAIGN_SCHEMA, label=label)
 
     def bad(message: str, name: str) -> BadInput:
         return BadInput(message, file=label, column=name)
@@ -177,10 +223,6 @@ def parse_campaign(raw: bytes, *, path: Path) -> Campaign:
     if doc.get("send_report") not in (None, ""):
         send_report = _relative_file(doc["send_report"], path, "send_report", bad)
 
-    known = {
-        "campaign_id", "sponsor", "channel", "purpose", "sender", "message", "sent_at",
-        "timezone", "country", "targeting", "targets", "send_report",
-    }
     return Campaign(
         path=path,
         sha256=hashlib.sha256(raw).hexdigest(),
@@ -197,7 +239,6 @@ def parse_campaign(raw: bytes, *, path: Path) -> Campaign:
         deliveries=deliveries,
         target_file=target_file,
         send_report=send_report,
-        extra={k: v for k, v in doc.items() if k not in known},
     )
 
 
@@ -240,9 +281,6 @@ def _targets(value: Any, path: Path, bad: Any) -> tuple[tuple[DeliveryRef, ...],
         raise bad("required field missing (deliveries and/or file)", "targets")
     if not isinstance(value, dict):
         raise bad("expected a mapping with deliveries and/or file", "targets")
-    unknown = sorted(set(map(str, value)) - {"deliveries", "file"})
-    if unknown:
-        raise bad(f"unknown key(s) {', '.join(unknown)} (deliveries, file)", "targets")
     refs: list[DeliveryRef] = []
     items = value.get("deliveries")
     if isinstance(items, str):

@@ -24,9 +24,12 @@ from typing import Any, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-import yaml
 
 from origine.dates import UnreadableDate, parse_instant
+from origine.documents import (
+    INSTANT, LIST, MAPPING, MAX_DOCUMENT_BYTES, TEXT, TEXT_OR_LIST, WHOLE, DocumentType, Key, Schema,
+    check_keys, load_document, read_bounded,
+)
 from origine.errors import BadInput
 
 MANIFEST_NAMES = ("manifest.yaml", "manifest.yml", "manifest.json")
@@ -37,6 +40,76 @@ _CHUNK = 1 << 20
 MAX_UNZIPPED_BYTES = 200 << 30
 # Folders a zip is extracted into, under the home's scratch: ``unzip-<pid>-<random>``.
 UNZIP_PREFIX = "unzip-"
+
+
+FILE_SCHEMA = Schema(
+    "a `files` entry",
+    (
+        Key("path", TEXT, "The file's path inside the delivery, `/`-separated: no `..`, no absolute "
+            "path, no symlink. `contacts.csv`, `./contacts.csv` and `.//contacts.csv` are the same "
+            "file: listing it twice is refused.", required=True),
+        Key("sha256", TEXT, "The file's SHA-256 (64 hex characters): checked before anything is read."),
+        Key("rows", WHOLE, "The number of data rows (header excluded): checked once the rows are read."),
+    ),
+    what="An entry is a mapping, or just the path as text (`files: [contacts.csv]`).",
+)
+
+CLAIMS_SCHEMA = Schema(
+    "`claims`",
+    (
+        Key("row_count", WHOLE, "Rows the vendor says it delivered: compared with the rows read."),
+        Key("consent_purposes", TEXT_OR_LIST, "Purposes the vendor says every row consented to "
+            "(codes or the vendor's words, a list or `|`-separated): compared with the purposes found."),
+        Key("consent_rate", TEXT, "Share of rows with that consent: `1.0`, `0.9`, `90`, `\"90 %\"`: "
+            "compared with the measured share (±0.5 point)."),
+        Key("sources", TEXT_OR_LIST, "Collection sources the vendor names: compared with the "
+            "`source` values found."),
+    ),
+    others="any other claim is recorded with the delivery and reported in the audit as not "
+    "checked (a name this close to a checked claim, such as `row_cont`, is refused as a typo)",
+    what="The vendor's assertions: measured, never trusted. Each mismatch is a `CLAIM_MISMATCH` finding.",
+)
+
+MANIFEST_SCHEMA = Schema(
+    "delivery manifest",
+    (
+        Key("delivery_id", TEXT, "The vendor's identifier of this delivery: letters, digits, `.`, `_`, `-` "
+            "(at most 128). With `vendor`, it names the delivery; the same bytes again are a duplicate, "
+            "other bytes under the same name are refused.", required=True),
+        Key("vendor", TEXT, "Who delivers: same characters as `delivery_id`. Chooses the vendor profile "
+            "`$ORIGINE_HOME/profiles/<vendor>.yaml`.", required=True),
+        Key("recipient", TEXT, "Who receives the numbers (recorded in each `delivered` event)."),
+        Key("delivered_at", INSTANT, "When the vendor delivered (consent dated after it is flagged).",
+            required=True),
+        Key("country", TEXT, "ISO 3166 alpha-2 region (`FR`, `MA`, `SN`…) of numbers written without "
+            "a `+` prefix.", required=True),
+        Key("timezone", TEXT, "IANA time zone (`Europe/Paris`) of the dates written without an offset, "
+            "here and in the data files.", default="UTC"),
+        Key("files", LIST, "The data files: CSV/TSV, XLSX, Parquet, JSON Lines, optionally gzipped.",
+            required=True, keys=FILE_SCHEMA),
+        Key("claims", MAPPING, "What the vendor asserts about the delivery.", keys=CLAIMS_SCHEMA),
+    ),
+)
+
+MANIFEST_DOCUMENT = DocumentType(
+    "Delivery manifest",
+    "`manifest.yaml`, `manifest.yml` or `manifest.json` at the top of a delivery folder or zip",
+    MANIFEST_SCHEMA,
+    example="""delivery_id: SC-2024-06-05-001
+vendor: selfcontact
+recipient: party-a
+delivered_at: 2024-06-05T09:00:00+02:00
+country: FR
+timezone: Europe/Paris
+files:
+  - {path: contacts.csv, sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08, rows: 120000}
+claims:
+  row_count: 120000
+  consent_purposes: [political.electoral]
+  consent_rate: 1.0
+  sources: [jeu-concours-ete-2023]
+""",
+)
 
 
 @dataclass(frozen=True)
@@ -142,6 +215,16 @@ def _not_a_delivery(path: Path) -> str:
 
 
 def _extract_zip(archive: Path, dest: Path) -> None:
+    """Extract ``archive`` into ``dest``, refusing members that leave it, symlinks, and
+    expansion past :func:`origine.limits.expansion_limit` (each member against its
+    compressed size, the whole against the archive's size), before anything is written.
+
+    The sizes checked are the declared ones: ``zipfile`` stops each member at its
+    declared size, so a member that lies about it fails its CRC instead of writing on.
+    """
+    from origine import limits
+
+    overall = min(MAX_UNZIPPED_BYTES, limits.expansion_limit(archive.stat().st_size))
     try:
         with zipfile.ZipFile(archive) as zf:
             total = 0
@@ -156,9 +239,22 @@ def _extract_zip(archive: Path, dest: Path) -> None:
                     raise BadInput(
                         f"zip member {info.filename!r} is a symlink", file=str(archive)
                     )
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    # bzip2 and LZMA members are decompressed a whole block at a time,
+                    # unbounded by the read size: only deflate streams stay bounded.
+                    raise BadInput(
+                        f"zip member {info.filename!r} uses compression method {info.compress_type} "
+                        "(deliver zips compressed with deflate, or stored)",
+                        file=str(archive),
+                    )
+                limit = limits.expansion_limit(info.compress_size)
+                if info.file_size > limit:
+                    raise BadInput(
+                        limits.too_expanded(f"zip member {info.filename!r}", limit), file=str(archive)
+                    )
                 total += info.file_size
-                if total > MAX_UNZIPPED_BYTES:
-                    raise BadInput("zip expands past the size limit", file=str(archive))
+                if total > overall:
+                    raise BadInput(limits.too_expanded("the zip", overall), file=str(archive))
             zf.extractall(dest)
     except zipfile.BadZipFile as exc:
         raise BadInput(f"corrupt zip: {exc}", file=str(archive)) from None
@@ -184,26 +280,22 @@ def load_delivery(root: Path, *, label: str | None = None) -> Delivery:
     mlabel = f"{label}/{manifest_path.name}"
     if manifest_path.is_symlink():
         raise BadInput("the manifest is a symlink", file=mlabel)
-    raw = manifest_path.read_bytes()
+    raw = read_bounded(manifest_path, label=mlabel, what="manifest")
     manifest = parse_manifest(raw, label=mlabel, json_format=manifest_path.suffix == ".json")
     checked = tuple(_check_file(root, entry, label) for entry in manifest.files)
     return Delivery(label, root, manifest, hashlib.sha256(raw).hexdigest(), checked)
 
 
 def parse_manifest(raw: bytes, *, label: str, json_format: bool = False) -> Manifest:
-    """Parse manifest bytes (YAML or JSON) into a checked :class:`Manifest`."""
-    try:
-        text = raw.decode("utf-8-sig")
-        doc = json.loads(text) if json_format else yaml.safe_load(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise BadInput(
-            f"unreadable manifest: {type(exc).__name__}",
-            file=label,
-            row=(line + 1) if line is not None else getattr(exc, "lineno", None),
-        ) from None
+    """Parse manifest bytes (YAML or JSON) into a checked :class:`Manifest`.
+
+    The bytes are read strictly (:mod:`origine.documents`: no YAML aliases, no key
+    given twice, bounded size) and every key is checked against :data:`MANIFEST_SCHEMA`.
+    """
+    doc = load_document(raw, label=label, what="manifest", json_format=json_format)
     if not isinstance(doc, dict):
         raise BadInput("the manifest must be a mapping", file=label)
+    check_keys(doc, MANIFEST_SCHEMA, label=label)
 
     def required(name: str) -> Any:
         value = doc.get(name)
@@ -235,11 +327,18 @@ def parse_manifest(raw: bytes, *, label: str, json_format: bool = False) -> Mani
     if not isinstance(files_doc, list):
         raise BadInput("expected a list of files", file=label, column="files")
     files = tuple(_file_entry(item, i, label) for i, item in enumerate(files_doc, 1))
-    seen: set[str] = set()
-    for f in files:
-        if f.path in seen:
-            raise BadInput(f"file {f.path!r} listed twice", file=label, column="files")
-        seen.add(f.path)
+    # `a.csv`, `./a.csv` and `.//a.csv` name one file: read three times, it would count
+    # its rows three times.
+    seen: dict[str, int] = {}
+    for i, f in enumerate(files, 1):
+        same = seen.setdefault(normal_path(f.path), i)
+        if same != i:
+            raise BadInput(
+                f"files[{i}] ({f.path!r}) is the same file as files[{same}] ({files[same - 1].path!r}): "
+                "list each file once",
+                file=label,
+                column=f"files[{i}].path",
+            )
     claims = doc.get("claims") or {}
     if not isinstance(claims, dict):
         raise BadInput("expected a mapping", file=label, column="claims")
@@ -254,6 +353,16 @@ def parse_manifest(raw: bytes, *, label: str, json_format: bool = False) -> Mani
         claims=_jsonable(claims),
         timezone=tz_name,
     )
+
+
+def normal_path(path: str) -> str:
+    """A manifest path in one spelling: ``/``-separated, without ``.`` or empty parts.
+
+    ``..`` is kept (it is refused later, as leaving the delivery).
+    """
+    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    prefix = "/" if path.startswith(("/", "\\")) else ""
+    return prefix + "/".join(parts)
 
 
 def _file_entry(item: Any, index: int, label: str) -> FileEntry:
@@ -326,7 +435,13 @@ def peek_identity(path: Path) -> tuple[str, str]:
                 if not names:
                     raise BadInput("zip holds no manifest.yaml or manifest.json", file=str(path))
                 name = min(names, key=len)
-                raw = zf.read(name)
+                # Read no more than a manifest may hold, whatever the member claims to expand to.
+                with zf.open(name) as member:
+                    raw = member.read(MAX_DOCUMENT_BYTES + 1)
+        except (EOFError, zlib.error) as exc:
+            raise BadInput(f"truncated or corrupt zip: {exc}", file=str(path)) from None
+        except (RuntimeError, NotImplementedError) as exc:  # encrypted, or an unknown compression
+            raise BadInput(f"unreadable manifest in the zip: {exc}", file=str(path)) from None
         except zipfile.BadZipFile as exc:
             raise BadInput(f"corrupt zip: {exc}", file=str(path)) from None
         label = f"{path}/{name}"
@@ -334,7 +449,8 @@ def peek_identity(path: Path) -> tuple[str, str]:
         manifest = next((path / n for n in MANIFEST_NAMES if (path / n).is_file()), None)
         if manifest is None:
             raise BadInput("no manifest.yaml or manifest.json", file=str(path))
-        raw, label, name = manifest.read_bytes(), str(manifest), manifest.name
+        label, name = str(manifest), manifest.name
+        raw = read_bounded(manifest, label=label, what="manifest")
     elif not path.exists():
         raise BadInput("no such delivery (folder or .zip)", file=str(path))
     else:

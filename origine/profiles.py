@@ -1,16 +1,8 @@
 """Vendor profiles: how one vendor names its columns and words its purposes.
 
-A profile is ``$ORIGINE_HOME/profiles/<vendor>.yaml``::
-
-    vendor: selfcontact
-    columns:                       # canonical name: [the vendor's names]
-      phone: [Numéro portable]
-      consent_purposes: [Optins]
-    purposes:                      # the vendor's words: a purpose code, or null
-      Offres partenaires: transfer.third_party
-      Jeu concours: null           # names no purpose: bundled
-    purpose_separator: "|"
-    date_formats: ["%d/%m/%Y %H:%M"]
+A profile is ``$ORIGINE_HOME/profiles/<vendor>.yaml``; its keys are declared once, in
+:data:`PROFILE_SCHEMA`, which both checks profiles and generates
+``docs/input-reference.md`` (an example is in :data:`PROFILE_DOCUMENT`).
 
 Without a profile the canonical names and common French and English aliases are
 recognised, case- and accent-insensitively.
@@ -19,13 +11,16 @@ recognised, case- and accent-insensitively.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
+from origine.documents import (
+    MAPPING, STRING, STRING_OR_LIST, TEXT, DocumentType, Key, Kind, Schema, check_keys, key_path, load_yaml,
+    read_bounded,
+)
 from origine.errors import BadInput
-from origine.purposes import PurposeMap, default_purposes, fold
+from origine.purposes import BUNDLED, PurposeMap, default_purposes, fold
 
 CANONICAL = (
     "phone",
@@ -55,6 +50,68 @@ DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {
         "unsubscribed at", "stop date", "date stop",
     ),
 }
+
+
+_COLUMN_MEANINGS = {
+    "phone": "the number (required in every file)",
+    "source": "where the number was collected (a contest, a form…)",
+    "collected_at": "when it was collected",
+    "consent_purposes": "the purposes consented to, separated by `purpose_separator`",
+    "consent_at": "when consent was given",
+    "consent_proof": "the proof of consent (a form version, a reference)",
+    "acquired_from": "the party the vendor obtained the number from (chain of custody)",
+    "opted_out_at": "when the person opted out",
+}
+
+COLUMNS_SCHEMA = Schema(
+    "`columns`",
+    tuple(
+        Key(c, STRING_OR_LIST, f"The vendor's column name(s) for `{c}`: {_COLUMN_MEANINGS[c]}.")
+        for c in CANONICAL
+    ),
+    what="Names are compared case-, accent- and punctuation-insensitively; they add to the "
+    "built-in aliases (`Téléphone`, `Finalités`, `Date consentement`…).",
+)
+
+PURPOSE_WORDS_SCHEMA = Schema(
+    "`purposes`",
+    (),
+    others="each key is one of the vendor's purpose words (compared case-, accent- and "
+    "punctuation-insensitively); its value is a purpose code, or `null` (or `bundled`) for a "
+    "word that names no purpose, such as a bundled \"j'accepte\"",
+    others_kind=Kind("a purpose code, `bundled` or null", lambda v: isinstance(v, str)),
+)
+
+PROFILE_SCHEMA = Schema(
+    "vendor profile",
+    (
+        Key("vendor", TEXT, "The vendor this profile is for; when given, it must be the file's name "
+            "(`<vendor>.yaml`), which is what selects the profile."),
+        Key("columns", MAPPING, "Canonical column → the vendor's name(s) for it.", keys=COLUMNS_SCHEMA),
+        Key("purposes", MAPPING, "The vendor's purpose words → purpose codes; they win over the "
+            "built-in words.", keys=PURPOSE_WORDS_SCHEMA),
+        Key("purpose_separator", STRING, "What separates purposes in a `consent_purposes` cell "
+            "(quote it: `\"|\"`).", default="`|`"),
+        Key("date_formats", STRING_OR_LIST, "`strptime` formats (`%d/%m/%Y %H:%M`) tried before "
+            "ISO 8601 and `dd/mm/yyyy`."),
+    ),
+)
+
+PROFILE_DOCUMENT = DocumentType(
+    "Vendor profile",
+    "`$ORIGINE_HOME/profiles/<vendor>.yaml` (or `.yml`), read when that vendor's deliveries are ingested",
+    PROFILE_SCHEMA,
+    example="""vendor: selfcontact
+columns:
+  phone: [Numéro portable]
+  consent_purposes: Optins
+purposes:
+  Offres partenaires: transfer.third_party
+  Jeu concours: null
+purpose_separator: ";"
+date_formats: ["%d/%m/%Y %H:%M"]
+""",
+)
 
 
 def column_key(name: str) -> str:
@@ -117,27 +174,51 @@ def load_profile(vendor: str, profiles_dir: Path | None) -> Profile:
     )
     if path is None:
         return default_profile(vendor)
-    try:
-        doc = yaml.safe_load(path.read_text("utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise BadInput(f"unreadable vendor profile: {type(exc).__name__}", file=str(path)) from None
-    return parse_profile(vendor, doc, label=str(path))
+    label = str(path)
+    doc = load_yaml(read_bounded(path, label=label, what="vendor profile"), label=label, what="vendor profile")
+    return parse_profile(vendor, {} if doc is None else doc, label=label)
 
 
-def parse_profile(vendor: str, doc: Mapping[str, Any], *, label: str) -> Profile:
-    """Build a profile from its YAML document."""
+def parse_profile(vendor: str, doc: Any, *, label: str) -> Profile:
+    """Build a profile from its YAML document; anything unusable is a :class:`BadInput`
+    naming ``label`` and the key (a profile that is a list, ``phone: 5``, an unknown
+    purpose code, a date format ``strptime`` refuses)."""
+    if not isinstance(doc, dict):
+        raise BadInput("the vendor profile must be a mapping", file=label)
+    check_keys(doc, PROFILE_SCHEMA, label=label)
+    named = doc.get("vendor")
+    if named is not None and str(named) != vendor:
+        raise BadInput(f"this profile is for vendor {vendor!r} (its file name), not {str(named)!r}",
+                       file=label, column="vendor")
     columns = _base_columns()
     for canonical, names in (doc.get("columns") or {}).items():
-        if canonical not in CANONICAL:
-            raise BadInput(f"unknown canonical column {canonical!r}", file=label, column="columns")
-        for name in [names] if isinstance(names, str) else list(names or []):
-            columns[column_key(str(name))] = canonical
+        for name in [names] if isinstance(names, str) else names or []:
+            if not name.strip():
+                raise BadInput("a column name is empty", file=label, column=f"columns.{canonical}")
+            columns[column_key(name)] = canonical
+    words = doc.get("purposes") or {}
+    for word, code in words.items():
+        if code is not None and code != BUNDLED and code not in default_purposes().codes:
+            raise BadInput(
+                f"not a purpose code (use a code, `bundled` or null); codes: {', '.join(sorted(default_purposes().codes))}",
+                file=label, column=key_path("purposes", word),
+            )
     try:
-        purposes = default_purposes().with_vendor_words(
-            {str(k): (None if v is None else str(v)) for k, v in (doc.get("purposes") or {}).items()}
-        )
+        purposes = default_purposes().with_vendor_words({str(k): v for k, v in words.items()})
     except ValueError as exc:
         raise BadInput(str(exc), file=label, column="purposes") from None
-    separator = str(doc.get("purpose_separator") or "|")
-    formats = tuple(str(f) for f in doc.get("date_formats") or ())
+    separator = doc.get("purpose_separator") or "|"
+    raw_formats = doc.get("date_formats") or ()
+    formats = (raw_formats,) if isinstance(raw_formats, str) else tuple(raw_formats)
+    for i, fmt in enumerate(formats, 1):
+        _check_date_format(fmt, label, f"date_formats[{i}]")
     return Profile(vendor, columns, purposes, separator, formats)
+
+
+def _check_date_format(fmt: str, label: str, column: str) -> None:
+    """Refuse a format that cannot read back a date it writes (an unknown ``%`` directive)."""
+    sample = datetime(2024, 6, 5, 9, 30, 15)
+    try:
+        datetime.strptime(sample.strftime(fmt), fmt)
+    except ValueError as exc:
+        raise BadInput(f"not a date format strptime reads: {exc}", file=label, column=column) from None

@@ -9,7 +9,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Iterable, Mapping
 
-import yaml
+from origine.documents import load_yaml
 
 BUNDLED = "bundled"
 _NON_WORD = re.compile(r"[^0-9a-z.]+")
@@ -101,8 +101,10 @@ def parse_purposes(cell: str | None, pmap: PurposeMap, separator: str = "|") -> 
 @lru_cache(maxsize=1)
 def default_purposes() -> PurposeMap:
     """The taxonomy shipped in ``origine/data/purposes.yaml``."""
-    text = resources.files("origine.data").joinpath("purposes.yaml").read_text("utf-8")
-    return load_purposes(yaml.safe_load(text))
+    raw = resources.files("origine.data").joinpath("purposes.yaml").read_bytes()
+    # The strict reader: YAML 1.1 would read the bundled word `yes` as True, and a code
+    # listed twice would silently lose its first words.
+    return load_purposes(load_yaml(raw, label="origine/data/purposes.yaml", what="purpose taxonomy"))
 
 
 def load_purposes(doc: Mapping[str, object]) -> PurposeMap:

@@ -98,7 +98,8 @@ from great_expectations.expectations.metrics.map_metric_provider import (
 from great_expectations.expectations.registry import get_expectation_impl
 
 from origine import memory
-from origine.errors import OrigineError
+from origine.documents import load_yaml, read_bounded
+from origine.errors import BadInput, OrigineError
 
 logger = logging.getLogger(__name__)
 
@@ -381,10 +382,10 @@ def _suite_path(suite: str | Path, suites_dir: Path | None) -> Path:
 def load_suite(suite: str | Path, *, suites_dir: Path | None = None) -> Suite:
     """Read and check a suite file (by name in ``suites_dir`` or by path)."""
     path = _suite_path(suite, suites_dir)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SuiteError(f"{path}: not valid YAML: {exc}") from None
+    try:  # strict: no YAML aliases, no key given twice, bounded size
+        doc = load_yaml(read_bounded(path, what="suite"), label=str(path), what="suite")
+    except BadInput as exc:
+        raise SuiteError(str(exc)) from None
     if not isinstance(doc, Mapping):
         raise SuiteError(f"{path}: expected a mapping with `suite` and `checks`")
     name = str(doc.get("suite") or path.stem)
