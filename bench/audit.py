@@ -53,6 +53,7 @@ import pyarrow as pa  # noqa: E402
 from origine import ledger, merkle, warehouse  # noqa: E402
 from origine.home import Home  # noqa: E402
 from origine.keys import HashKey  # noqa: E402
+from origine.signing import load_signer  # noqa: E402
 
 # Events per subject of the mix below, and extra events per target (the second
 # vendor's re-delivery of every 5th target), measured at 5M and 47M events.
@@ -180,13 +181,19 @@ def build(root: Path, events: int, targets: int, route: str, payload: bool) -> d
         SELECT row_number() OVER () - 1, {names}, {leaf}, NULL FROM ({' UNION ALL '.join(parts)})
         """
     )
-    size = ledger.tree_size(con)
-    # A tree head covering the synthetic events (its frontier is made up: the bench
-    # measures the audit, not `origine ledger check`).
-    frontier = merkle.Frontier.from_dict(
-        {"size": size, "nodes": [secrets.token_hex(32) for _ in range(bin(size).count("1"))]}
-    )
-    ledger.record_head(con, frontier, reason="bench: synthetic ledger")
+    # The synthetic events' tree and a signed checkpoint of it: every later append (the
+    # audit's, a rotation's) first checks the latest checkpoint against the stored tree.
+    frontier = merkle.Frontier()
+    with tempfile.TemporaryDirectory(dir=home.scratch) as tmp:
+        nodes = ledger.ParquetNodeWriter(Path(tmp) / "nodes.parquet")
+        try:
+            for batch in con.sql("SELECT leaf_hash FROM ledger_events ORDER BY seq").to_arrow_reader(1 << 16):
+                frontier.extend(batch.column(0).to_pylist(), nodes)
+        finally:
+            nodes.close()
+        con.execute("INSERT INTO ledger_nodes SELECT 0, seq, leaf_hash FROM ledger_events")
+        con.execute("INSERT INTO ledger_nodes SELECT * FROM read_parquet(?)", [str(nodes.path)])
+    ledger.record_head(con, frontier, reason="bench: synthetic ledger", signer=load_signer(home.keys))
     rows = con.execute("SELECT count(*) FROM delivery_rows").fetchone()[0]  # type: ignore[index]
     con.execute("CHECKPOINT")
     con.close()

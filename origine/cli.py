@@ -236,15 +236,21 @@ def ledger_check(home: Path | None, public_key: Path | None, checkpoint_file: Pa
     from origine.signing import load_public_key
 
     def go() -> Any:
-        key = load_public_key(public_key) if public_key is not None else None
+        from origine.errors import BadInput
+
+        key = None
+        if public_key is not None:
+            try:
+                key = load_public_key(public_key)
+            except OrigineError:
+                raise BadInput("not an Ed25519 public key (PEM)", file=str(public_key), column="--public-key") from None
         note = None
         if checkpoint_file is not None:
             try:
                 note = checkpoint_file.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
-                from origine.errors import BadInput
-
-                raise BadInput("unreadable checkpoint (not UTF-8 text)", file=str(checkpoint_file)) from None
+                raise BadInput("unreadable checkpoint (not UTF-8 text)", file=str(checkpoint_file),
+                               column="--checkpoint") from None
         con = _read_only_ledger(home)
         try:
             return ledger_mod.check_ledger(con, public_key=key, checkpoint=note)

@@ -302,3 +302,18 @@ def test_check_head_and_checkpoint_work_on_a_read_only_copy(home: Path, monkeypa
     after = {p: p.read_bytes() for p in home.rglob("*") if p.is_file()}
     assert after == before
     assert os.path.exists(home / "warehouse.duckdb")
+
+
+def test_unusable_key_or_checkpoint_files_are_bad_input(home: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_bytes(b"-----BEGIN PUBLIC KEY-----\nnot a key\n")
+    code, out = check(home, "--public-key", str(junk))
+    assert code == 2 and "junk.pem" in out and "Traceback" not in out, out
+    binary = tmp_path / "checkpoint.bin"
+    binary.write_bytes(b"\xff\xfe\x00")
+    code, out = check(home, "--checkpoint", str(binary))
+    assert code == 2 and "checkpoint.bin" in out, out
+    garbage = tmp_path / "checkpoint.txt"
+    garbage.write_text("not a checkpoint\n")
+    code, out = check(home, "--checkpoint", str(garbage))
+    assert code == 1 and "the given checkpoint does not verify" in out, out
