@@ -376,9 +376,11 @@ def ledger_retention(home: Path | None, days: int, as_json: bool) -> None:
 @click.option("--fail-on", "fail_on", multiple=True, type=click.Choice(["non_compliant", "unverifiable"]),
               help="Exit 1 when any target has this verdict (findings are data otherwise).")
 @click.option("--zip", "as_zip", is_flag=True, help="Also write the bundle as one file, DIR.zip.")
+@click.option("--lang", type=click.Choice(["fr", "en"]), default=None,
+              help="Language of report.html (default: the campaign country's, French for FR).")
 @json_option
 def audit_cmd(campaign: Path, out_dir: Path, home: Path | None, validity_days: int,
-              fail_on: tuple[str, ...], as_zip: bool, as_json: bool) -> None:
+              fail_on: tuple[str, ...], as_zip: bool, lang: str | None, as_json: bool) -> None:
     """Audit CAMPAIGN.yaml: a verdict per target, findings, claims; a signed bundle in --out.
 
     --out must be a new or empty folder, or an earlier bundle of the same campaign
@@ -390,8 +392,8 @@ def audit_cmd(campaign: Path, out_dir: Path, home: Path | None, validity_days: i
     def go() -> Any:
         archive = archive_path(out_dir) if as_zip else None
         h = resolve_home(home).ensure()
-        return (*audit_bundle(campaign, h, h.load_key(), out_dir, validity_days=validity_days, archive=archive),
-                archive)
+        return (*audit_bundle(campaign, h, h.load_key(), out_dir, validity_days=validity_days, archive=archive,
+                              lang=lang), archive)
 
     result, manifest, archive = _guarded(go, home)
     s = result.summary
@@ -403,8 +405,10 @@ def audit_cmd(campaign: Path, out_dir: Path, home: Path | None, validity_days: i
         for code, n in s["reasons"].items():
             if n:
                 click.echo(f"  reason {code}: {n}")
-        for f in s["findings"]:
-            click.echo(f"  finding {f['code']}")
+        from origine.report import finding_sentence
+
+        for f in s["findings"]:  # which delivery, which criterion: the report's sentence
+            click.echo(f"  finding {f['code']}: {finding_sentence(f, lang or 'en')[1]}")
         click.echo(f"bundle {out_dir} signed by {manifest['signer']}" + (f"; zipped as {archive}" if archive else ""))
     if any(result.count(v) for v in fail_on):
         sys.exit(1)

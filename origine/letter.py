@@ -150,6 +150,14 @@ class LetterFacts:
 
 
 def _scrub(value: Any) -> str:
+    """Ledger text as is: ingest already replaced numbers, e-mail and IP addresses in
+    vendors' free text by keyed tokens (:mod:`origine.freetext`), and masking digit
+    runs again would garble dates in proof references."""
+    return str(value)
+
+
+def _mask(value: Any) -> str:
+    """Text from outside the ledger (a campaign spec's sponsor), digit runs masked."""
     from origine.audit import scrub
 
     return scrub(str(value))
@@ -330,7 +338,14 @@ def _period(days: int, lang: str) -> str:
 
 
 def _q(text: Any, lang: str) -> str:
-    return f"« {_scrub(text)} »" if lang == "fr" else f"\"{_scrub(text)}\""
+    return f"«\u00a0{_scrub(text)}\u00a0»" if lang == "fr" else f"\"{_scrub(text)}\""
+
+
+def _french_spaces(text: str) -> str:
+    """No-break spaces before French ":", ";" and inside « »: a line never starts with one."""
+    for a, b in ((" :", "\u00a0:"), (" ;", "\u00a0;"), ("« ", "«\u00a0"), (" »", "\u00a0»")):
+        text = text.replace(a, b)
+    return text
 
 
 def describe_event(e: Mapping[str, Any], zone: str, lang: str) -> str:
@@ -396,7 +411,7 @@ def describe_campaign(c: Campaign, zone: str, lang: str) -> str:
     day = i18n.when(c.at, zone, lang) if c.at else _w("unknown_date", lang)
     parts = [f"campagne {_scrub(c.campaign_id)}" if fr else f"campaign {_scrub(c.campaign_id)}"]
     if c.sponsor:
-        parts[0] += f" de {_scrub(c.sponsor)}" if fr else f" by {_scrub(c.sponsor)}"
+        parts[0] += f" de {_mask(c.sponsor)}" if fr else f" by {_mask(c.sponsor)}"
     if c.purpose:
         parts.append((f"finalité {_q(i18n.purpose_label(c.purpose, lang), lang)}" if fr else
                       f"purpose {_q(i18n.purpose_label(c.purpose, lang), lang)}"))
@@ -442,6 +457,9 @@ def compose(facts: LetterFacts, lang: str, today: date) -> list[Block]:
                ("p", _w("complain", lang, cnil=CNIL["name"], address=CNIL["address"], web=CNIL["web"])),
                ("p", _w("close", lang)),
                ("sign", (ctl.dpo_name or _w("dpo_default", lang), _w("for", lang, name=ctl.name)))]
+    if lang == "fr":
+        blocks = [(kind, [_french_spaces(x) for x in content] if kind == "ul" else _french_spaces(content)
+                   if isinstance(content, str) else content) for kind, content in blocks]
     return blocks
 
 

@@ -25,8 +25,8 @@ _LANG_ATTR = re.compile(r'<html lang="([a-z]{2})"')
 
 _T: dict[str, dict[str, str]] = {
     "title": {"fr": "Audit de la campagne {id}", "en": "Audit of campaign {id}"},
-    "intro": {"fr": "Campagne de <b>{sponsor}</b> par {channel}, pour la finalité « {purpose} », envoyée le {sent} ({zone}).",
-              "en": "Campaign by <b>{sponsor}</b> by {channel}, for the purpose \"{purpose}\", sent on {sent} ({zone})."},
+    "intro": {"fr": "Campagne de <b>{sponsor}</b> par {channel}, pour la finalité « {purpose} », envoyée le {sent}, {zone}.",
+              "en": "Campaign by <b>{sponsor}</b> by {channel}, for the purpose \"{purpose}\", sent on {sent}, {zone}."},
     "targets": {"fr": "{n} destinataires distincts ont été vérifiés un par un, au moment de l'envoi.",
                 "en": "{n} distinct recipients were checked one by one, as of the moment of the send."},
     "deliveries": {"fr": "Fichiers de numéros utilisés (livraisons) : {list}.", "en": "Number lists used (deliveries): {list}."},
@@ -104,9 +104,9 @@ _T: dict[str, dict[str, str]] = {
 
 _CSS = """
 *{box-sizing:border-box}
-body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:62rem;margin:0 auto;padding:1rem 1.25rem 3rem;color:#1b1b1b;overflow-wrap:anywhere}
+body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:62rem;margin:0 auto;padding:1rem 1.25rem 3rem;color:#1b1b1b;overflow-wrap:break-word}
 h1{font-size:1.7rem;line-height:1.25;margin:.5rem 0 1rem}h2{font-size:1.3rem;margin:2rem 0 .6rem;border-bottom:2px solid #e3e3e3;padding-bottom:.2rem}
-p,li,dd{max-width:46rem}code{background:#f3f3f3;padding:0 .2em;font-size:.9em}
+p,li,dd{max-width:46rem}code{background:#f3f3f3;padding:0 .2em;font-size:.9em;overflow-wrap:anywhere}
 .chart{margin:1rem 0}.chart figcaption{font-weight:600;margin-bottom:.3rem}
 .bar{display:grid;grid-template-columns:minmax(9rem,16rem) minmax(6rem,1fr) minmax(9rem,auto);gap:.2rem .8rem;align-items:center;padding:.15rem 0}
 .bar svg{width:100%;height:1.1rem;display:block}.bar .val{font-variant-numeric:tabular-nums;white-space:nowrap;text-align:right}
@@ -116,7 +116,7 @@ table{border-collapse:collapse;margin:.6rem 0;width:100%}td,th{border:1px solid 
 th{background:#f5f5f5}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 dl.defs dt{font-weight:600;margin-top:.8rem}dl.defs dd{margin:.1rem 0 0 0}
 .tag{display:inline-block;border-radius:.25rem;padding:0 .35rem;color:#fff;font-size:.85em;white-space:nowrap}
-.finding{margin:.5rem 0}.ok{color:#2e7d32}.bad{color:#c62828;font-weight:600}.muted{color:#555}
+.finding{margin:.5rem 0}.ok{color:#2e7d32;white-space:nowrap}.bad{color:#c62828;font-weight:600;white-space:nowrap}.muted{color:#555}
 @media (max-width:640px){
  body{padding:.75rem .8rem 2rem;font-size:15px}h1{font-size:1.35rem}
  .bar{grid-template-columns:1fr auto}.bar svg{grid-column:1 / -1;grid-row:2}
@@ -216,9 +216,12 @@ def claim_value(claim: str, value: Any, lang: str) -> str:
     purposes by their labels, lists joined (never a Python repr)."""
     if value is None or value == [] or value == "":
         return "—"
-    if claim == "consent_rate" and isinstance(value, (int, float)) and not isinstance(value, bool):
-        rate = float(value) / 100 if value > 1 else float(value)
-        return i18n.ratio(rate, lang)
+    if claim == "consent_rate" and not isinstance(value, (bool, list, Mapping)):
+        from origine.audit import _claimed_rate  # the audit's own reading of a claimed rate
+
+        rate = _claimed_rate(value)
+        if rate is not None:
+            return i18n.ratio(rate, lang)
     if claim == "consent_purposes" and isinstance(value, list):
         return ", ".join(i18n.purpose_label(str(v), lang) for v in value)
     if isinstance(value, bool):
@@ -235,7 +238,8 @@ def claim_value(claim: str, value: Any, lang: str) -> str:
 
 
 def _claim_label(claim: str, lang: str) -> str:
-    return i18n.label("claims", claim, lang)
+    label = i18n.label("claims", claim, lang)
+    return label.replace("_", " ") if label == claim else label
 
 
 def finding_sentence(finding: Mapping[str, Any], lang: str) -> tuple[str, str]:
@@ -386,6 +390,10 @@ def render_report(summary: Mapping[str, Any], validations: list[Mapping[str, Any
                  _t("verify", lang, size=_e(i18n.number(int(ledger.get("tree_size") or 0), lang)),
                     root=_e(ledger.get("root_hash"))) + "</p>")
     title = _e(_t("title", lang, id=summary.get("campaign_id")))
+    body = "\n".join(parts)
+    if lang == "fr":  # no line may start with ":" or "»": French spaces before them do not break
+        for a, b in ((" :", "\u00a0:"), (" ;", "\u00a0;"), ("« ", "«\u00a0"), (" »", "\u00a0»")):
+            body = body.replace(a, b)
     return (f'<!doctype html>\n<html lang="{lang}"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{title}</title><style>{_CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+            f"<title>{title}</title><style>{_CSS}</style></head><body>\n" + body + "\n</body></html>\n")
