@@ -432,30 +432,5 @@ def _check_report(root: Path, result: Verification, *_: Any) -> None:
     result.checked["report"] = 1
 
 
-def _check_report(root: Path, result: Verification, *_: Any) -> None:
-    """report.html is exactly what summary.json and validations.json render to, in the
-    language the page declares: a page saying anything the signed summary does not fails."""
-    from origine.errors import BadInput
-    from origine.report import lang_of, render_report
-
-    summary, validations = _load(root, "summary.json", result), _load(root, "validations.json", result)
-    if not result.ok:
-        return
-    try:
-        page = (root / "report.html").read_text("utf-8")
-    except (OSError, UnicodeDecodeError):
-        result.fail("report.html: missing or unreadable")
-        return
-    lang = lang_of(page)
-    try:
-        expected = render_report(summary, validations, lang) if lang else None
-    except (BadInput, ValueError, TypeError, KeyError, AttributeError):
-        expected = None
-    if expected != page:
-        result.fail(f"report.html does not match summary.json (rendered again in {lang or 'no declared language'})")
-        return
-    result.checked["report"] = 1
-
-
 def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
