@@ -71,6 +71,10 @@ class StrictLoader(yaml.SafeLoader):
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
 
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._nodes = 0
+
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:  # type: ignore[override]
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
@@ -83,7 +87,7 @@ class StrictLoader(yaml.SafeLoader):
                 f"YAML anchors (&{event.anchor}) are not accepted: write the value out",
                 event.start_mark.line + 1,
             )
-        self._nodes = getattr(self, "_nodes", 0) + 1
+        self._nodes += 1
         if self._nodes > MAX_NODES:
             raise _Refused(f"more than {MAX_NODES} values: not a document a person writes",
                            event.start_mark.line + 1)
