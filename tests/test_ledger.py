@@ -367,3 +367,28 @@ def test_write_events_interrupted_while_hashing_leaves_no_thread_writing(tmp_pat
         ledger.write_events(con, query, [], tmp_path / "events.parquet")
     assert not [t for t in threading.enumerate() if t.name.startswith("origine-events")]
     assert con.execute("SELECT 42").fetchone() == (42,)
+
+
+def test_an_erasure_cannot_be_extended_behind_the_ledgers_back(populated, key) -> None:
+    """An erasure leaf commits to the events it erased: listing one more under it (with
+    the erasure's own time, so every other rule holds) breaks its count and digest."""
+    con = con_for(populated)
+    result = apply_retention(con, now=utc(2026, 3, 15), days=3 * 365)
+    assert result.events and ledger.check_ledger(con).ok
+    at = con.execute('SELECT "at" FROM ledger_events WHERE seq = ?', [result.erasure_seq]).fetchone()[0]
+    target = con.execute("SELECT min(seq) FROM ledger_events WHERE subject_key = ?",
+                         [key.subject_key(MOBILE)]).fetchone()[0]
+    con.execute("UPDATE ledger_events SET erased_at = ? WHERE seq = ?", [at, target])
+    con.execute("INSERT INTO erasures VALUES (?, ?)", [result.erasure_seq, target])
+    check = ledger.check_ledger(con)
+    assert not check.ok
+    assert check.problems == [f"event seq {result.erasure_seq}: the erasure leaf and the events listed as "
+                              "erased by it disagree (count or digest)"], check.describe()
+
+
+def test_list_digest_in_duckdb_is_the_documented_one() -> None:
+    """Chunked at 65,536 lines: DuckDB's set-wise digest equals the Python one past a chunk."""
+    con = duckdb.connect()
+    for n in (0, 1, 3, 65_536, 65_537, 140_000):
+        count, digest = con.execute(digests.list_digest_sql(f"range({n}) t(seq)", *digests.ERASED_SEQS)).fetchone()
+        assert (int(count or 0), digest or digests.empty_digest()) == (n, digests.list_digest(map(str, range(n))))
