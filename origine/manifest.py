@@ -283,6 +283,7 @@ def load_delivery(root: Path, *, label: str | None = None) -> Delivery:
     raw = read_bounded(manifest_path, label=mlabel, what="manifest")
     manifest = parse_manifest(raw, label=mlabel, json_format=manifest_path.suffix == ".json")
     checked = tuple(_check_file(root, entry, label) for entry in manifest.files)
+    _refuse_same_file(checked, mlabel)
     return Delivery(label, root, manifest, hashlib.sha256(raw).hexdigest(), checked)
 
 
@@ -406,6 +407,22 @@ def _check_file(root: Path, entry: FileEntry, label: str) -> CheckedFile:
             f"SHA-256 mismatch: manifest declares {entry.sha256}, file has {digest}", file=where
         )
     return CheckedFile(entry, local, digest, size)
+
+
+def _refuse_same_file(checked: tuple[CheckedFile, ...], label: str) -> None:
+    """Refuse two entries that are one file on disk under names that differ in more than
+    spelling: a hard link, or a case-insensitive file system (``Contacts.csv``)."""
+    seen: dict[tuple[int, int], int] = {}
+    for i, f in enumerate(checked, 1):
+        st = f.local_path.stat()
+        same = seen.setdefault((st.st_dev, st.st_ino), i)
+        if same != i:
+            raise BadInput(
+                f"files[{i}] ({f.entry.path!r}) is the same file as files[{same}] "
+                f"({checked[same - 1].entry.path!r}) on disk: list each file once",
+                file=label,
+                column=f"files[{i}].path",
+            )
 
 
 def _jsonable(value: Any) -> Any:

@@ -530,3 +530,13 @@ def test_documents_module_needs_nothing_of_origine_but_errors() -> None:
     imports = {n.module for n in ast.walk(ast.parse(inspect.getsource(documents)))
                if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("origine")}
     assert imports == {"origine.errors"}
+
+
+def test_one_file_under_two_names_on_disk_is_refused(home, key, tmp_path) -> None:
+    """A hard link (or, on a case-insensitive file system, `Contacts.csv`) is the same file."""
+    text = MANIFEST.replace("[{path: a.csv}]", "[a.csv, b.csv]")
+    d = delivery(tmp_path / "d", text, {"a.csv": b"phone\n0612345678\n"})
+    (d / "b.csv").hardlink_to(d / "a.csv")
+    with pytest.raises(BadInput) as err:
+        ingest(d, home, key)
+    assert err.value.column == "files[2].path" and "same file as files[1]" in err.value.message
