@@ -163,11 +163,15 @@ def _check_tree(con: duckdb.DuckDBPyConnection, n: int, bad: Any) -> None:
     if stray:
         bad(f"tree node (level {stray[0]}, index {stray[1]}) should not be there (inserted or duplicated)",
             node=(int(stray[0]), int(stray[1])))
-    missing = con.execute(
-        """SELECT l.level, r.idx FROM range(?) l(level), range(?::BIGINT >> l.level) r(idx)
+    # With none out of range and none twice, a level is whole when it holds n >> level
+    # nodes: look for the missing one only where a count falls short.
+    counts = dict(con.execute("SELECT level, count(*) FROM ledger_nodes GROUP BY level").fetchall())
+    short = [level for level in range(depth) if counts.get(level, 0) < n >> level]
+    missing = short and con.execute(
+        """SELECT l.level, r.idx FROM (SELECT unnest(?::INTEGER[]) AS level) l, range(?::BIGINT >> l.level) r(idx)
            WHERE NOT EXISTS (SELECT 1 FROM ledger_nodes t WHERE t.level = l.level AND t.idx = r.idx)
            ORDER BY l.level, r.idx LIMIT 1""",
-        [depth, n],
+        [short, n],
     ).fetchone()
     if missing:
         bad(f"tree node (level {missing[0]}, index {missing[1]}) is missing (deleted)",
