@@ -287,8 +287,8 @@ _W: dict[str, dict[str, str]] = {
     "zone": {"fr": "Les dates ci-dessous sont à l'{zone}.", "en": "Dates below are in {zone}."},
     "h_history": {"fr": "Ce que nous savons, dans l'ordre des dates", "en": "What we know, in date order"},
     "h_chain": {"fr": "Chaîne de transmission", "en": "Chain of custody"},
-    "chain": {"fr": "Votre numéro est passé, dans cet ordre, par : {chain}.",
-              "en": "Your number passed, in this order, through: {chain}."},
+    "chain": {"fr": "Votre numéro est passé, dans cet ordre, par :",
+              "en": "Your number passed, in this order, through:"},
     "h_campaigns": {"fr": "Campagnes qui ont utilisé votre numéro", "en": "Campaigns that used your number"},
     "no_campaigns": {"fr": "Aucune campagne n'a utilisé votre numéro.", "en": "No campaign used your number."},
     "h_retention": {"fr": "Durée de conservation", "en": "How long we keep it"},
@@ -421,7 +421,7 @@ def describe_campaign(c: Campaign, zone: str, lang: str) -> str:
     return f"{day} : " + ", ".join(parts) + "." if fr else f"{day}: " + ", ".join(parts) + "."
 
 
-Block = tuple[str, Any]  # ("head" | "date" | "subject" | "h" | "p" | "ul" | "sign", content)
+Block = tuple[str, Any]  # ("head" | "date" | "subject" | "h" | "p" | "chain" | "ul" | "sign", content)
 
 
 def compose(facts: LetterFacts, lang: str, today: date) -> list[Block]:
@@ -443,7 +443,8 @@ def compose(facts: LetterFacts, lang: str, today: date) -> list[Block]:
         lines = list(dict.fromkeys(describe_event(e, facts.zone, lang) for e in facts.events))
         blocks.append(("ul", lines))
         if facts.custody:
-            blocks += [("h", _w("h_chain", lang)), ("p", _w("chain", lang, chain=" → ".join(map(_scrub, facts.custody))))]
+            blocks += [("h", _w("h_chain", lang)), ("p", _w("chain", lang)),
+                       ("chain", " → ".join(map(_scrub, facts.custody)))]
         blocks.append(("h", _w("h_campaigns", lang)))
         if facts.campaigns:
             blocks.append(("ul", list(dict.fromkeys(describe_campaign(c, facts.zone, lang) for c in facts.campaigns))))
@@ -473,6 +474,8 @@ def render_text(facts: LetterFacts, lang: str, today: date, width: int = 78) -> 
             out += [content.rjust(width) if len(content) < width else content, ""]
         elif kind == "subject":
             out += textwrap.wrap(content, width) + [""]
+        elif kind == "chain":  # one line, never cut between two parties
+            out += ["    " + content, ""]
         elif kind == "h":
             out += [content, "-" * len(content)]
         elif kind == "p":
@@ -491,7 +494,7 @@ body{font:11pt/1.45 Georgia,"DejaVu Serif",serif;color:#111;max-width:174mm;marg
 .head{margin:0 0 1.2em}.head p{margin:0}.date{text-align:right;margin:1.5em 0}
 .subject{font-weight:bold;margin:1.2em 0}h2{font-size:11.5pt;margin:1.2em 0 .3em;break-after:avoid}
 ul{margin:.3em 0 .6em;padding-left:1.3em}li{margin:.15em 0;break-inside:avoid}p{margin:.5em 0}
-.sign{margin-top:2em;break-inside:avoid}.sign p{margin:0}
+.chain{margin-left:1.5em;font-weight:bold}.sign{margin-top:2em;break-inside:avoid}.sign p{margin:0}
 @media print{body{margin:0;padding:0;max-width:none}}
 """
 
@@ -507,6 +510,8 @@ def render_html(facts: LetterFacts, lang: str, today: date) -> str:
             body.append(f'<p class="date">{e(content)}</p>')
         elif kind == "subject":
             body.append(f'<p class="subject">{e(content)}</p>')
+        elif kind == "chain":
+            body.append(f'<p class="chain">{e(content)}</p>')
         elif kind == "h":
             body.append(f"<h2>{e(content)}</h2>")
         elif kind == "p":

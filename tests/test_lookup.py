@@ -25,8 +25,10 @@ def test_lookup_answers_with_events_custody_and_a_letter(home, key, make_deliver
     assert [e["type"] for e in answer["events"]] == ["collected", "transferred", "consent_granted", "delivered"]
     assert answer["events"][0]["source"] == "jeu-concours"
     assert [(h["from"], h["to"]) for h in answer["custody"]] == [("promo-sarl", "selfcontact"), ("selfcontact", "party-a")]
+    (home.root / "controller.yaml").write_text("name: Exemple SAS\naddress: [1 rue A, 75001 Paris]\ndpo_email: dpo@exemple.fr\n")
     letter = runner.invoke(main, ["lookup", "0612345678", "--home", str(home.root), "--letter"]).stdout
-    assert "Madame, Monsieur" in letter and "Dear Sir or Madam" in letter
+    english = runner.invoke(main, ["lookup", "0612345678", "--home", str(home.root), "--letter", "--lang", "en"]).stdout
+    assert "Madame, Monsieur" in letter and "Dear Sir or Madam" in english
     assert "promo-sarl → selfcontact → party-a" in letter
     for output in (result.stdout, letter):
         assert "612345678" not in output
