@@ -127,15 +127,20 @@ def _open(path: Path, name: str) -> tuple[FileShape, Callable[[], BinaryIO]]:
     return shape, opener
 
 
-def _seekable(raw: BinaryIO) -> BinaryIO:
+def _seekable(raw: BinaryIO, name: str, magic: bytes, what: str) -> BinaryIO:
     """``raw`` itself when seekable, else its bytes spooled to an anonymous temporary file
     (a gzipped workbook or Parquet file: memory stays bounded, the bytes read are
-    bounded by the gzip stream's expansion limit, the file vanishes when closed)."""
+    bounded by the gzip stream's expansion limit, the file vanishes when closed).
+    Gzip data that does not start with the format's ``magic`` is refused at once."""
     if raw.seekable():
         return raw
     spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)
-    while chunk := raw.read(_CHUNK):
+    chunk = raw.read(_CHUNK)
+    if not chunk.startswith(magic):
+        raise BadInput(f"its gzip data is not {what}", file=name)
+    while chunk:
         spool.write(chunk)
+        chunk = raw.read(_CHUNK)
     spool.seek(0)
     return spool  # type: ignore[return-value]
 
@@ -445,7 +450,7 @@ def _xlsx(opener: Callable[[], BinaryIO], name: str, shape: FileShape) -> Iterat
 
     with opener() as raw:
         # openpyxl needs a seekable file; a gzipped workbook is spooled, not read into memory.
-        data = _seekable(raw)
+        data = _seekable(raw, name, b"PK\x03\x04", "an XLSX workbook")
         try:
             _check_workbook(data, name)
             workbook = openpyxl.load_workbook(data, read_only=True, data_only=True)
@@ -494,9 +499,12 @@ def _xlsx(opener: Callable[[], BinaryIO], name: str, shape: FileShape) -> Iterat
 
 def _xml_problem(exc: Exception) -> str:
     """What went wrong reading a workbook, in words that never quote its content."""
-    if type(exc).__module__.startswith("defusedxml"):
-        # openpyxl parses with defusedxml when it is installed (a dependency of origine).
-        return f"its XML declares entities or a DTD, refused ({type(exc).__name__}: an XML entity bomb?)"
+    cause: BaseException | None = exc
+    while cause is not None:  # openpyxl wraps the parser's error in a ValueError of its own
+        if type(cause).__module__.startswith("defusedxml"):
+            # openpyxl parses with defusedxml when it is installed (a dependency of origine).
+            return f"its XML declares entities or a DTD, refused ({type(cause).__name__}: an XML entity bomb?)"
+        cause = cause.__cause__ or cause.__context__
     return type(exc).__name__
 
 
@@ -773,7 +781,7 @@ def _arrow_parquet(opener: Callable[[], BinaryIO], name: str, shape: FileShape, 
     import pyarrow.parquet as pq
 
     with opener() as raw:
-        data = _seekable(raw)
+        data = _seekable(raw, name, b"PAR1", "a Parquet file")
         try:
             # not pre_buffer (the default): it reads whole columns ahead, memory ∝ file
             pfile = pq.ParquetFile(data, pre_buffer=False)

@@ -9,15 +9,18 @@ is not read as mojibake, and JSON arrays of purposes keep their consent.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import gzip
 import io
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import zipfile
+import zlib
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -31,7 +34,7 @@ from origine.keys import HashKey
 from origine.manifest import load_delivery
 from origine.profiles import Profile, default_profile
 from tests.conftest import TEST_KEY_HEX
-from tests.processes import cli_env, ingest_ok, run_cli
+from tests.processes import REPO, cli_argv, cli_env, ingest_ok, run_cli
 
 KEY = HashKey(bytes.fromhex(TEST_KEY_HEX))
 
@@ -284,10 +287,9 @@ def with_parts(data: bytes, parts: dict[str, str]) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("part", ["xl/worksheets/sheet1.xml", "xl/sharedStrings.xml"])
-def test_an_xml_entity_bomb_in_a_workbook_is_refused(home: Home, key: object, tmp_path: Path, part: str) -> None:
-    """A billion laughs in a sheet (parsed as rows are read) or in the shared strings
-    (parsed when the workbook opens): exit 2 naming the file, no Python error."""
+def entity_bomb(part: str) -> bytes:
+    """A workbook with a billion laughs in ``part``: its sheet (parsed as rows are read)
+    or its shared strings (parsed when the workbook opens)."""
     good = workbook([("a", "visible", [["phone", "source"], ["0612345678", "salon"]])])
     if part.endswith("sheet1.xml"):
         parts = {part: BILLION_LAUGHS + SHEET_XML.format(
@@ -304,7 +306,136 @@ def test_an_xml_entity_bomb_in_a_workbook_is_refused(home: Home, key: object, tm
                 '<row r="1"><c r="A1" t="s"><v>0</v></c></row><row r="2"><c r="A2" t="s"><v>1</v></c></row>'
             ),
         }
-    folder = delivery(tmp_path, "X-3", "contacts.xlsx", with_parts(good, parts))
-    proc = run_cli(home, "ingest", str(folder), "--json")
-    assert proc.returncode == 2, proc.stderr
-    assert "contacts.xlsx" in proc.stderr and "Traceback" not in proc.stderr
+    return with_parts(good, parts)
+
+
+@pytest.mark.parametrize("part", ["xl/worksheets/sheet1.xml", "xl/sharedStrings.xml"])
+def test_an_xml_entity_bomb_in_a_workbook_is_refused(tmp_path: Path, part: str) -> None:
+    """BadInput naming the file (exit 2: see the CLI run of the bombs below), no ParseError."""
+    folder = delivery(tmp_path, "X-3", "contacts.xlsx", entity_bomb(part))
+    with pytest.raises(BadInput, match=r"X-3/contacts.xlsx.*unreadable XLSX (workbook|sheet): its XML declares entities"):
+        prepare(folder)
+
+
+# ---------------------------------------------------------------- item 8: decompression bombs
+#
+# Each bomb is made small on the fly: a block compressed once and repeated (gzip allows
+# concatenated members; deflate blocks ended by a full flush are context-free), so a few
+# megabytes expand to gigabytes. All go through one real `origine ingest` whose peak
+# memory (its own and its children's, from wait4) is measured.
+
+GiB = 1 << 30
+_BLOCK = 64 << 20
+
+
+def _deflate(data: bytes) -> bytes:
+    """``data`` as raw deflate blocks, none final, ending byte-aligned (a full flush)."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush(zlib.Z_FULL_FLUSH)
+
+
+def gzip_bomb(prefix: bytes, block: bytes, times: int, suffix: bytes = b"") -> bytes:
+    """gzip of ``prefix + block * times + suffix`` (members concatenated)."""
+    return gzip.compress(prefix) + gzip.compress(block, 9) * times + gzip.compress(suffix)
+
+
+def zip_bomb(path: Path, manifest: str, name: str, prefix: bytes, block: bytes, times: int,
+             suffix: bytes = b"", declared: int | None = None) -> Path:
+    """A zip delivery whose member ``name`` is ``prefix + block * times + suffix``,
+    written by hand (zip64 sizes) since no zip library compresses gigabytes quickly.
+    ``declared``: the uncompressed size the headers claim (default: the true one)."""
+    stream = _deflate(prefix) + _deflate(block) * times + _deflate(suffix) + b"\x03\x00"  # final empty block
+    size = len(prefix) + len(block) * times + len(suffix)
+    crc = zlib.crc32(prefix)
+    for _ in range(times):
+        crc = zlib.crc32(block, crc)
+    crc = zlib.crc32(suffix, crc)
+    declared = size if declared is None else declared
+    out, central = io.BytesIO(), io.BytesIO()
+    entries = [("manifest.yaml".encode(), zlib.crc32(manifest.encode()), manifest.encode(), 0, len(manifest)),
+               (name.encode(), crc, stream, 8, declared)]
+    for filename, crc32, data, method, usize in entries:
+        offset = out.tell()
+        extra = struct.pack("<HHQQ", 1, 16, usize, len(data))
+        out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, method, 0, 0x21, crc32,
+                              0xFFFFFFFF, 0xFFFFFFFF, len(filename), len(extra)) + filename + extra + data)
+        central.write(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, 0, method, 0, 0x21, crc32,
+                                  0xFFFFFFFF, 0xFFFFFFFF, len(filename), len(extra), 0, 0, 0, 0o100644 << 16,
+                                  offset) + filename + extra)
+    start = out.tell()
+    out.write(central.getvalue())
+    out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 2, 2, len(central.getvalue()), start, 0))
+    path.write_bytes(out.getvalue())
+    return path
+
+
+def run_measured(home: Home, *args: str, **env: str) -> tuple[int, str, str, int]:
+    """``origine ARGS`` in a subprocess: exit status, stdout, stderr, and its peak RSS in
+    bytes (the largest of it and the children it waited for, as wait4 reports it)."""
+    out, err = home.root.parent / "out.txt", home.root.parent / "err.txt"
+    with out.open("w") as fo, err.open("w") as fe:
+        proc = subprocess.Popen(cli_argv(*args), env=cli_env(home, **env), cwd=REPO, stdout=fo, stderr=fe)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, out.read_text(), err.read_text(), usage.ru_maxrss * 1024
+
+
+@pytest.mark.slow
+def test_decompression_bombs_fail_with_exit_2_naming_the_file_in_bounded_memory(
+    home: Home, key: object, tmp_path: Path
+) -> None:
+    """The issue's bombs, each a delivery of its own among good ones: a .csv.gz holding a
+    3 GiB line, a .xlsx.gz expanding to 8 GiB, a zip member expanding to 5 GiB, a zip
+    holding a 2.5 GiB line, a zip member lying about its size, a real 10 MiB line, and
+    the XML entity bombs (item 9). Each fails alone (exit 2, its file named, no traceback) and the run stays < 1 GiB."""
+    a = b"a" * _BLOCK
+    inbox = tmp_path / "in"
+    header = b"phone;source\n0612345678;"
+    bombs = {
+        "line.csv.gz": delivery(inbox, "B-1", "contacts.csv.gz", gzip_bomb(header, a, 48, b"\n")),
+        "book.xlsx.gz": delivery(inbox, "B-2", "contacts.xlsx.gz", gzip_bomb(b"PK\x03\x04", bytes(_BLOCK), 128)),
+        "member.zip": zip_bomb(inbox / "B-3.zip", MANIFEST.format(id="B-3", name="contacts.csv"), "contacts.csv",
+                               b"phone\n", b"0612345678\n" * (_BLOCK // 11), 80),
+        "zipline.zip": zip_bomb(inbox / "B-4.zip", MANIFEST.format(id="B-4", name="contacts.csv"), "contacts.csv",
+                                header, a, 40, b"\n"),
+        "liar.zip": zip_bomb(inbox / "B-5.zip", MANIFEST.format(id="B-5", name="contacts.csv"), "contacts.csv",
+                             header, a, 40, b"\n", declared=1000),
+        "random.csv": delivery(inbox, "B-6", "contacts.csv",
+                               header + base64.b64encode(os.urandom(8 << 20)) + b"\n"),
+        "laughs-sheet.xlsx": delivery(inbox, "B-7", "contacts.xlsx", entity_bomb("xl/worksheets/sheet1.xml")),
+        "laughs-strings.xlsx": delivery(inbox, "B-8", "contacts.xlsx", entity_bomb("xl/sharedStrings.xml")),
+    }
+    good = delivery(inbox, "G-1", "contacts.csv", CONTACTS.encode())
+    assert sum(p.stat().st_size for p in bombs.values() if p.is_file()) < 64 << 20  # all small
+    code, out, err, peak = run_measured(home, "ingest", *map(str, bombs.values()), str(good), "--json")
+    assert code == 2, err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("origine: error:")]
+    assert len(errors) == len(bombs), err
+    for line, (what, path) in zip(errors, bombs.items()):
+        assert path.name in line or f"{path.name}/contacts" in line, (what, line)
+    assert "a line longer than" in errors[0] and "a line longer than" in errors[5]
+    assert "expands past" in errors[1] and "expands past" in errors[2] and "expands past" in errors[3]
+    assert "corrupt zip" in errors[4] and "CRC" in errors[4]
+    assert "XML declares entities" in errors[6] and "XML declares entities" in errors[7]
+    assert [s["delivery_id"] for s in json.loads(out)] == ["G-1"]
+    print(f"peak RSS of the ingest: {peak / 2**20:.0f} MiB")
+    assert peak < GiB, f"peak RSS {peak / GiB:.2f} GiB"
+    assert list(home.scratch.glob("unzip-*")) == []  # nothing extracted was left behind
+
+
+def test_the_limits_are_configurable(home: Home, key: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lower limits refuse what the defaults admit (and the refusal says which to raise)."""
+    head, body = CONTACTS.encode().split(b"\n", 1)
+    folder = delivery(tmp_path, "L-1", "contacts.csv.gz", gzip.compress(head + b"\n" + body * 20))
+    assert prepare(folder)[0].rows_read == 400
+    monkeypatch.setenv("ORIGINE_MAX_EXPANDED_BYTES", "1K")
+    with pytest.raises(BadInput, match=r"contacts.csv.gz: gzip data expands past 1,024 bytes.*ORIGINE_MAX_EXPANDED_BYTES"):
+        prepare(folder)
+    monkeypatch.delenv("ORIGINE_MAX_EXPANDED_BYTES")
+    monkeypatch.setenv("ORIGINE_MAX_LINE_BYTES", "40")
+    with pytest.raises(BadInput, match=r"contacts.csv.gz: a line longer than 40 bytes"):
+        prepare(folder)
+    monkeypatch.setenv("ORIGINE_MAX_LINE_BYTES", "lots")
+    with pytest.raises(BadInput, match=r"ORIGINE_MAX_LINE_BYTES: must be a size"):
+        prepare(folder)
