@@ -59,6 +59,13 @@ _PREFILTER = re.compile(PREFILTER)
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = rf"(?:{_OCTET}\.){{3}}{_OCTET}"
+# A run of digit groups stops before an IP or e-mail address that follows it, so
+# "+33600000000 82.64.1.10" is a number and an address, not one run.
+_NOT_NEXT = (
+    rf"(?!(?<![\w.]){_IPV4}(?![\w]|\.[0-9]))"
+    r"(?![0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)"
+    r"(?![0-9][\w.%+'\-]*@[\w\-]+\.)"
+)
 _FIND = re.compile(
     "|".join(
         [
@@ -66,7 +73,7 @@ _FIND = re.compile(
             r"(?P<email>[\w.%+'\-]+@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,})",
             rf"(?P<ipv4>(?<![\w.]){_IPV4}(?![\w]|\.[0-9]))",
             rf"(?P<ipv6>(?<![\w:.])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:{_IPV4}|[0-9A-Fa-f]{{1,4}})?(?![\w:]))",
-            rf"(?P<run>(?:\(?\+[ \u00a0]?)?[0-9](?:[0-9]|[{_SEP}]{{1,3}}(?=\(?[0-9]))*)",
+            rf"(?P<run>(?:\(?\+[ \u00a0]?)?[0-9](?:[0-9]|[{_SEP}]{{1,3}}(?=\(?[0-9]){_NOT_NEXT})*)",
         ]
     )
 )

@@ -242,3 +242,33 @@ def test_the_key_is_not_in_sql_or_query_profiles(tmp_path) -> None:
     pads = [bytes(b ^ x for b in secret.ljust(64, b"\x00")) for x in (0x36, 0x5C)]
     for needle in [secret, secret.hex().encode(), *pads, *(p.hex().encode() for p in pads)]:
         assert needle not in text
+
+
+# ---------------------------------------------------------------- personal data in free text
+
+FREE_TEXT = ["parrainage par 06 11 22 33 99", "SMS de 0611223399", "IP 82.64.1.10 / form v3", "jean@example.fr",
+             "jeu-concours-ete-2023", "", "le 12/03/2024", "+221 77 123 45 67 via 2001:db8::1", " 611223399 "]
+
+
+def test_free_text_is_scrubbed_alike_by_columns_and_by_rows(key, make_delivery, tmp_path) -> None:
+    """Issue 17 item 3: both paths tokenize the same values and count the same rows."""
+    lines = ["phone;source;consent_proof;acquired_from;consent_purposes"]
+    for i in range(300):
+        lines.append(";".join([PHONES[i % len(PHONES)], FREE_TEXT[i % len(FREE_TEXT)], FREE_TEXT[(i * 5) % len(FREE_TEXT)],
+                               FREE_TEXT[(i * 7) % len(FREE_TEXT)], ["sondages", "mot 0633445566", ""][i % 3]]))
+    wb = openpyxl.Workbook()
+    wb.active.append(["phone", "source", "consent_proof"])
+    for i in range(40):
+        wb.active.append([612345600 + i, 611223399 if i % 2 else "x", FREE_TEXT[i % len(FREE_TEXT)]])
+    buf = io.BytesIO()
+    wb.save(buf)
+    path = make_delivery({"a.csv": ("\n".join(lines) + "\n").encode(), "b.xlsx": buf.getvalue()},
+                         recipient="party-a 06 11 22 33 99")
+    cols = assert_same(path, tmp_path, key)
+    personal = {f["field"]: f["kinds"] for f in cols["report"]["findings"] if f["code"] == "PERSONAL_DATA_IN_TEXT"}
+    assert personal == {"source": ["email", "ip", "tel"], "consent_proof": ["email", "ip", "tel"],
+                        "acquired_from": ["email", "ip", "tel"], "consent_purposes": ["tel"], "recipient": ["tel"]}
+    stored = json.dumps([cols["rows"], cols["events"], cols["report"]], default=str)
+    for raw in ("0611223399", "611223399", "06 11 22 33 99", "82.64.1.10", "jean@example.fr", "0633445566",
+                "+221 77 123 45 67", "2001:db8::1"):
+        assert raw not in stored
