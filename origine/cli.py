@@ -465,6 +465,46 @@ def lookup_cmd(number: str, home: Path | None, country: str, as_letter: bool, la
 
 
 @main.group()
+def config() -> None:
+    """The home's settings: the data controller the access letter names (controller.yaml)."""
+
+
+@config.command("show")
+@home_option
+def config_show(home: Path | None) -> None:
+    """Print $ORIGINE_HOME/controller.yaml as the letter reads it (exit 2 if unusable)."""
+    from dataclasses import asdict
+
+    from origine.letter import CONTROLLER_FILE, load_controller
+
+    h = resolve_home(home)
+    controller = _guarded(lambda: load_controller(h.root), home)
+    click.echo(f"# {h.root / CONTROLLER_FILE}")
+    click.echo(yaml_dump({k: list(v) if isinstance(v, tuple) else v for k, v in asdict(controller).items()}))
+
+
+@config.command("set")
+@click.argument("name", metavar="KEY")
+@click.argument("values", nargs=-1, required=True)
+@home_option
+def config_set(name: str, values: tuple[str, ...], home: Path | None) -> None:
+    """Set KEY of controller.yaml: name, address LINE..., dpo_email, dpo_name,
+    dpo_address LINE..., city, retention_days."""
+    from origine.letter import set_controller
+
+    missing = _guarded(lambda: set_controller(resolve_home(home).ensure().root, name, values), home)
+    click.echo(f"{name} set" + (f"; still to set before a letter can be written: {', '.join(missing)}"
+                                if missing else ""))
+
+
+def yaml_dump(doc: Any) -> str:
+    """YAML for people (accents kept, keys in their order)."""
+    import yaml
+
+    return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False).rstrip("\n")
+
+
+@main.group()
 def key() -> None:
     """The operator's keys: the signing key, and rotation of the hashing key."""
 

@@ -110,7 +110,8 @@ def load_controller(root: Path) -> Controller:
         text = path.read_text("utf-8")
     except FileNotFoundError:
         raise BadInput("the letter needs the data controller's name, address and DPO contact: write them in "
-                       "this file (keys: name, address, dpo_email; see docs/letter.md)", file=label) from None
+                       "this file (keys: name, address, dpo_email; see docs/letter.md) or with "
+                       "'origine config set KEY VALUE'", file=label) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"cannot read: {exc}", file=label) from None
     try:
@@ -118,6 +119,38 @@ def load_controller(root: Path) -> Controller:
     except yaml.YAMLError:
         raise BadInput("not valid YAML", file=label) from None
     return parse_controller(doc, label)
+
+
+def set_controller(root: Path, key: str, values: Sequence[str]) -> list[str]:
+    """Set one key of ``root/controller.yaml`` (``origine config set``); the value is checked
+    as the letter will read it. Returns the required keys still missing."""
+    path = Path(root) / CONTROLLER_FILE
+    label = str(path)
+    if key not in _REQUIRED + _OPTIONAL:
+        raise BadInput(f"unknown key (known: {', '.join(_REQUIRED + _OPTIONAL)})", file=label, column=key)
+    doc: dict[str, Any] = {}
+    if path.exists():
+        loaded = yaml.safe_load(path.read_text("utf-8"))
+        doc = dict(loaded) if isinstance(loaded, Mapping) else {}
+    value: Any
+    if key in ("address", "dpo_address"):
+        value = [v for v in values if v.strip()]
+    elif key == "retention_days":
+        if len(values) != 1 or not values[0].strip().isdigit():
+            raise BadInput("expected a positive number of days", file=label, column=key)
+        value = int(values[0])
+    else:
+        value = " ".join(values).strip()
+    doc[key] = value
+    # Check this key (and any already set) now, with stand-ins for required keys not yet set.
+    stand_in = {"name": "-", "address": ["-"], "dpo_email": "-"}
+    parse_controller({**stand_in, **{k: v for k, v in doc.items() if v not in (None, "", [])}}, label)
+    if value in ("", []):
+        raise BadInput("required key missing" if key in _REQUIRED else "expected a value", file=label, column=key)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    tmp.replace(path)
+    return [k for k in _REQUIRED if doc.get(k) in (None, "", [])]
 
 
 @dataclass(frozen=True)

@@ -207,3 +207,25 @@ def test_the_html_letter_prints_on_a4_in_chromium(held, lang, tmp_path) -> None:
     (ARTIFACTS).mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / f"letter-{lang}.pdf").write_bytes(data)
     screenshot(chromium, page, 900, 1800, ARTIFACTS / f"letter-{lang}.png", tmp_path)
+
+
+def test_origine_config_sets_the_controller_key_by_key(home, key) -> None:
+    runner = CliRunner()
+    args = ["--home", str(home.root)]
+    result = runner.invoke(main, ["config", "set", "name", "Courtier", "Données", "SAS", *args])
+    assert result.exit_code == 0 and "still to set before a letter can be written: address, dpo_email" in result.stdout
+    assert runner.invoke(main, ["config", "show", *args]).exit_code == 2  # not usable yet, and says why
+    for name, *values in (["address", "12 rue de la Paix", "75002 Paris"], ["dpo_email", "dpo@courtier.example"],
+                          ["retention_days", "730"]):
+        result = runner.invoke(main, ["config", "set", name, *values, *args])
+        assert result.exit_code == 0, result.output
+    assert result.stdout == "retention_days set\n"
+    shown = runner.invoke(main, ["config", "show", *args])
+    assert shown.exit_code == 0
+    doc = yaml.safe_load(shown.stdout)
+    assert doc["name"] == "Courtier Données SAS" and doc["address"] == ["12 rue de la Paix", "75002 Paris"]
+    assert doc["retention_days"] == 730
+    for bad in (["colour", "blue"], ["retention_days", "two", "years"], ["retention_days", "0"]):
+        result = runner.invoke(main, ["config", "set", *bad, *args])
+        assert result.exit_code == 2 and bad[0] in result.stderr, (bad, result.output)
+    assert yaml.safe_load((home.root / "controller.yaml").read_text())["retention_days"] == 730  # unchanged
