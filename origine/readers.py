@@ -33,11 +33,8 @@ MALFORMED_ROW = "MALFORMED_ROW"
 # pasted into a UTF-8 export): each line is decoded on its own, see :func:`_mixed_lines`.
 MIXED_UTF8_CP1252 = "utf-8/cp1252"
 # Bytes cp1252 leaves undefined: a file holding them is read as latin-1.
+_CP1252_UNDEFINED_BYTES = b"\x81\x8d\x8f\x90\x9d"
 _CP1252_UNDEFINED = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
-# A well-formed UTF-8 sequence of two to four bytes: some valid non-ASCII UTF-8.
-_UTF8_MULTIBYTE = re.compile(
-    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
-)
 _LINE_END = re.compile(rb"[\r\n]")
 DELIMITERS = (";", ",", "\t", "|")
 _CHUNK = 1 << 20
@@ -225,7 +222,7 @@ def _inspect_text(opener: Callable[[], BinaryIO], name: str) -> tuple[str, bool,
     utf16 = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     decoder = codecs.getincrementaldecoder("utf-16" if utf16 else "utf-8")()
     decodes, multibyte, cp1252 = True, False, True
-    plain, quoted, last, tail = True, False, b"", b""
+    plain, quoted, last = True, False, b""
     max_line = limits.max_line_bytes()
     longer = re.compile(rb"[^\r\n]{%d}" % (max_line + 1)) if max_line < _CHUNK else None
     run = 0  # bytes since the last line end
@@ -236,11 +233,14 @@ def _inspect_text(opener: Callable[[], BinaryIO], name: str) -> tuple[str, bool,
                     decoder.decode(chunk)
                 except UnicodeDecodeError:
                     decodes = False
-            if not utf16:
-                if not multibyte:
-                    multibyte = _UTF8_MULTIBYTE.search(tail + chunk) is not None
-                    tail = chunk[-3:]
-                cp1252 = cp1252 and _CP1252_UNDEFINED.search(chunk) is None
+                else:
+                    # valid UTF-8 and not ASCII: it holds UTF-8 characters
+                    multibyte = multibyte or not chunk.isascii()
+            if not decodes and not utf16:
+                # Past the first invalid byte: does valid UTF-8 remain (a mixed file)?
+                # Does cp1252 leave a byte undefined? (Earlier chunks were UTF-8.)
+                multibyte = multibyte or not chunk.decode("utf-8", "ignore").isascii()
+                cp1252 = cp1252 and len(chunk.translate(None, _CP1252_UNDEFINED_BYTES)) == len(chunk)
             quoted = quoted or b'"' in chunk
             if plain:
                 joined = last + chunk
