@@ -8,7 +8,9 @@ from typing import Any
 import dagster as dg
 
 from assets.partitions import deliveries_partitions
-from origine import intake, stage_checks
+# origine.stage_checks is imported inside the check steps: it loads Great Expectations, most of
+# this code location's import time, which the run process and the other steps never need.
+from origine import intake
 from origine.ingest import DeliveryReport
 from pipelines.resources import OrigineHome
 
@@ -68,6 +70,8 @@ def segment_expectations(
 
     Blocking: a delivery that breaks a blocking expectation never reaches the ledger.
     """
+    from origine import stage_checks
+
     report = DeliveryReport.from_dict(delivery_segment)
     if report.duplicate or not report.segment:
         return dg.AssetCheckResult(passed=True, metadata={"skipped": "duplicate: nothing new to check"})
@@ -77,6 +81,8 @@ def segment_expectations(
 
 
 def _gx_result(results: list[Any]) -> dg.AssetCheckResult:
+    from origine import stage_checks
+
     failures = stage_checks.failure_summary(results)
     metadata: dict[str, Any] = {
         "suites": ", ".join(r.suite for r in results),
@@ -133,6 +139,8 @@ def warehouse_expectations(
     warehouse_delivery: dict[str, Any], origine: OrigineHome
 ) -> dg.AssetCheckResult:
     """Great Expectations suites `deliveries` and `ledger_events` after the commit."""
+    from origine import stage_checks
+
     report = DeliveryReport.from_dict(warehouse_delivery)
     home = origine.get_home()
     results = stage_checks.validate_committed(

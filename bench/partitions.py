@@ -181,45 +181,61 @@ def execution_config(executor: str, start_method: str = "spawn") -> dict:
     return {"config": {"multiprocess": multiprocess}}
 
 
-def queue_runs(deliveries: list[Path], execution: dict) -> list[str]:
-    """Add the deliveries' partitions and queue one ``ingest_delivery`` run each (what the
-    landing sensor does), loading the code location once; their partition keys."""
-    import dagster as dg
-    from dagster._cli.job import _create_run
-    from dagster._cli.workspace.cli_target import (
-        get_code_location_from_workspace,
-        get_remote_job_from_remote_repo,
-        get_remote_repository_from_code_location,
-        get_workspace_from_cli_opts,
-    )
-    from dagster_shared.cli import WorkspaceOpts
+class RunQueue:
+    """Queues ``ingest_delivery`` runs the way the landing sensor does (a partition each), the
+    code location loaded once for all of them: ``with RunQueue() as q: q.queue(deliveries, execution)``.
 
-    from origine.manifest import partition_key, peek_identity
+    Uses Dagster's private CLI helpers (what ``dagster job launch`` does) so that a run costs
+    no new process; ``DAGSTER_HOME`` must point at the home.
+    """
 
-    keys = [partition_key(*peek_identity(d)) for d in deliveries]
-    with dg.DagsterInstance.get() as instance:
-        new = [k for k in keys if not instance.has_dynamic_partition("deliveries", k)]
-        if new:
-            instance.add_dynamic_partitions("deliveries", new)
-        # Private Dagster API (what `dagster job launch` does), so the code location loads
-        # once for all runs rather than once per run.
-        with get_workspace_from_cli_opts(
-            instance, version=dg.__version__,
+    def __enter__(self) -> "RunQueue":
+        import dagster as dg
+        from dagster._cli.workspace.cli_target import (
+            get_code_location_from_workspace,
+            get_remote_job_from_remote_repo,
+            get_remote_repository_from_code_location,
+            get_workspace_from_cli_opts,
+        )
+        from dagster_shared.cli import WorkspaceOpts
+
+        self._instance_cm = dg.DagsterInstance.get()
+        self.instance = self._instance_cm.__enter__()
+        self._workspace_cm = get_workspace_from_cli_opts(
+            self.instance, version=dg.__version__,
             workspace_opts=WorkspaceOpts(workspace=[str(REPO / "workspace.yaml")]),
-        ) as workspace:
-            location = get_code_location_from_workspace(workspace, None)
-            repo = get_remote_repository_from_code_location(location, None)
-            job = get_remote_job_from_remote_repo(repo, "ingest_delivery")
-            for key, delivery in zip(keys, deliveries):
-                run = _create_run(
-                    instance=instance, code_location=location, remote_repo=repo, remote_job=job,
-                    run_config={"ops": {"delivery_segment": {"config": {"path": str(delivery)}}},
-                                "execution": execution},
-                    tags={"dagster/partition": key, "origine/source": "bench"},
-                    op_selection=None, run_id=None,
-                )
-                instance.submit_run(run.run_id, workspace)
-    return keys
+        )
+        self.workspace = self._workspace_cm.__enter__()
+        self.location = get_code_location_from_workspace(self.workspace, None)
+        self.repo = get_remote_repository_from_code_location(self.location, None)
+        self.job = get_remote_job_from_remote_repo(self.repo, "ingest_delivery")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._workspace_cm.__exit__(*exc)
+        self._instance_cm.__exit__(*exc)
+
+    def queue(self, deliveries: list[Path], execution: dict) -> list[str]:
+        """Add the deliveries' partitions and queue one run each; their partition keys."""
+        from dagster._cli.job import _create_run
+
+        from origine.manifest import partition_key, peek_identity
+
+        keys = [partition_key(*peek_identity(d)) for d in deliveries]
+        new = [k for k in keys if not self.instance.has_dynamic_partition("deliveries", k)]
+        if new:
+            self.instance.add_dynamic_partitions("deliveries", new)
+        for key, delivery in zip(keys, deliveries):
+            run = _create_run(
+                instance=self.instance, code_location=self.location, remote_repo=self.repo,
+                remote_job=self.job,
+                run_config={"ops": {"delivery_segment": {"config": {"path": str(delivery)}}},
+                            "execution": execution},
+                tags={"dagster/partition": key, "origine/source": "bench"},
+                op_selection=None, run_id=None,
+            )
+            self.instance.submit_run(run.run_id, self.workspace)
+        return keys
 
 
 class Daemon:
@@ -356,9 +372,10 @@ def run_config(processes: int, home_root: Path, deliveries: list[Path], rows: in
     home, env = prepare_home(home_root, max_runs, **extra)
     workers = CeleryWorkers(env, processes, home.root / "workers") if executor == "celery" else None
     try:
-        if workers:
-            workers.wait_ready()
-        keys = queue_runs(deliveries, execution_config(executor, start_method))
+        with RunQueue() as runs:  # while the workers start
+            if workers:
+                workers.wait_ready()
+            keys = runs.queue(deliveries, execution_config(executor, start_method))
         daemon = Daemon(env, home.root / "daemon.log")
         sampler = TreeSampler(daemon.process.pid, *(p.pid for p in (workers.processes.values() if workers else [])))
         sampler.start()

@@ -29,4 +29,7 @@ execute_plan = create_task(app)
 execute_job = create_execute_job_task(app)
 resume_job = create_resume_job_task(app)
 
-import pipelines.definitions  # noqa: E402,F401  (see the module docstring: imported before the fork)
+# Imported before Celery forks its pool (see the module docstring); the check steps' Great
+# Expectations too, which the code location itself imports only when a check runs.
+import origine.stage_checks  # noqa: E402,F401
+import pipelines.definitions  # noqa: E402,F401

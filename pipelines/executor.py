@@ -193,9 +193,12 @@ class WatchedResult:
     def ready(self) -> bool:
         if self._lost is not None or self._result.ready():
             return True
-        if self._result.state != "STARTED":
-            return False  # still queued: any live worker may take it
-        hostname = (self._result.info or {}).get("hostname") if isinstance(self._result.info, dict) else None
+        # state and info in one read: the task may finish between two reads
+        meta = self._result.backend.get_task_meta(self._result.id)
+        if meta.get("status") != "STARTED":
+            return False  # queued (any live worker may take it) or just finished
+        info = meta.get("result")
+        hostname = info.get("hostname") if isinstance(info, dict) else None
         if hostname and self._watch.dead(self._app, hostname):
             self._lost = hostname
             self._on_lost()

@@ -21,7 +21,14 @@ from origine.home import Home
 from pipelines.executor import BROKER_ENV, celery_available
 from tests import redis_server
 from tests.conftest import TEST_KEY_HEX
-from tests.processes import bench_module, ledger_check_ok, ledger_state, reference_state, write_delivery
+from tests.processes import (
+    bench_module,
+    ingest_here,
+    ledger_check_ok,
+    ledger_state,
+    reference_state,
+    write_delivery,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -117,7 +124,7 @@ def test_celery_workers_run_deliveries_and_a_killed_worker_leaves_no_half_delive
     run of that partition completes on the other worker."""
     partitions = bench_module("partitions")
     small = [write_delivery(tmp_path / "in", f"C-{n}", 1500, seed=40 + n) for n in range(1, 5)]
-    big = write_delivery(tmp_path / "in", "C-5", 150_000, seed=45)
+    big = write_delivery(tmp_path / "in", "C-5", 80_000, seed=45)  # a heavy step long enough to be killed in
     for name in ("DAGSTER_HOME", "ORIGINE_HOME", BROKER_ENV):  # prepare_home points them at its home
         monkeypatch.setenv(name, os.environ.get(name, ""))
     monkeypatch.setattr(partitions, "KEY", TEST_KEY_HEX)
@@ -127,60 +134,62 @@ def test_celery_workers_run_deliveries_and_a_killed_worker_leaves_no_half_delive
     workers = partitions.CeleryWorkers(env, 2, logs)
     daemon = None
     try:
-        workers.wait_ready()
-        celery = partitions.execution_config("celery")
-        keys = partitions.queue_runs(small, celery)
-        daemon = partitions.Daemon(env, logs / "daemon.log")
-        records = partitions.wait_runs(daemon, 4, timeout=240)
-        diagnostics = _logs(logs / "daemon.log", *sorted(logs.glob("w*.log")))
-        assert sorted(r.dagster_run.status.value for r in records) == ["SUCCESS"] * 4, diagnostics
-        run_ids = [r.dagster_run.run_id for r in records]
+        daemon = partitions.Daemon(env, logs / "daemon.log")  # workers, daemon and code location start side by side
+        with partitions.RunQueue() as runs:
+            workers.wait_ready()
+            celery = partitions.execution_config("celery")
+            runs.queue(small, celery)
+            records = partitions.wait_runs(daemon, 4, timeout=240)
+            diagnostics = "\n".join(_failure_text(r.dagster_run.run_id)[-3000:] for r in records)
+            assert sorted(r.dagster_run.status.value for r in records) == ["SUCCESS"] * 4, diagnostics
+            run_ids = [r.dagster_run.run_id for r in records]
 
-        # both workers took steps, and no two commits ever ran at once
-        assert set(partitions.steps_by_worker(run_ids)) == set(workers.names), diagnostics
-        commits = sorted(_step_spans(run_ids, "warehouse_delivery"))
-        assert all(end <= next_start for (_, end), (next_start, _) in zip(commits, commits[1:])), commits
+            # both workers took steps, and no two commits ever ran at once
+            assert set(partitions.steps_by_worker(run_ids)) == set(workers.names), diagnostics
+            commits = sorted(_step_spans(run_ids, "warehouse_delivery"))
+            assert all(end <= next_start for (_, end), (next_start, _) in zip(commits, commits[1:])), commits
 
-        # the ledger of serial ingests, in the order the commits landed
-        order = _commit_order(home)
-        assert sorted(order) == sorted(d.name for d in small)
-        by_id = {d.name: d for d in small}
-        serial = reference_state(tmp_path / "ref", [by_id[i] for i in order])
-        state = ledger_state(home)
-        assert state.same_content(serial)
-        assert (state.heads, state.head, state.nodes) == (serial.heads, serial.head, serial.nodes)
-        ledger_check_ok(home)
+            # the ledger of serial ingests, in the order the commits landed
+            order = _commit_order(home)
+            assert sorted(order) == sorted(d.name for d in small)
+            by_id = {d.name: d for d in small}
+            serial = reference_state(tmp_path / "ref", [by_id[i] for i in order])
+            state = ledger_state(home)
+            assert state.same_content(serial)
+            assert (state.heads, state.head, state.nodes) == (serial.heads, serial.head, serial.nodes)
+            ledger_check_ok(home)
 
-        # a worker killed in the middle of a delivery
-        (big_key,) = partitions.queue_runs([big], celery)
-        deadline = time.monotonic() + 120
-        run = victim = None
-        while victim is None:
-            assert time.monotonic() < deadline, "no worker took the big delivery's heavy step"
-            run = _newest_run([big_key])
-            victim = _worker_of(run.run_id, "delivery_segment") if run is not None else None
-            time.sleep(0.05)
-        workers.kill(victim)
-        records = partitions.wait_runs(daemon, 5, timeout=180)
-        failed = next(r.dagster_run for r in records if r.dagster_run.run_id == run.run_id)
-        assert failed.status.value == "FAILURE", _logs(logs / "daemon.log")
-        assert "stopped answering" in _failure_text(failed.run_id)
-        after_kill = ledger_state(home)
-        assert after_kill.same_content(state) and after_kill.head == state.head  # no half delivery
-        ledger_check_ok(home)
+            # a worker killed in the middle of a delivery
+            (big_key,) = runs.queue([big], celery)
+            deadline = time.monotonic() + 120
+            run = victim = None
+            while victim is None:
+                assert time.monotonic() < deadline, "no worker took the big delivery's heavy step"
+                run = _newest_run([big_key])
+                victim = _worker_of(run.run_id, "delivery_segment") if run is not None else None
+                time.sleep(0.05)
+            workers.kill(victim)
+            records = partitions.wait_runs(daemon, 5, timeout=180)
+            failed = next(r.dagster_run for r in records if r.dagster_run.run_id == run.run_id)
+            assert failed.status.value == "FAILURE", _logs(logs / "daemon.log")
+            assert "stopped answering" in _failure_text(failed.run_id)
+            after_kill = ledger_state(home)
+            assert after_kill.same_content(state) and after_kill.head == state.head  # no half delivery
+            ledger_check_ok(home)
 
-        # the rerun completes on the surviving worker
-        partitions.queue_runs([big], celery)
-        records = partitions.wait_runs(daemon, 6, timeout=180)
-        rerun = _newest_run([big_key])
-        assert rerun.status.value == "SUCCESS", _logs(logs / "daemon.log", *sorted(logs.glob("w*.log")))
-        (survivor,) = set(workers.names) - {victim}
-        assert set(partitions.steps_by_worker([rerun.run_id])) == {survivor}
-        serial = reference_state(tmp_path / "ref-all", [*(by_id[i] for i in order), big])
-        final = ledger_state(home)
-        assert final.same_content(serial)
-        assert (final.heads, final.head, final.nodes) == (serial.heads, serial.head, serial.nodes)
-        ledger_check_ok(home)
+            # the rerun completes on the surviving worker
+            runs.queue([big], celery)
+            records = partitions.wait_runs(daemon, 6, timeout=180)
+            rerun = _newest_run([big_key])
+            assert rerun.status.value == "SUCCESS", _logs(logs / "daemon.log", *sorted(logs.glob("w*.log")))
+            (survivor,) = set(workers.names) - {victim}
+            assert set(partitions.steps_by_worker([rerun.run_id])) == {survivor}
+            ingest_here(Home(tmp_path / "ref"), big)  # the serial home, one more delivery
+            serial = ledger_state(Home(tmp_path / "ref"))
+            final = ledger_state(home)
+            assert final.same_content(serial)
+            assert (final.heads, final.head, final.nodes) == (serial.heads, serial.head, serial.nodes)
+            ledger_check_ok(home)
     finally:
         if daemon is not None:
             daemon.stop()
