@@ -178,8 +178,9 @@ class LetterFacts:
 
     @property
     def found(self) -> bool:
-        """True when the home holds anything about the number."""
-        return bool(self.events or self.campaigns)
+        """True when the home holds anything about the number (never "nothing" when
+        the lookup answer carries something this letter does not itemise)."""
+        return bool(self.events or self.campaigns or self.extra)
 
 
 def _scrub(value: Any) -> str:
@@ -237,9 +238,13 @@ def facts_from(answer: "LookupAnswer", controller: Controller, *, countries: Map
             campaigns[e["campaign"]] = Campaign(
                 str(e["campaign"]), i18n.parse_instant(e.get("at")), purposes[0] if purposes else None,
                 e.get("channel"), (sponsors or {}).get(str(e["campaign"])))
+    # Anything else the answer holds (fields added to LookupAnswer later) is counted, not dropped.
+    extra = {k: v for k, v in answer.to_dict().items()
+             if k not in ("subject_key", "events", "campaigns", "custody") and v not in (None, [], {}, 0, False)}
     return LetterFacts(
         controller=controller,
-        subject_ref=answer.subject_key[:16] if answer.events else None,
+        subject_ref=answer.subject_key[:16] if answer.events or extra else None,
+        extra=extra,
         zone=zone,
         events=tuple(e for e in events if e.get("type") != "targeted"),
         campaigns=tuple(campaigns.values()),
@@ -324,6 +329,8 @@ _W: dict[str, dict[str, str]] = {
               "en": "Your number passed, in this order, through:"},
     "h_campaigns": {"fr": "Campagnes qui ont utilisé votre numéro", "en": "Campaigns that used your number"},
     "no_campaigns": {"fr": "Aucune campagne n'a utilisé votre numéro.", "en": "No campaign used your number."},
+    "extra": {"fr": "Nous détenons aussi, rattaché à votre numéro : {what}. Nous vous en donnerons le détail sur demande.",
+              "en": "We also hold, linked to your number: {what}. We will give you the details on request."},
     "h_retention": {"fr": "Durée de conservation", "en": "How long we keep it"},
     "retention": {"fr": "Nous conservons ces données {period} après notre dernier contact avec vous, puis nous les "
                         "effaçons. Vous pouvez en demander l'effacement avant (voir ci-dessous).",
@@ -420,7 +427,11 @@ def describe_event(e: Mapping[str, Any], zone: str, lang: str) -> str:
     if kind == "opted_out":
         channel = i18n.label("channels", str(e.get("channel") or "all"), lang)
         origin = str(e.get("origin") or "")
-        how = i18n.label("origins", origin.split(":", 1)[0], lang) if origin else None
+        kind_, _, ref = origin.partition(":")
+        if kind_ == "campaign" and ref:  # a STOP reply in a campaign's send report
+            how = f"réponse STOP à la campagne {_scrub(ref)}" if fr else f"STOP reply to campaign {_scrub(ref)}"
+        else:
+            how = i18n.label("origins", kind_, lang) if origin else None
         what = (f"opposition ({channel})" + (f", {how}" if how else "")) if fr else \
                (f"opt-out ({channel})" + (f", {how}" if how else ""))
         return f"{day} : {what}{by}." if fr else f"{day}: {what}{by}."
@@ -483,6 +494,9 @@ def compose(facts: LetterFacts, lang: str, today: date) -> list[Block]:
             blocks.append(("ul", list(dict.fromkeys(describe_campaign(c, facts.zone, lang) for c in facts.campaigns))))
         else:
             blocks.append(("p", _w("no_campaigns", lang)))
+        if facts.extra:
+            blocks.append(("p", _w("extra", lang, what=", ".join(
+                f"{k.replace('_', ' ')} ({len(v) if isinstance(v, (list, dict)) else v})" for k, v in facts.extra.items()))))
         blocks += [("h", _w("h_retention", lang)),
                    ("p", _w("retention", lang, period=_period(ctl.retention_days, lang)))]
     blocks += [("h", _w("h_rights", lang)),

@@ -140,6 +140,8 @@ def test_facts_of_other_kinds_read_as_sentences() -> None:
              "seq": 1}
     assert describe_event(opted, "Europe/Paris", "fr") == "07/06/2024 à 18:03 : opposition (SMS), réponse STOP."
     assert describe_event(opted, "Europe/Paris", "en") == "7 Jun 2024 at 18:03: opt-out (SMS), STOP reply."
+    reply = dict(opted, origin="campaign:EU24-SMS-01")
+    assert describe_event(reply, "Europe/Paris", "fr").endswith("opposition (SMS), réponse STOP à la campagne EU24-SMS-01.")
     other = {"type": "some_new_fact", "seq": 2}
     assert describe_event(other, "Europe/Paris", "en") == "date unknown: some new fact."
     bundled = {"type": "consent_granted", "at": "2024-01-01T00:00:00+01:00", "bundled_consent": True, "seq": 3}
@@ -229,3 +231,26 @@ def test_origine_config_sets_the_controller_key_by_key(home, key) -> None:
         result = runner.invoke(main, ["config", "set", *bad, *args])
         assert result.exit_code == 2 and bad[0] in result.stderr, (bad, result.output)
     assert yaml.safe_load((home.root / "controller.yaml").read_text())["retention_days"] == 730  # unchanged
+
+
+def test_an_answer_with_more_than_events_is_never_called_empty() -> None:
+    """If the lookup answer gains a field (numbers held only in quarantine), the letter must
+    not tell the person "we hold nothing"."""
+    from dataclasses import dataclass, field
+
+    from origine.letter import facts_from
+    from origine.lookup import LookupAnswer
+
+    @dataclass
+    class Wider(LookupAnswer):
+        quarantine: list = field(default_factory=list)
+
+        def to_dict(self):
+            return {**super().to_dict(), "quarantine": self.quarantine}
+
+    controller = Controller(name="X", address=("a",), dpo_email="d@x")
+    facts = facts_from(Wider("ab" * 32, quarantine=[{"file": "a.csv", "row": 3}]), controller)
+    text = " ".join(render_text(facts, "en", date(2026, 11, 27)).split())
+    assert "We hold no data" not in text and "quarantine (1)" in text and "pseudonymised" in text
+    empty = " ".join(render_text(facts_from(Wider("ab" * 32), controller), "en", date(2026, 11, 27)).split())
+    assert "We hold no data" in empty
