@@ -163,6 +163,7 @@ def audit(
 
     with warehouse.session(home.warehouse) as con:
         warehouse.check_key_readonly(con, key.key_id)
+        refuse_edited_spec(con, campaign)
         con.execute("SET preserve_insertion_order = true")
         refs = _resolve_deliveries(con, campaign)
         _build_targets(con, campaign, refs, file_targets, report)
@@ -182,6 +183,9 @@ def audit(
             for c in claims if c["ok"] is False
         )
         appended, recorded = _record_targeted(con, campaign, key, home)
+        if report is not None:
+            assert report_stats is not None
+            report_stats["opted_out_recorded"] = _record_stops(con, campaign, key, home)
         head = ledger.latest_head(con)
         summary = _summary(con, campaign, validity_days, findings, claims, file_stats, report_stats, recorded)
         summary["ledger"] = ({"tree_size": head.tree_size, "root_hash": head.root_hash, "checkpoint": head.checkpoint}
@@ -284,10 +288,20 @@ def _read_target_file(campaign: Campaign, key: HashKey) -> tuple[pa.Table, dict[
 
 
 def _read_send_report(campaign: Campaign, key: HashKey) -> tuple[pa.Table, dict[str, Any]]:
+    """The send report's usable rows: subject key, send time, STOP time, row number.
+
+    A row's STOP time is its ``stop_reply_at``; else, when its reply text is a STOP
+    (:mod:`origine.replies`), its ``replied_at``; else its send time (a reply answers
+    a send, so it came after it). Dates without an offset are in the campaign's zone.
+    """
+    from origine.replies import START, STOP, classify_reply
+
     assert campaign.send_report is not None
     wanted = {
         "sent_at": ("sent", "date envoi", "envoye le", "sent date"),
         "stop_reply_at": ("stop_at", "stop reply", "stop", "date stop", "stop date", "reponse stop"),
+        "reply": ("reply_text", "reply text", "reponse", "texte reponse", "message recu", "sms recu"),
+        "replied_at": ("reply_at", "replied", "date reponse", "repondu le", "reponse le"),
     }
     name, columns, rows = _read_rows(campaign.send_report, wanted)
     norm = _normalize([r[1] for r in rows], campaign.country)
@@ -297,25 +311,35 @@ def _read_send_report(campaign: Campaign, key: HashKey) -> tuple[pa.Table, dict[
     keys: list[str] = []
     sent: list[Any] = []
     stop: list[Any] = []
-    unusable = 0
-    for (row, _phone, sent_raw, stop_raw), e, v in zip(rows, e164, valid):
+    numbers: list[int] = []
+    unusable = stops = resubscribes = 0
+    for (row, _phone, sent_raw, stop_raw, reply_raw, replied_raw), e, v in zip(rows, e164, valid):
         if not v or e is None:
             unusable += 1
             continue
         when: list[Any] = []
-        for column, raw in (("sent_at", sent_raw), ("stop_reply_at", stop_raw)):
+        for column, raw in (("sent_at", sent_raw), ("stop_reply_at", stop_raw), ("replied_at", replied_raw)):
             try:
                 when.append(parse_instant(raw, tz))
             except UnreadableDate as exc:
                 raise BadInput(str(exc), file=name, row=row, column=columns[column]) from None
+        sent_at = when[0] or campaign.sent_at
+        stop_at = when[1]
+        reply = classify_reply(reply_raw)
+        if stop_at is None and reply == STOP:
+            stop_at = when[2] or sent_at
+        stops += stop_at is not None
+        resubscribes += reply == START
         keys.append(key.subject_key(e))
-        sent.append(when[0] or campaign.sent_at)
-        stop.append(when[1])
+        sent.append(sent_at)
+        stop.append(stop_at)
+        numbers.append(row)
     table = pa.table(
         {"subject_key": pa.array(keys, pa.string()), "sent_at": pa.array(sent, TS),
-         "stop_reply_at": pa.array(stop, TS)}
+         "stop_reply_at": pa.array(stop, TS), "row": pa.array(numbers, pa.int64())}
     )
-    return table, {"file": campaign.send_report.name, "rows": len(rows), "unusable_rows": unusable}
+    return table, {"file": campaign.send_report.name, "rows": len(rows), "unusable_rows": unusable,
+                   "stop_replies": stops, "resubscribe_replies": resubscribes}
 
 
 # ---------------------------------------------------------------- targets and their events
@@ -364,7 +388,7 @@ def _build_targets(
                            "line_type": pa.array([], pa.string())}))
     con.register("_report", report if report is not None else
                  pa.table({"subject_key": pa.array([], pa.string()), "sent_at": pa.array([], TS),
-                           "stop_reply_at": pa.array([], TS)}))
+                           "stop_reply_at": pa.array([], TS), "row": pa.array([], pa.int64())}))
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _targets AS
         WITH d AS (
@@ -834,6 +858,84 @@ def _record_targeted(
                 signer=load_signer(home.keys),  # every checkpoint is signed, the audit's too
             )
         return count, count
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
+def refuse_edited_spec(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:
+    """BadInput when the ledger records ``campaign_id`` targeted by a spec of other bytes.
+
+    A campaign is one send: an edited spec under the same id would append a second set
+    of ``targeted`` events (other targets, another time) for what the ledger already
+    states happened. The same spec again is a re-audit and appends nothing.
+    """
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if "ledger_events" not in tables:
+        return
+    other = con.execute(
+        "SELECT 1 FROM ledger_events WHERE type = 'targeted' AND campaign_id = ? AND file_sha256 <> ? LIMIT 1",
+        [campaign.campaign_id, campaign.sha256],
+    ).fetchone()
+    if other:
+        raise BadInput(
+            f"campaign {campaign.campaign_id!r} was already audited from a different spec: the ledger "
+            "records its targets as sent; give an edited or new send its own campaign_id "
+            f"(e.g. {campaign.campaign_id}-v2)",
+            file=str(campaign.path), column="campaign_id",
+        )
+
+
+def stop_origin(campaign: Campaign) -> str:
+    """The ``origin`` of the opt-outs a campaign's send report records."""
+    return f"campaign:{campaign.campaign_id}"
+
+
+def _record_stops(con: duckdb.DuckDBPyConnection, campaign: Campaign, key: HashKey, home: Home) -> int:
+    """Append one ``opted_out`` leaf per number that replied STOP, once per send report bytes.
+
+    The channel is the campaign's, the time the earliest STOP, the origin
+    ``campaign:<id>``, the evidence the send report's file, SHA-256 and row: a STOP
+    given to one campaign binds every later one on that channel. Returns the number
+    appended now.
+    """
+    from origine.manifest import sha256_file
+    from origine.signing import load_signer
+
+    assert campaign.send_report is not None
+    digest, _ = sha256_file(campaign.send_report)
+    origin = stop_origin(campaign)
+
+    def existing() -> bool:
+        return con.execute(
+            "SELECT 1 FROM ledger_events WHERE type = 'opted_out' AND origin = ? AND file_sha256 = ? LIMIT 1",
+            [origin, digest],
+        ).fetchone() is not None
+
+    if existing():
+        return 0
+    cols = ledger.flat_columns(
+        type="'opted_out'", subject_key="subject_key", key_id="$1", at="stop_at", channel="$2", origin="$3",
+        evidence_kind="'send_report'", file="$4", file_sha256="$5", row="row",
+    )
+    select = (
+        f"SELECT {cols}, row_number() OVER (ORDER BY stop_at, row) AS ord FROM ("
+        "SELECT subject_key, min(stop_reply_at) AS stop_at, arg_min(row, stop_reply_at) AS row "
+        "FROM _report_rows WHERE stop_reply_at IS NOT NULL GROUP BY subject_key)"
+    )
+    scratch = home.scratch / f"stops-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+    try:
+        count = ledger.write_events(con, ledger.events_sql(select),
+                                    [key.key_id, campaign.channel, origin, campaign.send_report.name, digest],
+                                    scratch)
+        if count == 0:
+            return 0
+        with warehouse.transaction(con):
+            if existing():  # another run got there first
+                return 0
+            warehouse.check_key(con, key.key_id)
+            ledger.append_events(con, scratch, reason=f"stop replies of campaign {campaign.campaign_id}",
+                                 scratch=home.scratch, signer=load_signer(home.keys))
+        return count
     finally:
         scratch.unlink(missing_ok=True)
 

@@ -70,8 +70,10 @@ CAMPAIGN_SCHEMA = Schema(
             "`SPECIAL_CATEGORY_TARGETING`."),
         Key("targets", MAPPING, "Who was targeted.", required=True, keys=TARGETS_SCHEMA),
         Key("send_report", STRING, "A CSV, relative to this spec, of what happened per number "
-            "(`phone`, `sent_at`, `stop_reply_at`): STOP replies are recorded and bind later campaigns; "
-            "a send after a STOP is finding `CONTACTED_AFTER_STOP`."),
+            "(`phone`, `sent_at`, `stop_reply_at`, or a reply text `reply` and its `replied_at`): each "
+            "STOP (STOP, ARRÊT, DÉSABONNER, UNSUBSCRIBE…) is recorded in the ledger as an `opted_out` "
+            "of origin `campaign:<campaign_id>` and binds later campaigns; START creates no consent; "
+            "a send after a STOP is finding `CONTACTED_AFTER_STOP`. See docs/campaign-format.md."),
     ),
 )
 

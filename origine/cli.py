@@ -167,20 +167,29 @@ def demo(home: Path | None, rows: int, as_json: bool) -> None:
 @click.option("--country", default="FR", show_default=True, help="Region for numbers without +prefix.")
 @click.option("--origin", default=None, help="Origin when the file has no origin column (stop-reply, dpo-request, do-not-call).")
 @click.option("--channel", default=None, help="Channel when the file has no channel column.")
+@click.option("--timezone", "tz", default="Europe/Paris", show_default=True,
+              help="IANA time zone of dates without an offset in the files (a French STOP list's "
+                   "'07/06/2024 18:03' is Paris time); dates with an offset keep theirs.")
 @json_option
 def suppress(paths: tuple[Path, ...], home: Path | None, country: str, origin: str | None,
-             channel: str | None, as_json: bool) -> None:
-    """Ingest suppression files (STOP replies, DPO requests, do-not-call lists) as opt-outs."""
+             channel: str | None, tz: str, as_json: bool) -> None:
+    """Ingest suppression files (STOP replies, DPO requests, do-not-call lists) as opt-outs.
+
+    A campaign's send report records its own STOP replies when the campaign is
+    audited (origin campaign:<id>); this command is for lists from elsewhere.
+    """
     from origine.signing import load_signer
-    from origine.suppressions import ingest_suppressions
+    from origine.suppressions import check_timezone, ingest_suppressions
 
     def go() -> list[dict[str, Any]]:
+        check_timezone(tz)
         h = resolve_home(home).ensure()
         key = h.load_key()
         signer = load_signer(h.keys)
         return [
             ingest_suppressions(p, warehouse_path=h.warehouse, key=key, region=country.upper(),
-                                default_origin=origin, default_channel=channel, signer=signer).summary()
+                                default_origin=origin, default_channel=channel, signer=signer,
+                                tz=tz).summary()
             for p in paths
         ]
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 
@@ -79,6 +79,19 @@ class SuppressionReport:
         return asdict(self)
 
 
+# `origine suppress` reads naive times in this zone unless told otherwise: the lists it
+# takes are mostly French exports written in local time.
+DEFAULT_TIMEZONE = "Europe/Paris"
+
+
+def check_timezone(name: str) -> ZoneInfo:
+    """The zone named ``name``; BadInput (naming ``--timezone``) when there is none."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadInput("not an IANA time zone (e.g. Europe/Paris, UTC)", column="--timezone") from None
+
+
 def ingest_suppressions(
     path: Path,
     *,
@@ -90,7 +103,10 @@ def ingest_suppressions(
     signer: Any = None,
     tz: str = "UTC",
 ) -> SuppressionReport:
-    """Read a suppression file and append its events to the ledger in one transaction."""
+    """Read a suppression file and append its events to the ledger in one transaction.
+
+    Dates without an offset are read in ``tz`` (an IANA zone name).
+    """
     path = Path(path)
     if not path.is_file():
         raise BadInput("no such suppression file", file=str(path))
@@ -103,7 +119,7 @@ def ingest_suppressions(
             again = SuppressionReport(**json.loads(stored[0]))
             again.duplicate = True
             return again
-    accepted, quarantined = _read(path, digest, key, region, default_origin, default_channel, ZoneInfo(tz), report)
+    accepted, quarantined = _read(path, digest, key, region, default_origin, default_channel, check_timezone(tz), report)
     with tempfile.TemporaryDirectory(prefix="suppress-") as tmp:
         events_path = Path(tmp) / "events.parquet"
         with warehouse.session(warehouse_path) as con:

@@ -52,7 +52,8 @@ def campaign(tmp_path: Path):
         for name, data in (files or {}).items():
             (folder / name).write_bytes(data)
         doc: dict[str, Any] = {
-            "campaign_id": "EU24-SMS-01",
+            # one id per spec: the ledger refuses another spec under an audited campaign's id
+            "campaign_id": f"EU24-SMS-{counter['n']:02d}",
             "sponsor": "Parti A",
             "channel": "sms",
             "purpose": "political.electoral",
@@ -385,7 +386,8 @@ def test_contacted_after_stop(home, key, make_delivery, campaign, tmp_path) -> N
     assert found[0]["numbers"] == 2 and found[0]["after_stop_reply"] == 1 and found[0]["after_ledger_opt_out"] == 1
     assert sorted(found[0]["subject_keys"]) == sorted([key.subject_key(B), key.subject_key(C)])
     assert result.summary["send_report"] == {"file": "report.csv", "rows": 4, "unusable_rows": 0,
-                                             "numbers": 3, "not_targeted": 0}
+                                             "numbers": 3, "not_targeted": 0, "stop_replies": 1,
+                                             "resubscribe_replies": 0, "opted_out_recorded": 1}
     clean = csv_bytes("phone,sent_at,stop_reply_at", [f"{national(A)},2024-06-07 18:00,2024-06-07 18:05"])
     again = run(campaign(send_report="r.csv", files={"r.csv": clean}), home, key, tmp_path, "clean")
     assert "CONTACTED_AFTER_STOP" not in codes(again)
@@ -464,9 +466,10 @@ def test_targeted_events_appended_once_and_verdicts_identical(home, key, make_de
     assert rows[-1]["subject_key"] == "" and rows[-1]["reasons"] == "NO_PROVENANCE|INVALID_NUMBER|PURPOSE_NOT_CONSENTED"
     keys = pq.read_table(first.targets_parquet).column("subject_key").to_pylist()
     assert keys[:-1] == sorted(keys[:-1]) and keys[-1] is None and len(keys) == 6
-    # an edited campaign (other bytes) is another record
+    # an edited spec under an audited campaign's id is refused, naming the campaign (issue 18 item 7)
     path.write_text(path.read_text() + "# edited\n")
-    assert run(path, home, key, tmp_path, "three").appended == 5
+    with pytest.raises(BadInput, match="campaign 'EU24-SMS-01' was already audited from a different spec"):
+        run(path, home, key, tmp_path, "three")
 
 
 def test_summary_shape(home, key, make_delivery, campaign, tmp_path) -> None:
