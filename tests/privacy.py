@@ -5,7 +5,9 @@ errors, findings, exports") is only as good as the search for it. Given the test
 numbers, :func:`written_forms` lists the ways a person or a program writes each one
 (E.164, ``00`` prefix, national with its trunk prefix, the significant digits alone,
 groups separated by spaces, dots, dashes or no-break spaces), and :class:`Scanner`
-looks for all of them in bytes, text, and files: plain files byte for byte, and also
+looks for all of them and more — each digit string with any grouping
+(:func:`number_patterns`: ``0661-234568`` as well as ``06 61 23 45 68``) — in bytes,
+text, and files: plain files byte for byte, and also
 what a byte search cannot see — DuckDB databases and Parquet files (compressed pages)
 and SQLite databases (a value can straddle overflow pages) are read through their own
 readers; gzip files and zip members are decompressed and scanned in turn.
@@ -102,11 +104,39 @@ class Hit:
 
     where: str
     number: str
-    form: str
+    form: str  # the text found
     context: str
 
     def __str__(self) -> str:
         return f"{self.where}: {self.number} written {self.form!r} in …{self.context}…"
+
+
+# Between any two digits of a written number: nothing, or one separator.
+_SEP = rb"(?:[ .\-/]|\xc2\xa0)?"
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _flexible(digits: str) -> bytes:
+    return _SEP.join(re.escape(d.encode()) for d in digits)
+
+
+def number_patterns(e164: str) -> list[tuple[str, bytes]]:
+    """Regular expressions (bytes) matching ``e164`` written any way :func:`written_forms`
+    lists and more: its digit strings (E.164, ``00``, without ``+``, national, significant
+    digits) with any grouping, each gap empty or one space, dot, dash, slash or no-break
+    space (``0661-234568``, ``06 612 345 68``), and ``+33 (0)6…``. Named by digit string.
+    """
+    number = phonenumbers.parse(e164)
+    cc = str(number.country_code)
+    nsn = phonenumbers.national_significant_number(number)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(phonenumbers.region_code_for_number(number) or "", None)
+    trunk = (metadata.national_prefix or "") if metadata else ""
+    out = [("+" + cc + nsn, rb"\+" + _SEP + _flexible(cc + nsn))]
+    if trunk:
+        out.append((f"+{cc}({trunk}){nsn}",
+                    rb"\+" + _flexible(cc) + _SEP + re.escape(f"({trunk})".encode()) + _SEP + _flexible(nsn)))
+    out += [(d, _flexible(d)) for d in ("00" + cc + nsn, cc + nsn, trunk + nsn, nsn) if d]
+    return list(dict(out).items())
 
 
 class Scanner:
@@ -115,8 +145,13 @@ class Scanner:
     def __init__(self, numbers: Iterable[str], extra: Iterable[str] = ()) -> None:
         """``numbers`` in E.164; ``extra``: other exact strings to find (same boundary rules)."""
         self.numbers = list(numbers)
-        self._forms: list[tuple[str, str]] = [(n, f) for n in self.numbers for f in written_forms(n)]
-        self._regex = re.compile(b"|".join(b"(" + _pattern(f) + b")" for _, f in self._forms))
+        self._forms: list[tuple[str, str]] = []
+        parts = []
+        for n in self.numbers:
+            for name, pattern in number_patterns(n):
+                self._forms.append((n, name))
+                parts.append(b"(" + rb"(?<![0-9])" + pattern + rb"(?![0-9])" + b")")
+        self._regex = re.compile(b"|".join(parts)) if parts else None
         self._extras = [(s, s) for s in extra]
         self._extra = re.compile(b"|".join(b"(" + _pattern(s) + b")" for s in extra)) if self._extras else None
 
@@ -130,16 +165,20 @@ class Scanner:
                 hits.append(self._hit(data, m, where, self._extras))
         # Every form is a run of digits and separators: the alternation of all forms
         # (slow, ~100 per number) runs only over such runs, found by one character class.
-        for run in _RUNS.finditer(data):
+        for run in _RUNS.finditer(data) if self._regex is not None else ():
             for m in self._regex.finditer(data, run.start(), min(len(data), run.end() + 1)):
+                if m.group().isdigit() and (  # a bare digit run touching hex: part of a key or digest
+                        (m.start() > 0 and data[m.start() - 1] in _HEX) or (m.end() < len(data) and data[m.end()] in _HEX)):
+                    continue
                 hits.append(self._hit(data, m, where, self._forms))
         return hits
 
     @staticmethod
     def _hit(data: bytes, m: re.Match[bytes], where: str, forms: list[tuple[str, str]]) -> Hit:
-        number, form = forms[m.lastindex - 1]  # type: ignore[operator]
+        number, _ = forms[m.lastindex - 1]  # type: ignore[operator]
         lo, hi = max(0, m.start() - _CONTEXT), m.end() + _CONTEXT
-        return Hit(where, number, form, data[lo:hi].decode("utf-8", "replace").replace("\n", "\\n"))
+        return Hit(where, number, m.group().decode("utf-8", "replace"),
+                   data[lo:hi].decode("utf-8", "replace").replace("\n", "\\n"))
 
     def scan_text(self, text: str, where: str) -> list[Hit]:
         """Hits in ``text`` (captured stdout/stderr, log messages)."""

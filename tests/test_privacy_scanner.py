@@ -97,3 +97,18 @@ def test_found_inside_gzip_zip_parquet_duckdb_and_sqlite(tmp_path: Path) -> None
 def test_extra_strings_are_found_too() -> None:
     s = Scanner([FR], extra=["3312300", "x@example.org"])
     assert [h.form for h in s.scan_text("a 3312300 b x@example.org c", "t")] == ["3312300", "x@example.org"]
+
+
+def test_a_scanner_of_extra_strings_only() -> None:
+    assert Scanner([], extra=["82.64.1.10"]).scan_text("ip 82.64.1.10, 0612345678", "t")[0].form == "82.64.1.10"
+    assert Scanner([]).scan_text("0612345678", "t") == []
+
+
+@given(st.lists(st.integers(min_value=0, max_value=4), min_size=13, max_size=13),
+       st.sampled_from(["0612345678", "612345678", "+33612345678", "0033612345678"]))
+def test_any_grouping_of_the_digits_is_found(gaps: list[int], digits: str) -> None:
+    """``0661-234568``, ``06 123 456 78``: whatever the grouping, the number is found."""
+    seps = ["", " ", ".", "-", "\u00a0"]
+    text = digits[0] + "".join(seps[g] + d for g, d in zip(gaps, digits[1:]))
+    hits = Scanner([FR]).scan_text(f"zz {text} zz", "t")
+    assert [h.form for h in hits] == [text]
