@@ -194,6 +194,7 @@ def build(root: Path, events: int, targets: int, route: str, payload: bool) -> d
         con.execute("INSERT INTO ledger_nodes SELECT 0, seq, leaf_hash FROM ledger_events")
         con.execute("INSERT INTO ledger_nodes SELECT * FROM read_parquet(?)", [str(nodes.path)])
     ledger.record_head(con, frontier, reason="bench: synthetic ledger", signer=load_signer(home.keys))
+    size = frontier.size
     rows = con.execute("SELECT count(*) FROM delivery_rows").fetchone()[0]  # type: ignore[index]
     con.execute("CHECKPOINT")
     con.close()
