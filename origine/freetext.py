@@ -160,13 +160,16 @@ def phone_e164(text: str, region: str) -> str | None:
         number = None
     if number is not None and phonenumbers.is_possible_number(number):
         return phonenumbers.format_number(number, PhoneNumberFormat.E164)
-    stripped = text.lstrip(" (\u00a0")
-    if not stripped.startswith(("+", "00")) and digits >= 10:
-        # International digits written without their '+': only a valid number counts.
+    if text.lstrip(" (\u00a0").startswith("+"):
+        return None
+    # International digits written without their '+', or after "00" where the region's
+    # international prefix is another (011 in the US): only a valid number counts.
+    plain = "".join(c for c in text if c.isdigit())
+    for international in ([plain[2:]] if plain.startswith("00") else []) + ([plain] if digits >= 10 else []):
         try:
-            number = phonenumbers.parse("+" + "".join(c for c in text if c.isdigit()), None)
+            number = phonenumbers.parse("+" + international, None)
         except NumberParseException:
-            return None
+            continue
         if phonenumbers.is_valid_number(number):
             return phonenumbers.format_number(number, PhoneNumberFormat.E164)
     return None

@@ -457,3 +457,18 @@ def test_transfer_third_party_as_written_is_consent_not_an_unknown_word(home, ke
             (["political.electoral", "transfer.third_party"], [])]
     finally:
         con.close()
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=free_text(), region=st.sampled_from(["FR", "SN", "MA", "US"]))
+def test_random_free_text_keeps_no_raw_form(text, region) -> None:
+    """The scrubber alone, over many more texts than the ingest test can afford (a
+    French number's national writings count only in a French delivery)."""
+    written_text, items = text
+    assume(region == "FR" or not any(k == "tel" and v.startswith("+33") and not w.startswith(("+", "00", "33"))
+                                     for k, v, w in items))
+    result = scrub_text(written_text, KEY, region)
+    checked = [it for it in items if not (it[0] == "tel" and region != "FR" and not it[2].startswith(("+", "00")))]
+    assert find_raw(result.text, raw_forms_of(checked)) == []
+    for kind, value, _ in checked:
+        assert token_of(kind, value, KEY) in result.text
