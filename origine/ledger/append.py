@@ -34,7 +34,7 @@ from origine.ledger.checkpoint import (
 )
 from origine.ledger.events import _COLS
 from origine.ledger.schema import install
-from origine.ledger.tree import DuckDBNodeStore, ParquetNodeWriter
+from origine.ledger.tree import ParquetNodeWriter, stored_frontier
 
 
 def tree_size(con: duckdb.DuckDBPyConnection) -> int:
@@ -65,7 +65,7 @@ def verified_frontier(con: duckdb.DuckDBPyConnection, signer: signing.Signer) ->
                 problem = "its latest checkpoint and tree frontier disagree"
             else:
                 try:
-                    stored = merkle.Frontier.from_store(start, DuckDBNodeStore(con))
+                    stored = stored_frontier(con, start)
                 except KeyError as exc:
                     problem = f"tree node {exc.args[0]} is missing"
                 else:

@@ -135,10 +135,10 @@ def subtree_nodes(size: int) -> list[tuple[int, int]]:
     return out
 
 
-def roots_at(con: duckdb.DuckDBPyConnection, sizes: Sequence[int]) -> dict[int, bytes | None]:
-    """The root of the tree at each size, from the stored nodes in one query
-    (``None`` where a node it needs is missing)."""
-    wanted = sorted({node for size in sizes for node in subtree_nodes(size)})
+def nodes_at(con: duckdb.DuckDBPyConnection, positions: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """The stored nodes at ``positions`` (those present), in one query: a lookup per
+    node would scan the table once each."""
+    wanted = sorted(set(positions))
     found: dict[tuple[int, int], bytes] = {}
     if wanted:
         for level, idx, digest in con.execute(
@@ -148,6 +148,29 @@ def roots_at(con: duckdb.DuckDBPyConnection, sizes: Sequence[int]) -> dict[int, 
             [[lv for lv, _ in wanted], [i for _, i in wanted]],
         ).fetchall():
             found[(int(level), int(idx))] = bytes(digest)
+    return found
+
+
+def stored_frontier(con: duckdb.DuckDBPyConnection, size: int) -> merkle.Frontier:
+    """The frontier of the first ``size`` leaves rebuilt from the stored nodes
+    (``KeyError`` naming a missing node)."""
+    positions = [(j, (size >> j) - 1) for j in range(size.bit_length()) if size >> j & 1]
+    found = nodes_at(con, positions)
+
+    class _Found:
+        def get(self, level: int, index: int) -> bytes:
+            return found[(level, index)]
+
+        def put_many(self, level: int, start_index: int, hashes: Sequence[bytes]) -> None:
+            raise TypeError("read-only")
+
+    return merkle.Frontier.from_store(size, _Found())
+
+
+def roots_at(con: duckdb.DuckDBPyConnection, sizes: Sequence[int]) -> dict[int, bytes | None]:
+    """The root of the tree at each size, from the stored nodes in one query
+    (``None`` where a node it needs is missing)."""
+    found = nodes_at(con, [node for size in sizes for node in subtree_nodes(size)])
     roots: dict[int, bytes | None] = {}
     for size in sizes:
         pieces = [found.get(node) for node in subtree_nodes(size)]
