@@ -259,7 +259,8 @@ def campaign_sponsors(home: "Home", ids: Sequence[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     if not wanted:
         return found
-    for path in sorted(home.campaigns.glob("*.y*ml")) if home.campaigns.is_dir() else []:
+    # Specs the campaigns sensor audited are kept under campaigns/audited/ (origine.campaign_inbox).
+    for path in sorted(home.campaigns.glob("*.y*ml")) + sorted(home.campaigns.glob("audited/*.y*ml")):
         try:
             doc = yaml.safe_load(path.read_text("utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -267,7 +268,8 @@ def campaign_sponsors(home: "Home", ids: Sequence[str]) -> dict[str, str]:
         if isinstance(doc, Mapping) and doc.get("campaign_id") in wanted and isinstance(doc.get("sponsor"), str):
             found.setdefault(str(doc["campaign_id"]), doc["sponsor"])
     bundles = home.root / "bundles"
-    for path in sorted(bundles.glob("*/summary.json")) if bundles.is_dir() else []:
+    # bundles/<name>/ (origine demo) and bundles/<spec>/<run id>/ (the campaigns sensor's audits)
+    for path in sorted(bundles.glob("*/summary.json")) + sorted(bundles.glob("*/*/summary.json")):
         try:
             doc = json.loads(path.read_text("utf-8"))
         except (OSError, ValueError):

@@ -108,3 +108,7 @@ def test_the_campaigns_sensors_audit_leaves_no_raw_number_in_the_home(home, key,
         p.name for p in (home.campaigns / AUDITED).glob("*.yaml"))
     assert [p.name for p in home.campaigns.iterdir()] == [AUDITED]
     assert Scanner([A, B]).scan_tree(home.root, exclude=["landing"]) == []
+    # the access letter still names the sponsors of the campaigns that targeted a number
+    from origine.letter import campaign_sponsors
+
+    assert campaign_sponsors(home, ["ONE", "TWO"]) == {"ONE": "Parti A", "TWO": "Parti A"}
