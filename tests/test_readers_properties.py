@@ -111,3 +111,116 @@ def test_each_row_is_decoded_in_its_own_encoding(rows, bom) -> None:
         _, batches = open_batches(path, "a.csv")
         column = [b.columns["note"] for b in batches]
         assert [v for c in column for v in (c if isinstance(c, list) else c.to_pylist())] == got
+
+
+_json_scalar = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**12), 10**12), st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12), st.sampled_from(["0612345678", "+33 6 12 34 56 78", "sondages", "propagande électorale"]),
+)
+_json_value = st.recursive(
+    _json_scalar, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+    max_leaves=8,
+)
+
+
+def _rows_of(report) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(Path(report.segment) / "rows.parquet").to_pylist()
+    quarantine = pq.read_table(Path(report.segment) / "quarantine.parquet").to_pylist()
+    return sorted(rows, key=lambda r: r["row"]) + sorted(quarantine, key=lambda r: r["row"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(
+        st.dictionaries(st.sampled_from(["phone", "source", "consent_purposes", "consent_at", "extra"]), _json_value),
+        min_size=1, max_size=12,
+    )
+)
+def test_any_json_values_are_accounted_for_and_both_engines_agree(lines) -> None:
+    """Whatever JSON value each cell holds: every line is accepted or quarantined, the
+    column engine gives the row engine's rows value for value, and a stored text value is
+    never Python's repr of a list or dict."""
+    import json
+
+    data = "".join(json.dumps({"phone": "0612345678", **line}) + "\n" for line in lines).encode()
+    reports = []
+    for engine in ("rows", "columns"):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp) / "d"
+            root.mkdir()
+            (root / "a.jsonl").write_bytes(data)
+            (root / "manifest.yaml").write_text(MANIFEST % "a.jsonl")
+            report = prepare_delivery(
+                load_delivery(root), key=KEY, profile=default_profile("fuzz"), segments_root=Path(tmp) / "seg",
+                engine=engine,
+            )
+            reports.append((report, _rows_of(report)))
+    (by_rows, rows_a), (by_columns, rows_b) = reports
+    assert by_rows.balanced and by_rows.rows_read == len(lines)
+    assert rows_a == rows_b
+    assert (by_rows.findings, by_rows.flags) == (by_columns.findings, by_columns.flags)
+    for row in rows_a:
+        assert not (row.get("source") or "").startswith(("['", "{'"))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sheets=st.lists(
+        st.tuples(
+            st.sampled_from(["visible", "hidden", "veryHidden"]),
+            st.lists(st.one_of(st.just(None), st.sampled_from(["0612345678", "n/a", "+33 7 12 34 56 78"])), max_size=6),
+            st.booleans(),  # a header row at all
+        ),
+        min_size=1, max_size=4,
+    )
+)
+def test_every_sheet_of_a_workbook_is_accounted_for(sheets) -> None:
+    """Any number of sheets, in any state, with blank rows anywhere: every non-blank row of
+    every sheet with a header is read once, numbered on across sheets, and the sheets'
+    reports add up to the file's rows (``None`` stands for a blank row)."""
+    import io
+
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.remove(wb.active)
+    for i, (state, cells, has_header) in enumerate(sheets):
+        sheet = wb.create_sheet(f"s{i}")
+        sheet.sheet_state = state
+        if has_header:
+            sheet.append(["phone"])
+        for cell in cells:
+            sheet.append([cell])
+    if all(state != "visible" for state, _, _ in sheets):
+        wb.create_sheet("visible")  # Excel needs one visible sheet
+    buf = io.BytesIO()
+    wb.save(buf)
+    headers, data = [], []
+    for _, cells, has_header in sheets:
+        values = [c for c in cells if c is not None]
+        headers.append("phone" if has_header else (values[0] if values else None))
+        data.append(values if has_header else values[1:])
+    with_rows = [h is not None and bool(d) for h, d in zip(headers, data)]
+    columns = {h for h, w in zip(headers, with_rows) if w} or {next((h for h in headers if h is not None), None)}
+    try:
+        report = run("a.xlsx", buf.getvalue())
+    except BadInput as exc:
+        if all(h is None for h in headers):
+            assert "no sheet has a header row" in exc.message
+        else:
+            assert "phone" not in columns and "required column missing" in exc.message
+        return
+    assert "phone" in columns
+    file_report = report.files[0]
+    assert report.balanced
+    assert [s["rows"] for s in file_report.format["sheets"][: len(sheets)]] == [
+        len(d) if w else 0 for d, w in zip(data, with_rows)
+    ]
+    assert file_report.rows_read == sum(len(d) for d, w in zip(data, with_rows) if w)
+    first = 1
+    for sheet in file_report.format["sheets"]:
+        if sheet["rows"]:
+            assert (sheet["first_row"], sheet["last_row"]) == (first, first + sheet["rows"] - 1)
+            first += sheet["rows"]
