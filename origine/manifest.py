@@ -239,6 +239,10 @@ def _extract_zip(archive: Path, dest: Path) -> None:
                     raise BadInput(
                         f"zip member {info.filename!r} is a symlink", file=str(archive)
                     )
+                if info.flag_bits & 0x1:
+                    raise BadInput(
+                        f"zip member {info.filename!r} is encrypted (deliver it unencrypted)", file=str(archive)
+                    )
                 if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                     # bzip2 and LZMA members are decompressed a whole block at a time,
                     # unbounded by the read size: only deflate streams stay bounded.

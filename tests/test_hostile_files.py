@@ -31,7 +31,7 @@ from origine.errors import BadInput
 from origine.home import Home
 from origine.ingest import DeliveryReport, prepare_delivery
 from origine.keys import HashKey
-from origine.manifest import load_delivery
+from origine.manifest import load_delivery, open_delivery
 from origine.profiles import Profile, default_profile
 from tests.conftest import TEST_KEY_HEX
 from tests.processes import REPO, cli_argv, cli_env, ingest_ok, run_cli
@@ -340,10 +340,11 @@ def gzip_bomb(prefix: bytes, block: bytes, times: int, suffix: bytes = b"") -> b
 
 
 def zip_bomb(path: Path, manifest: str, name: str, prefix: bytes, block: bytes, times: int,
-             suffix: bytes = b"", declared: int | None = None) -> Path:
+             suffix: bytes = b"", declared: int | None = None, flags: int = 0, method: int = 8) -> Path:
     """A zip delivery whose member ``name`` is ``prefix + block * times + suffix``,
     written by hand (zip64 sizes) since no zip library compresses gigabytes quickly.
-    ``declared``: the uncompressed size the headers claim (default: the true one)."""
+    ``declared``: the uncompressed size the headers claim (default: the true one);
+    ``flags``, ``method``: the member's general-purpose flags and compression method."""
     stream = _deflate(prefix) + _deflate(block) * times + _deflate(suffix) + b"\x03\x00"  # final empty block
     size = len(prefix) + len(block) * times + len(suffix)
     crc = zlib.crc32(prefix)
@@ -352,14 +353,14 @@ def zip_bomb(path: Path, manifest: str, name: str, prefix: bytes, block: bytes, 
     crc = zlib.crc32(suffix, crc)
     declared = size if declared is None else declared
     out, central = io.BytesIO(), io.BytesIO()
-    entries = [("manifest.yaml".encode(), zlib.crc32(manifest.encode()), manifest.encode(), 0, len(manifest)),
-               (name.encode(), crc, stream, 8, declared)]
-    for filename, crc32, data, method, usize in entries:
+    entries = [("manifest.yaml".encode(), zlib.crc32(manifest.encode()), manifest.encode(), 0, 0, len(manifest)),
+               (name.encode(), crc, stream, flags, method, declared)]
+    for filename, crc32, data, flag_bits, compression, usize in entries:
         offset = out.tell()
         extra = struct.pack("<HHQQ", 1, 16, usize, len(data))
-        out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, method, 0, 0x21, crc32,
+        out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, flag_bits, compression, 0, 0x21, crc32,
                               0xFFFFFFFF, 0xFFFFFFFF, len(filename), len(extra)) + filename + extra + data)
-        central.write(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, 0, method, 0, 0x21, crc32,
+        central.write(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, flag_bits, compression, 0, 0x21, crc32,
                                   0xFFFFFFFF, 0xFFFFFFFF, len(filename), len(extra), 0, 0, 0, 0o100644 << 16,
                                   offset) + filename + extra)
     start = out.tell()
@@ -439,3 +440,21 @@ def test_the_limits_are_configurable(home: Home, key: object, tmp_path: Path, mo
     monkeypatch.setenv("ORIGINE_MAX_LINE_BYTES", "lots")
     with pytest.raises(BadInput, match=r"ORIGINE_MAX_LINE_BYTES: must be a size"):
         prepare(folder)
+
+
+@pytest.mark.parametrize(
+    "flags,method,message",
+    [(1, 8, "is encrypted"), (0, 12, "uses compression method 12"), (0, 14, "uses compression method 14")],
+)
+def test_zip_members_that_cannot_be_read_in_bounded_memory_are_refused(
+    tmp_path: Path, flags: int, method: int, message: str
+) -> None:
+    """Encrypted (extraction raised RuntimeError: exit 1), bzip2 and LZMA members (decompressed
+    a block at a time, unbounded by the read size): BadInput naming the zip, nothing extracted."""
+    archive = zip_bomb(tmp_path / "E-1.zip", MANIFEST.format(id="E-1", name="contacts.csv"), "contacts.csv",
+                       CONTACTS.encode(), b"", 0, flags=flags, method=method)
+    scratch = tmp_path / "scratch"
+    with pytest.raises(BadInput, match=rf"E-1.zip: zip member 'contacts.csv' {message}"):
+        with open_delivery(archive, scratch=scratch):
+            pass
+    assert list(scratch.iterdir()) == []
