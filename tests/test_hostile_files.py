@@ -34,7 +34,9 @@ from origine.keys import HashKey
 from origine.manifest import load_delivery, open_delivery
 from origine.profiles import Profile, default_profile
 from tests.conftest import TEST_KEY_HEX
-from tests.processes import REPO, cli_argv, cli_env, ingest_ok, run_cli
+from tests.processes import (
+    REPO, cli_argv, cli_env, ingest_here, ingest_ok, kill_group, run_cli, start_cli, wait_for,
+)
 
 KEY = HashKey(bytes.fromhex(TEST_KEY_HEX))
 
@@ -85,6 +87,30 @@ def test_a_zip_ingest_killed_while_open_leaves_its_extraction_and_the_next_run_s
     [summary] = ingest_ok(home, archive)
     assert summary["rows_read"] == 20 and summary["rows_accepted"] == 20
     assert not left.exists()
+    assert list(home.scratch.glob("unzip-*")) == []
+
+
+@pytest.mark.slow
+def test_a_zip_ingest_killed_mid_extraction_is_swept_by_the_next_run(home: Home, key: object, tmp_path: Path) -> None:
+    """SIGKILL while the zip's 192 MiB member is being written out: the half-extracted raw
+    delivery stays in ``tmp/unzip-<pid>-*`` until the next ingest (of another delivery)."""
+    line = b"0612345678;salon;sondages\n"
+    archive = zip_bomb(tmp_path / "K-1.zip", MANIFEST.format(id="K-1", name="contacts.csv"), "contacts.csv",
+                       b"phone;source;consent_purposes\n", line * (_BLOCK // len(line)), 3)
+    proc = start_cli(home, "ingest", str(archive), "--json")
+    try:
+        member = wait_for(
+            lambda: next(iter(home.scratch.glob("unzip-*/contacts.csv")), None),
+            timeout=180, what="the zip's member being extracted", proc=proc,
+        )
+    finally:
+        kill_group(proc)
+    assert proc.returncode == -signal.SIGKILL
+    [left] = list(home.scratch.glob("unzip-*"))
+    assert member.parent == left and member.stat().st_size < 3 * _BLOCK  # cut short
+    assert left.name == f"unzip-{proc.pid}-{left.name.split('-', 2)[2]}"
+
+    ingest_here(home, delivery(tmp_path / "in", "K-2", "contacts.csv", CONTACTS.encode()))
     assert list(home.scratch.glob("unzip-*")) == []
 
 
