@@ -47,6 +47,7 @@ UNKNOWN_PURPOSE = "UNKNOWN_PURPOSE"
 UNREADABLE_DATE = "UNREADABLE_DATE"
 SPECIAL_CATEGORY_COLUMN = "SPECIAL_CATEGORY_COLUMN"
 DUPLICATE_NUMBERS = "DUPLICATE_NUMBERS"
+ROWS_NOT_UTF8 = "ROWS_NOT_UTF8"
 PERSONAL_DATA_IN_TEXT = "PERSONAL_DATA_IN_TEXT"
 
 DATE_COLUMNS = ("collected_at", "consent_at", "opted_out_at")
@@ -467,6 +468,8 @@ def _read_file(
     report.rows_quarantined = sum(reasons.values())
     report.quarantine_reasons = dict(sorted(reasons.items()))
     report.format = shape.to_dict()
+    if shape.rows_not_utf8:  # a UTF-8 file with rows in cp1252, each decoded on its own (readers)
+        counters.special.append({"code": ROWS_NOT_UTF8, "file": report.path, "rows": shape.rows_not_utf8})
     if checked.entry.rows is not None and checked.entry.rows != report.rows_read:
         raise BadInput(
             f"manifest declares {checked.entry.rows} rows, the file has {report.rows_read}",

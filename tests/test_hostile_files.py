@@ -211,6 +211,7 @@ def test_a_utf8_file_with_one_cp1252_row_is_not_read_as_mojibake(tmp_path: Path,
     shape = report.files[0].format
     assert shape["encoding"] == "utf-8/cp1252"
     assert shape["rows_not_utf8"] == {"rows": 1, "first": [14]}
+    assert {"code": "ROWS_NOT_UTF8", "file": "contacts" + suffix, "rows": 1} in report.findings
 
 
 def test_a_cp1252_file_is_still_read_as_cp1252(tmp_path: Path) -> None:
