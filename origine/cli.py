@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import click
 
-from origine.errors import OrigineError, storage_problem
+from origine.errors import BadInput, OrigineError, storage_problem
 from origine.home import resolve_home
 
 home_option = click.option(
@@ -439,7 +439,10 @@ def verify_cmd(bundle_path: Path, public_key: Path | None, home: Path | None) ->
 
 
 @main.command("lookup")
-@click.argument("number")
+@click.argument("number", required=False)
+@click.option("--batch", "batch_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A list of numbers (CSV with a phone column, or JSON list): one answer per row, "
+                   "by its position, as CSV (JSON with --json); the numbers are never printed.")
 @home_option
 @click.option("--country", default="FR", show_default=True, help="Region for a number without +prefix.")
 @click.option("--letter", "as_letter", is_flag=True,
@@ -449,13 +452,21 @@ def verify_cmd(bundle_path: Path, public_key: Path | None, home: Path | None) ->
 @click.option("--date", "letter_date", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Date written on the letter (default: today).")
 @json_option
-def lookup_cmd(number: str, home: Path | None, country: str, as_letter: bool, lang: str, as_html: bool,
-               letter_date: Any, as_json: bool) -> None:
-    """Everything this home holds about NUMBER, without ever printing the number.
+def lookup_cmd(number: str | None, batch_file: Path | None, home: Path | None, country: str, as_letter: bool,
+               lang: str, as_html: bool, letter_date: Any, as_json: bool) -> None:
+    """Everything this home holds about NUMBER (or each number of --batch FILE), without
+    ever printing a number; numbers held only in quarantine (refused as invalid) too.
 
     Exit 2 when the home does not exist or the key is not the home's.
     """
     from origine.lookup import lookup_number
+
+    if (number is None) == (batch_file is None):
+        _fail(BadInput("give a NUMBER or --batch FILE (one of the two)", column="NUMBER"), home)
+    if batch_file is not None:
+        _print_batch(_guarded(lambda: _batch_lookup(home, batch_file, country.upper()), home), as_json)
+        return
+    assert number is not None
 
     answer = _guarded(lambda: lookup_number(resolve_home(home), number, country.upper()), home)
     if as_letter:
@@ -511,6 +522,72 @@ def yaml_dump(doc: Any) -> str:
     import yaml
 
     return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False).rstrip("\n")
+
+
+def _batch_lookup(home: Path | None, batch_file: Path, country: str) -> list[dict[str, Any]]:
+    from origine.lookup import lookup_batch
+
+    return lookup_batch(resolve_home(home), batch_file, country)
+
+
+def _print_batch(answers: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(answers, indent=2, ensure_ascii=False))
+        return
+    import csv
+    import io
+
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(["row", "status", "subject_key", "events", "quarantined_rows", "campaigns"])
+    for a in answers:
+        out.writerow([a["row"], a["status"], a.get("subject_key") or "", len(a.get("events", [])),
+                      len(a.get("quarantined", [])), "|".join(a.get("campaigns", []))])
+    click.echo(buf.getvalue(), nl=False)
+
+
+@main.command("erase")
+@click.argument("number", required=False)
+@click.option("--batch", "batch_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Erase every number of a list (as lookup --batch reads it).")
+@click.option("--reason", default=None,
+              help="Why (e.g. 'art. 17 request by mail, ref R-12'); required, kept in the ledger: "
+                   "no number, e-mail or 6+ digits in it.")
+@home_option
+@click.option("--country", default="FR", show_default=True, help="Region for a number without +prefix.")
+@json_option
+def erase_cmd(number: str | None, batch_file: Path | None, reason: str | None, home: Path | None, country: str,
+              as_json: bool) -> None:
+    """Erase a data subject on request (GDPR art. 17): attributes removed, a signed erasure leaf.
+
+    As retention does: the events' leaf hashes stay, so earlier checkpoints still
+    verify and `origine ledger check` passes. Numbers held only in quarantine are
+    erased too; the request is recorded even when nothing was held.
+    """
+    from origine.erasure import check_reason, erase_subjects
+    from origine.lookup import parsed_subject, read_batch, subject_for
+
+    def go() -> Any:
+        if (number is None) == (batch_file is None):
+            raise BadInput("give a NUMBER or --batch FILE (one of the two)", column="NUMBER")
+        h = resolve_home(home)
+        h.require()
+        key = h.load_key()
+        check_reason(reason, key, country.upper())  # before reading any number
+        if batch_file is not None:
+            keys = [n.subject_key for n in read_batch(batch_file, country.upper(), key) if n.subject_key]
+        else:
+            assert number is not None
+            subject, _ = parsed_subject(number, country.upper(), key)
+            keys = [subject if subject is not None else subject_for(number, country.upper(), key)]
+        return erase_subjects(h, keys, reason=reason or "", key=key, region=country.upper())
+
+    result = _guarded(go, home).to_dict()
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"erased {result['events']} events of {result['subjects']} subject(s) on request; "
+                   f"erasure leaf seq {result['erasure_seq']}, tree size {result['tree_size']}")
 
 
 @main.group()

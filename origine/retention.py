@@ -69,45 +69,88 @@ def apply_retention(
                 HAVING max("at") FILTER (WHERE type IN ({types})) < ?""",
             [cutoff],
         )
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _erased AS "
-            "SELECT seq FROM ledger_current_of('_expired') WHERE erased_at IS NULL"
-        )
-        events, digest = _count_and_digest(con)
-        subjects = con.execute("SELECT count(*) FROM _expired").fetchall()[0][0]
-        if not events:
-            head = ledger.latest_head(con)
-            return RetentionResult(cutoff.isoformat(), 0, 0, None,
-                                   head.tree_size if head else 0, head.root_hash if head else None)
-        kept_map = "(SELECT * FROM subject_key_map WHERE current_key NOT IN (SELECT subject_key FROM _expired))"
-        pruned = con.execute("SELECT count(*) FROM subject_key_map WHERE current_key IN "
-                             "(SELECT subject_key FROM _expired)").fetchall()[0][0]
-        map_count, map_digest = _digest(con, kept_map, digests.KEY_MAP)
-        with tempfile.TemporaryDirectory(prefix="erasure-") as tmp:
-            path = Path(tmp) / "erased.parquet"
-            flat = ledger.flat_columns(
-                type="'erased'", at="$1::TIMESTAMPTZ", origin="'retention'",
-                source=f"'retention: {days} days after last contact'", proof="$2::VARCHAR",
-                evidence_kind="'retention'", row=str(events),
-            )
-            queries = [ledger.events_sql(f"SELECT {flat}, 0 AS ord")]
-            if pruned:  # the link between erased subjects' keys of older generations and today's goes
-                key_map = ledger.flat_columns(
-                    type="'key_map'", at="$1::TIMESTAMPTZ", origin="'retention'", proof=f"'{map_digest}'",  # hex
-                    evidence_kind="'retention'", row=str(map_count),
-                )
-                queries.append(ledger.events_sql(f"SELECT {key_map}, 1 AS ord"))
-            ledger.write_events(con, queries, [now, digest], path)
-            head = ledger.append_events(con, path, reason="retention", signer=signer)
-        erasure_seq = head.tree_size - len(queries)
-        con.execute("INSERT INTO erasures SELECT ?, seq FROM _erased", [erasure_seq])
-        _erase_attributes(con, events, now)
-        for table in ("delivery_rows", "quarantine"):
-            con.execute(f"DELETE FROM {table} WHERE subject_key IN (SELECT subject_key FROM _expired)")
-        con.execute("DELETE FROM subject_key_map WHERE current_key IN (SELECT subject_key FROM _expired)")
+        done = erase_listed(con, now=now, origin="retention", source=f"retention: {days} days after last contact",
+                            evidence_kind="retention", signer=signer)
+    return RetentionResult(cutoff.isoformat(), done.subjects, done.events, done.erasure_seq, done.tree_size,
+                           done.root_hash)
+
+
+@dataclass(frozen=True)
+class Erased:
+    """What :func:`erase_listed` erased and the ledger head after it."""
+
+    subjects: int
+    events: int
+    erasure_seq: int | None
+    tree_size: int
+    root_hash: str | None
+
+
+def erase_listed(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    now: datetime,
+    origin: str,
+    source: str,
+    evidence_kind: str,
+    signer: Any = None,
+    always_record: bool = False,
+) -> Erased:
+    """Erase the subjects the temp table ``_expired`` (``subject_key``) lists, inside the
+    caller's transaction: one ``erased`` leaf (``origin``, ``source``, ``evidence_kind``)
+    committing to the events it erases, their attributes cleared, their normalized and
+    quarantined rows and key-map rows deleted. Retention and erasure on request
+    (origine.erasure) both come here.
+
+    With nothing to erase, nothing is appended unless ``always_record`` (a request is
+    recorded as honoured even when the home held only quarantined rows, or nothing).
+    """
+    ledger.install(con)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _erased AS "
+        "SELECT seq FROM ledger_current_of('_expired') WHERE erased_at IS NULL"
+    )
+    events, digest = _count_and_digest(con)
+    subjects = con.execute("SELECT count(*) FROM _expired").fetchall()[0][0]
+    if not events and not always_record:
+        head = ledger.latest_head(con)
         con.execute("DROP TABLE _expired")
         con.execute("DROP TABLE _erased")
-    return RetentionResult(cutoff.isoformat(), int(subjects), events, erasure_seq, head.tree_size, head.root_hash)
+        return Erased(0, 0, None, head.tree_size if head else 0, head.root_hash if head else None)
+    kept_map = "(SELECT * FROM subject_key_map WHERE current_key NOT IN (SELECT subject_key FROM _expired))"
+    pruned = con.execute("SELECT count(*) FROM subject_key_map WHERE current_key IN "
+                         "(SELECT subject_key FROM _expired)").fetchall()[0][0]
+    map_count, map_digest = _digest(con, kept_map, digests.KEY_MAP)
+    with tempfile.TemporaryDirectory(prefix="erasure-") as tmp:
+        path = Path(tmp) / "erased.parquet"
+        # write_events passes each query the parameters it names, renumbered: the
+        # key-map leaf names a prefix ($1-$3) so its numbers stay right
+        flat = ledger.flat_columns(
+            type="'erased'", at="$1::TIMESTAMPTZ", origin="$2::VARCHAR", evidence_kind="$3::VARCHAR",
+            proof="$4::VARCHAR", source="$5::VARCHAR", row=str(events),
+        )
+        queries = [ledger.events_sql(f"SELECT {flat}, 0 AS ord")]
+        if pruned:  # the link between erased subjects' keys of older generations and today's goes
+            key_map = ledger.flat_columns(
+                type="'key_map'", at="$1::TIMESTAMPTZ", origin="$2::VARCHAR", proof=f"'{map_digest}'",  # hex
+                evidence_kind="$3::VARCHAR", row=str(map_count),
+            )
+            queries.append(ledger.events_sql(f"SELECT {key_map}, 1 AS ord"))
+        ledger.write_events(con, queries, [now, origin, evidence_kind, digest, source], path)
+        head = ledger.append_events(con, path, reason=origin, signer=signer)
+    erasure_seq = head.tree_size - len(queries)
+    con.execute("INSERT INTO erasures SELECT ?, seq FROM _erased", [erasure_seq])
+    if events:
+        _erase_attributes(con, events, now)
+    for table in ("delivery_rows", "quarantine"):
+        con.execute(f"DELETE FROM {table} WHERE subject_key IN (SELECT subject_key FROM _expired)")
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if "suppression_quarantine" in tables:  # rows of suppression files refused
+        con.execute("DELETE FROM suppression_quarantine WHERE subject_key IN (SELECT subject_key FROM _expired)")
+    con.execute("DELETE FROM subject_key_map WHERE current_key IN (SELECT subject_key FROM _expired)")
+    con.execute("DROP TABLE _expired")
+    con.execute("DROP TABLE _erased")
+    return Erased(int(subjects), events, erasure_seq, head.tree_size, head.root_hash)
 
 
 def _count_and_digest(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
