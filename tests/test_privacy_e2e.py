@@ -272,8 +272,9 @@ def test_every_command_did_its_job(flow: Flow) -> None:
     assert json.loads(flow.out("lookup ma"))["events"]
     assert json.loads(flow.out("lookup unknown"))["events"] == []
     assert json.loads(flow.out("ledger check"))["ok"] is True
-    # the Dagster instance of the home holds the runs (its storage is part of the scan)
-    assert any(flow.home.dagster.rglob("*.db"))
+    # the Dagster instance of the home holds the runs, and the scan reads its storage's rows
+    in_dagster = Scanner([], extra=["selfcontact/FR-1"]).scan_tree(flow.home.dagster)
+    assert any(h.where.endswith((".db::runs", ".db::run_tags", ".db::event_logs")) for h in in_dagster), in_dagster
     assert (flow.bundles / "EU24" / "manifest.json").is_file() and (flow.bundles / "EU24.zip").is_file()
     assert any((flow.home.bundles / "eu24-sensor").iterdir())
 
