@@ -275,6 +275,9 @@ def _inside_hex_word(text: str, start: int, end: int) -> bool:
 # ---------------------------------------------------------------- columns and documents
 
 
+_SAMPLE = 1024
+
+
 def candidates(values: pa.Array) -> np.ndarray:
     """Rows of a string column that may hold personal data (nulls: False), vectorized."""
     hit = pc.match_substring_regex(values, PREFILTER)
@@ -284,6 +287,22 @@ def candidates(values: pa.Array) -> np.ndarray:
 def scrub_column(values: pa.Array, scrub: Callable[[str], Scrubbed]) -> tuple[pa.Array, np.ndarray, set[str]]:
     """A string column with ``scrub`` applied to the distinct values the prefilter
     keeps: ``(column, rows that held personal data, kinds found)``."""
+    if len(values) > _SAMPLE and len(pc.unique(values.slice(0, _SAMPLE))) < _SAMPLE // 2:
+        # Vendors repeat a few sources endlessly: the prefilter then runs over the
+        # distinct values (encoding is ~7x cheaper than the regular expression).
+        encoded = pc.dictionary_encode(values)
+        dictionary = encoded.dictionary
+        keep = candidates(dictionary)
+        if not keep.any():
+            return values, np.zeros(len(values), dtype=bool), set()
+        entries = dictionary.to_pylist()
+        results = [scrub(v) if k else Scrubbed(v) for v, k in zip(entries, keep)]
+        index = encoded.indices
+        found = np.array([bool(r.kinds) for r in results], dtype=bool)[
+            np.asarray(index.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        ] & np.asarray(pc.is_valid(index).to_numpy(zero_copy_only=False), dtype=bool)
+        kinds = set().union(*(r.kinds for r in results))
+        return pa.array([r.text for r in results], pa.string()).take(index), found, kinds
     mask = candidates(values)
     if not mask.any():
         return values, np.zeros(len(values), dtype=bool), set()

@@ -472,3 +472,16 @@ def test_random_free_text_keeps_no_raw_form(text, region) -> None:
     assert find_raw(result.text, raw_forms_of(checked)) == []
     for kind, value, _ in checked:
         assert token_of(kind, value, KEY) in result.text
+
+
+@pytest.mark.parametrize("distinct", [3, 700, 5000])
+def test_a_long_column_is_scrubbed_like_each_of_its_values_whatever_its_repetition(distinct: int) -> None:
+    """Both ways through scrub_column (prefilter over the column, or over its distinct
+    values when they repeat) give what scrub_text gives value by value."""
+    pool = [None, "jeu", "SMS de 0611223399", "a@b.fr", "2024-03-12"] + [f"ref {i} tel 06 12 {i % 100:02d} 34 56"
+                                                                      for i in range(distinct)]
+    values = [pool[(i * 7919) % min(len(pool), distinct)] for i in range(6000)]
+    column, found, kinds = scrub_column(pa.array(values, pa.string()), lambda t: scrub_text(t, KEY, "FR"))
+    assert column.to_pylist() == [None if v is None else scrub(v) for v in values]
+    assert found.tolist() == [v is not None and bool(scrub_text(v, KEY, "FR").kinds) for v in values]
+    assert kinds == {k for v in values if v is not None for k in scrub_text(v, KEY, "FR").kinds}
