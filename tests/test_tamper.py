@@ -317,3 +317,11 @@ def test_unusable_key_or_checkpoint_files_are_bad_input(home: Path, tmp_path: Pa
     garbage.write_text("not a checkpoint\n")
     code, out = check(home, "--checkpoint", str(garbage))
     assert code == 1 and "the given checkpoint does not verify" in out, out
+
+
+@pytest.mark.parametrize("frontier", ['{"size": 1, "nodes": ["%s"]}' % ("00" * 32), '{"nodes": 3}'])
+def test_the_frontier_the_next_append_extends_is_checked(home: Path, frontier: str) -> None:
+    [(size,)] = rows(home, "SELECT max(tree_size) FROM tree_heads")
+    edit(home, "UPDATE tree_heads SET frontier = $1 WHERE tree_size = $2", params=[frontier, size])
+    code, out = check(home)
+    assert code == 1 and f"head size {size}: the stored frontier" in out, out

@@ -229,7 +229,11 @@ def _check_heads(
         bad(f"events from seq {latest} on are covered by no signed checkpoint (latest signed head size {latest})",
             seq=latest, head=latest)
     if heads:
-        frontier = current_frontier(con)
+        try:
+            frontier = current_frontier(con)
+        except ValueError:  # not even a frontier's shape
+            bad(f"head size {latest}: the stored frontier (what the next append extends) is unreadable", head=latest)
+            return
         stored = roots_at(con, [frontier.size]).get(frontier.size) if frontier.size <= n else None
         if frontier.root() != stored:
             bad(f"head size {frontier.size}: the stored frontier (what the next append extends) "
