@@ -236,8 +236,8 @@ def _check_heads(
             return
         stored = roots_at(con, [frontier.size]).get(frontier.size) if frontier.size <= n else None
         if frontier.root() != stored:
-            bad(f"head size {frontier.size}: the stored frontier (what the next append extends) "
-                "is not the tree's", head=frontier.size)
+            bad(f"head size {latest}: the stored frontier (what the next append extends) "
+                f"is not the tree's (it says size {frontier.size})", head=latest)
 
 
 def _check_erasures(con: duckdb.DuckDBPyConnection, bad: Any) -> None:
