@@ -36,6 +36,7 @@ from origine.ingest import DeliveryReport
 from origine.keys import HashKey
 from origine.purposes import default_purposes, parse_purposes, taxonomy_codes
 from origine.suppressions import ingest_suppressions
+from tests.privacy import Scanner, assert_no_raw_number
 
 KEY = HashKey(bytes(range(1, 33)))
 
@@ -372,6 +373,9 @@ def test_random_free_text_reaches_no_stored_file_raw(tmp_path_factory, key, make
     stored = stored_text(home)
     items = [it for _, its in texts for it in its]
     assert find_raw(stored, raw_forms_of(items)) == []
+    # and the shared scanner (every grouping of every digit string, inside DuckDB,
+    # Parquet and SQLite files) finds none of the numbers either
+    assert_no_raw_number(Scanner([v for k, v, _ in items if k == "tel"]).scan_tree(home.root, exclude=["landing"]))
     # (a purpose word is quoted cut to 80 characters: its last token may be cut too)
     for kind, value, _ in [it for text in (source, proof, acquired, recipient, claimed) for it in text[1]]:
         assert token_of(kind, value, key) in stored
