@@ -29,6 +29,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -43,6 +44,8 @@ TEL, EMAIL, IP = "tel", "email", "ip"
 TOKEN_HEX = 12  # 48 bits of the subject key: few collisions among all numbers of a country
 MIN_DIGITS = 8
 MAX_DIGITS = 17  # 15 for E.164, plus an international prefix "00" or a "(0)"
+MAX_PARSES = 64  # phone parses per run of digit groups; beyond, the run's rest is withheld
+WITHHELD = "[tel:withheld]"
 
 # Characters that may separate digit groups of one written number.
 _SEP = " \t\u00a0.\\-/()"
@@ -69,7 +72,7 @@ _NOT_NEXT = (
 _FIND = re.compile(
     "|".join(
         [
-            r"(?P<token>\[(?:tel|email|ip):[0-9a-f]{1,64}\])",  # already scrubbed: leave it
+            r"(?P<token>\[(?:tel|email|ip):(?:[0-9a-f]{1,64}|withheld)\])",  # already scrubbed: leave it
             r"(?P<email>[\w.%+'\-]+@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,})",
             rf"(?P<ipv4>(?<![\w.]){_IPV4}(?![\w]|\.[0-9]))",
             rf"(?P<ipv6>(?<![\w:.])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:{_IPV4}|[0-9A-Fa-f]{{1,4}})?(?![\w:]))",
@@ -149,6 +152,7 @@ def scrub_text(text: str, key: HashKey, region: str) -> Scrubbed:
     return Scrubbed(out, frozenset(kinds))
 
 
+@lru_cache(maxsize=65_536)
 def phone_e164(text: str, region: str) -> str | None:
     """E.164 of ``text`` (digits and separators only) when it can be a phone number, else None."""
     digits = sum(c.isdigit() for c in text)
@@ -186,7 +190,17 @@ def _scrub_run(run: str, key: HashKey, region: str) -> str:
     out: list[str] = []
     pos = 0
     i = 0
+    budget = MAX_PARSES
     while i < len(groups):
+        if budget <= 0:
+            # A hostile run (thousands of digit groups) would cost a parse per stretch:
+            # what is left of it is withheld whole rather than read.
+            rest = run[groups[i][0] :]
+            if sum(c.isdigit() for c in rest) >= MIN_DIGITS:
+                out.append(run[pos : groups[i][0]])
+                out.append(WITHHELD)
+                pos = len(run)
+            break
         stretch: list[tuple[int, int]] = []  # (last group, digits) of the candidate stretches from i
         digits = 0
         for j in range(i, len(groups)):
@@ -201,6 +215,7 @@ def _scrub_run(run: str, key: HashKey, region: str) -> str:
         for j, n in reversed(stretch):
             if n < MIN_DIGITS:
                 break
+            budget -= 1
             e164 = phone_e164(run[start : groups[j][1]], region)
             if e164 is not None:
                 hit = (start, j, e164)

@@ -489,3 +489,21 @@ def test_a_long_column_is_scrubbed_like_each_of_its_values_whatever_its_repetiti
     assert column.to_pylist() == [None if v is None else scrub(v) for v in values]
     assert found.tolist() == [v is not None and bool(scrub_text(v, KEY, "FR").kinds) for v in values]
     assert kinds == {k for v in values if v is not None for k in scrub_text(v, KEY, "FR").kinds}
+
+
+def test_a_hostile_run_of_digit_groups_costs_a_bounded_number_of_parses() -> None:
+    """Thousands of single digits in one cell: after a fixed number of phone parses
+    the rest of the run is withheld whole (never stored as written), and quickly."""
+    import random
+    import time
+
+    rng = random.Random(17)
+    text = " ".join(str(rng.randrange(10)) for _ in range(5000))
+    freetext.phone_e164.cache_clear()
+    start = time.process_time()
+    result = scrub_text(text, KEY, "FR")
+    assert time.process_time() - start < 2.0
+    assert freetext.phone_e164.cache_info().misses <= freetext.MAX_PARSES
+    assert result.text.endswith(freetext.WITHHELD) and result.kinds == {"tel"}
+    assert not re.search(r"[0-9](?:[ ]?[0-9]){7}", re.sub(r"\[tel:[0-9a-f]+\]", "", result.text))
+    assert scrub(result.text) == result.text
