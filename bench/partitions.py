@@ -19,6 +19,15 @@ ledgers must hold the same events (same multiset of RFC 9162 leaf hashes; the tr
 root may differ only because parallel commits can land in another order).
 
     .venv/bin/python bench/partitions.py --deliveries 4 --rows 250000
+
+``--executor in_process`` runs each run's steps inside its run process instead.
+``--executor celery --workers 1,2`` (needs ``origine[celery]`` and ``redis-server``, or
+``--broker URL``) measures the same deliveries on 1 then 2 Celery workers of one process
+each (``pipelines/celery_worker.py``), every run queued at once so that the workers are
+the limit, beside the in-process executor with ``--processes`` runs at once, all in the
+same invocation:
+
+    .venv/bin/python bench/partitions.py --executor celery --processes 1,2 --workers 1,2
 """
 
 from __future__ import annotations
@@ -163,6 +172,11 @@ def prepare_home(home_root: Path, max_runs: int, **extra_env: str) -> tuple[Any,
     config["run_queue"] = {"dequeue_interval_seconds": 1}
     config_path.write_text("# origine bench/partitions.py\n" + yaml.safe_dump(config))
     os.environ.update(DAGSTER_HOME=env["DAGSTER_HOME"], ORIGINE_HOME=env["ORIGINE_HOME"], **extra_env)
+    from origine.runs import open_instance
+
+    # The SQLite storages exist before the daemon, the code server and the workers, started
+    # side by side, would each create them (two alembic heads, then no process can open them).
+    open_instance(home).dispose()
     return home, env
 
 
