@@ -468,6 +468,10 @@ def _read_file(
     report.rows_quarantined = sum(reasons.values())
     report.quarantine_reasons = dict(sorted(reasons.items()))
     report.format = shape.to_dict()
+    # The detected header and sheet titles are the vendor's text too.
+    report.format["columns"] = [freetext.shown_column(c, i) for i, c in enumerate(report.format["columns"], 1)]
+    if report.format.get("sheets"):
+        report.format["sheets"], _ = freetext.scrub_document(report.format["sheets"], ctx.scrub)
     if shape.rows_not_utf8:  # a UTF-8 file with rows in cp1252, each decoded on its own (readers)
         counters.special.append({"code": ROWS_NOT_UTF8, "file": report.path, "rows": shape.rows_not_utf8})
     if checked.entry.rows is not None and checked.entry.rows != report.rows_read:

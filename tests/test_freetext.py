@@ -507,3 +507,15 @@ def test_a_hostile_run_of_digit_groups_costs_a_bounded_number_of_parses() -> Non
     assert result.text.endswith(freetext.WITHHELD) and result.kinds == {"tel"}
     assert not re.search(r"[0-9](?:[ ]?[0-9]){7}", re.sub(r"\[tel:[0-9a-f]+\]", "", result.text))
     assert scrub(result.text) == result.text
+
+
+def test_header_cells_that_may_be_data_are_stored_by_position(home, key, make_delivery) -> None:
+    """A JSON Lines file keyed by numbers beside its phone key: the report, the
+    warehouse's file list and its format never hold those keys."""
+    data = b'{"phone": "0612345678", "0633445566": "x", "jean@example.fr": "y", "source": "jeu"}\n'
+    report = ingest(make_delivery({"a.jsonl": data}), home, key)
+    f = report.files[0]
+    assert f.columns == f.format["columns"] == ["phone", "column 2", "column 3", "source"]
+    assert f.ignored_columns == ["column 2", "column 3"]
+    text = stored_text(home)
+    assert "0633445566" not in text and "jean@example.fr" not in text
