@@ -15,7 +15,7 @@ from origine import faults, warehouse
 from origine.home import Home
 from origine.ingest import DeliveryReport, prepare_delivery, segment_dir
 from origine.keys import HashKey
-from origine.manifest import UNZIP_PREFIX, open_delivery
+from origine.manifest import UNZIP_PREFIX, host_tag, open_delivery
 from origine.profiles import load_profile
 from origine.signing import load_signer
 
@@ -67,8 +67,8 @@ def sweep_dead_partials(folder: Path) -> list[Path]:
     """Remove the half-written segments (``<fingerprint>.partial-<pid>-<id>``) in ``folder``
     whose writer is no longer running: a run killed while reading leaves one behind (and
     a commit killed while hashing the tree, its ``tmp/nodes.partial-<pid>-<id>``; an
-    ingest killed with a zip delivery open, the extracted delivery ``tmp/unzip-<pid>-<id>``,
-    raw numbers included).
+    ingest killed with a zip delivery open, the extracted delivery
+    ``tmp/unzip-<pid>-<host>-<id>``, raw numbers included: only this host's).
 
     They are never read (only the renamed segment is), this only gives the space back
     (and, for an extracted zip, removes raw personal data the run meant to delete).
@@ -77,7 +77,13 @@ def sweep_dead_partials(folder: Path) -> list[Path]:
     """
     removed = []
     owned = [(p, p.name.rsplit(".partial-", 1)[1]) for p in folder.glob("*.partial-*")]
-    owned += [(p, p.name[len(UNZIP_PREFIX):]) for p in folder.glob(f"{UNZIP_PREFIX}*") if p.is_dir()]
+    here = host_tag()
+    owned += [
+        (p, p.name[len(UNZIP_PREFIX):])
+        for p in folder.glob(f"{UNZIP_PREFIX}*")
+        # another host's pids mean nothing here
+        if p.is_dir() and p.name[len(UNZIP_PREFIX):].split("-", 2)[1:2] == [here]
+    ]
     for leftover, tail in owned:
         pid = tail.split("-", 1)[0]
         if pid.isdigit() and not _running(int(pid)):

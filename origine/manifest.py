@@ -38,8 +38,15 @@ _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _CHUNK = 1 << 20
 # A zip that expands past this is refused: a delivery is data, not a bomb.
 MAX_UNZIPPED_BYTES = 200 << 30
-# Folders a zip is extracted into, under the home's scratch: ``unzip-<pid>-<random>``.
+# Folders a zip is extracted into, under the home's scratch: ``unzip-<pid>-<host>-<random>``.
 UNZIP_PREFIX = "unzip-"
+
+
+def host_tag() -> str:
+    """This machine's name as it appears in scratch folder names (letters and digits)."""
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40] or "host"
 
 
 FILE_SCHEMA = Schema(
@@ -186,8 +193,10 @@ def open_delivery(path: Path, *, scratch: Path | None = None) -> Iterator[Delive
 
     A zip is extracted into a private temporary folder under ``scratch`` that is
     removed on exit, so raw numbers are not left behind. Its name carries this
-    process's id (``unzip-<pid>-<random>``): a run killed before its clean-up leaves
-    it, and :func:`origine.intake.sweep_dead_partials` removes it once that pid is gone.
+    process's id and host (``unzip-<pid>-<host>-<random>``): a run killed before its
+    clean-up leaves it, and :func:`origine.intake.sweep_dead_partials` on the same host
+    removes it once that pid is gone (a home shared by workers on several machines
+    keeps the folders of the other hosts' runs).
     """
     path = Path(path)
     if not path.exists():
@@ -195,7 +204,7 @@ def open_delivery(path: Path, *, scratch: Path | None = None) -> Iterator[Delive
     if path.is_file() and zipfile.is_zipfile(path):
         if scratch is not None:
             scratch.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{UNZIP_PREFIX}{os.getpid()}-", dir=scratch))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{UNZIP_PREFIX}{os.getpid()}-{host_tag()}-", dir=scratch))
         try:
             _extract_zip(path, tmp)
             yield load_delivery(_zip_root(tmp, path), label=str(path))

@@ -31,7 +31,7 @@ from origine.errors import BadInput
 from origine.home import Home
 from origine.ingest import DeliveryReport, prepare_delivery
 from origine.keys import HashKey
-from origine.manifest import load_delivery, open_delivery
+from origine.manifest import host_tag, load_delivery, open_delivery
 from origine.profiles import Profile, default_profile
 from tests.conftest import TEST_KEY_HEX
 from tests.processes import (
@@ -108,25 +108,27 @@ def test_a_zip_ingest_killed_mid_extraction_is_swept_by_the_next_run(home: Home,
     assert proc.returncode == -signal.SIGKILL
     [left] = list(home.scratch.glob("unzip-*"))
     assert member.parent == left and member.stat().st_size < 3 * _BLOCK  # cut short
-    assert left.name == f"unzip-{proc.pid}-{left.name.split('-', 2)[2]}"
+    assert left.name.startswith(f"unzip-{proc.pid}-{host_tag()}-")
 
     ingest_here(home, delivery(tmp_path / "in", "K-2", "contacts.csv", CONTACTS.encode()))
     assert list(home.scratch.glob("unzip-*")) == []
 
 
 def test_the_sweep_keeps_the_extraction_of_a_live_run_and_removes_a_dead_ones(home: Home) -> None:
-    """The owner is the pid in the name: this process's folder stays, a reaped child's goes."""
+    """The owner is the pid and host in the name: this process's folder stays, a reaped
+    child's goes, another host's stays (its pid means nothing here)."""
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()  # reaped: its pid names no process (until reused, which only delays removal)
-    dead = home.scratch / f"unzip-{child.pid}-x1y2z3"
-    live = home.scratch / f"unzip-{os.getpid()}-a1b2c3"
-    for folder in (dead, live):
+    dead = home.scratch / f"unzip-{child.pid}-{host_tag()}-x1y2z3"
+    live = home.scratch / f"unzip-{os.getpid()}-{host_tag()}-a1b2c3"
+    elsewhere = home.scratch / f"unzip-{child.pid}-otherhost{host_tag()}-q1w2e3"  # another worker's, on a shared home
+    for folder in (dead, live, elsewhere):
         (folder / "d").mkdir(parents=True)
         (folder / "d" / "contacts.csv").write_text(CONTACTS)
     stray = home.scratch / "unzip-notes.txt"  # not a folder of ours: never touched
     stray.write_text("x")
     assert intake.sweep_dead_partials(home.scratch) == [dead]
-    assert not dead.exists() and live.exists() and stray.exists()
+    assert not dead.exists() and live.exists() and elsewhere.exists() and stray.exists()
 
 
 
