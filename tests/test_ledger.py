@@ -392,3 +392,26 @@ def test_list_digest_in_duckdb_is_the_documented_one() -> None:
     for n in (0, 1, 3, 65_536, 65_537, 140_000):
         count, digest = con.execute(digests.list_digest_sql(f"range({n}) t(seq)", *digests.ERASED_SEQS)).fetchone()
         assert (int(count or 0), digest or digests.empty_digest()) == (n, digests.list_digest(map(str, range(n))))
+
+
+def test_ledger_consistency_and_checkpoint_commands(populated) -> None:
+    """`ledger consistency --from M` prints the RFC 9162 proof from M to the latest size,
+    which verifies between the two signed checkpoints; a size out of range is bad input."""
+    import base64
+
+    runner = CliRunner()
+    con = con_for(populated)
+    (old, old_root), (new, new_root) = con.execute(
+        "SELECT tree_size, root_hash FROM tree_heads ORDER BY tree_size").fetchall()
+    con.close()
+    out = runner.invoke(main, ["ledger", "consistency", "--from", str(old), "--home", str(populated.root)])
+    assert out.exit_code == 0, out.stderr
+    first, *hashes = out.stdout.splitlines()
+    assert first == f"consistency {old} {new}"
+    proof = [base64.b64decode(h) for h in hashes]
+    assert ref_verify_consistency(old, new, bytes.fromhex(old_root), bytes.fromhex(new_root), proof)
+    note = runner.invoke(main, ["ledger", "checkpoint", "--home", str(populated.root)]).stdout
+    assert note.split("\n")[1] == str(new) and base64.b64decode(note.split("\n")[2]).hex() == new_root
+    for bad in ("0", str(new + 1)):
+        refused = runner.invoke(main, ["ledger", "consistency", "--from", bad, "--home", str(populated.root)])
+        assert refused.exit_code == 2 and "--from" in refused.stderr, refused.stderr
