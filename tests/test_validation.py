@@ -488,7 +488,7 @@ def test_regex_providers_are_registered_for_our_engine_only() -> None:
     providers = _registered_metrics["column_values.match_regex.condition"]["providers"]
     ours, _ = providers["DuckDBExecutionEngine"]
     stock, _ = providers["SqlAlchemyExecutionEngine"]
-    assert ours.__module__ == "origine.validation"
+    assert ours.__module__ == "origine.validation.adapter"
     assert stock.__module__.startswith("great_expectations.")
 
 
