@@ -382,8 +382,11 @@ def test_an_erasure_cannot_be_extended_behind_the_ledgers_back(populated, key) -
     con.execute("INSERT INTO erasures VALUES (?, ?)", [result.erasure_seq, target])
     check = ledger.check_ledger(con)
     assert not check.ok
-    assert check.problems == [f"event seq {result.erasure_seq}: the erasure leaf and the events listed as "
-                              "erased by it disagree (count or digest)"], check.describe()
+    assert check.problems == [
+        f"event seq {target}: erased, but it still holds attributes (its leaf can no longer be checked; "
+        "erased data must be gone)",
+        f"event seq {result.erasure_seq}: the erasure leaf and the events listed as erased by it disagree "
+        "(count or digest)"], check.describe()
 
 
 def test_list_digest_in_duckdb_is_the_documented_one() -> None:

@@ -36,7 +36,7 @@ from origine import merkle, signing
 from origine.errors import OrigineError
 from origine.ledger import digests
 from origine.ledger.checkpoint import Checkpoint, current_frontier, home_keys, verify_checkpoint
-from origine.ledger.events import LEAF_SQL
+from origine.ledger.events import EVENT_COLUMNS, LEAF_SQL
 from origine.ledger.schema import require_current
 from origine.ledger.tree import consistency, roots_at
 
@@ -247,6 +247,11 @@ def _check_erasures(con: duckdb.DuckDBPyConnection, bad: Any) -> None:
     ).fetchone()[0]  # type: ignore[index]
     if unrecorded is not None:
         bad(f"event seq {unrecorded}: marked erased, but no erasure leaf records it", seq=int(unrecorded))
+    kept = " OR ".join(f'"{name}" IS NOT NULL' for name, _ in EVENT_COLUMNS if name != "type")
+    holding = con.execute(f"SELECT min(seq) FROM ledger_events WHERE erased_at IS NOT NULL AND ({kept})").fetchone()[0]  # type: ignore[index]
+    if holding is not None:
+        bad(f"event seq {holding}: erased, but it still holds attributes (its leaf can no longer be checked; "
+            "erased data must be gone)", seq=int(holding))
     stray = con.execute(
         """SELECT x.event_seq, x.erasure_seq FROM erasures x
            LEFT JOIN ledger_events e ON e.seq = x.event_seq
