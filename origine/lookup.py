@@ -135,20 +135,28 @@ def _current_events(con: duckdb.DuckDBPyConnection, subject_key: str) -> list[tu
     map first, then the events table is filtered on those keys alone (through the
     view, DuckDB joins the map to every event: ~2 s at 47M events).
     """
-    mapped = con.execute("SELECT key_id, subject_key FROM subject_key_map WHERE current_key = ?",
-                         [subject_key]).fetchall()
-    # a stored key equal to ``subject_key`` that rotation mapped to another key is not its
-    away = {k for k, in con.execute("SELECT key_id FROM subject_key_map WHERE subject_key = ?",
-                                    [subject_key]).fetchall()}
+    from origine.subject_index import events_for, is_mapped_away, mapped_keys
+
+    mapped = set(mapped_keys(con, subject_key))
     stored = [subject_key, *{s for _, s in mapped}]
-    rows = con.execute(
-        f"""SELECT key_id, subject_key, {_EVENT_FIELDS} FROM ledger_events
-            WHERE subject_key IN (SELECT unnest($keys)) AND erased_at IS NULL ORDER BY seq""",
-        {"keys": stored},
-    ).fetchall()
-    wanted = set(mapped)
-    return [r[2:] for r in rows
-            if (r[0], r[1]) in wanted or (r[1] == subject_key and r[0] not in away)]
+    rows = events_for(con, stored, _EVENT_FIELDS)  # the index, then the events appended since
+    current = con.execute("SELECT value FROM meta WHERE name = 'key_id'").fetchall()
+    current_id = current[0][0] if current else None
+    away: dict[Any, bool] = {}
+
+    def ours(key_id: Any, stored_key: str) -> bool:
+        if (key_id, stored_key) in mapped:
+            return True
+        if stored_key != subject_key:
+            return False
+        if key_id == current_id:  # today's keys are never mapped
+            return True
+        # an older generation's key equal to today's: its events are another subject's if mapped
+        if key_id not in away:
+            away[key_id] = is_mapped_away(con, key_id, stored_key)
+        return not away[key_id]
+
+    return [r[2:] for r in rows if ours(r[0], r[1])]
 
 
 # ---------------------------------------------------------------- a list of numbers

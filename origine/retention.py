@@ -71,6 +71,10 @@ def apply_retention(
         )
         done = erase_listed(con, now=now, origin="retention", source=f"retention: {days} days after last contact",
                             evidence_kind="retention", signer=signer)
+    # the daily run keeps lookup's index fresh (a derived table, rebuilt when its tail grew)
+    from origine import subject_index
+
+    subject_index.refresh(con)
     return RetentionResult(cutoff.isoformat(), done.subjects, done.events, done.erasure_seq, done.tree_size,
                            done.root_hash)
 
