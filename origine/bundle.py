@@ -4,9 +4,13 @@
 Layout, beside what the audit wrote (``summary.json``, ``targets.csv``,
 ``targets.parquet``)::
 
-    ledger/events.jsonl   one line per ledger event the verdicts rely on, each line
-                          exactly the bytes hashed as its Merkle leaf
-    ledger/proofs.json    RFC 9162 inclusion proofs against summary.json's tree head
+    ledger/events.jsonl   one line per cited leaf (every event of a target, every
+                          key_map leaf), exactly the bytes hashed as its Merkle leaf
+    ledger/leaves.txt     the leaf index of each line of events.jsonl, ascending
+    ledger/proof-nodes.txt  one batch proof for all of them (origine.ledger.batch_proof)
+    ledger/proof.json     tree size, root and signed checkpoint proven against
+                          (and the consistency proof from ``audit --since``)
+    ledger/key-map.txt    the key-map chunks linking cited subject keys to current keys
     validations.json      the Great Expectations results behind the data used
     report.html           the page a person reads
     manifest.json         SHA-256 of every other file, signed (Ed25519) by the operator
@@ -25,7 +29,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import duckdb
 import pyarrow.parquet as pq
@@ -40,50 +44,134 @@ MANIFEST = "manifest.json"
 # someone else left in the folder (a campaign's raw target list) never gets signed.
 BUNDLE_FILES = (
     "summary.json", "targets.csv", "targets.parquet", "validations.json", "report.html",
-    "ledger/events.jsonl", "ledger/proofs.json",
+    "ledger/events.jsonl", "ledger/leaves.txt", "ledger/proof-nodes.txt", "ledger/proof.json",
+    "ledger/key-map.txt",
 )
+EVIDENCE_FILES = tuple(n for n in BUNDLE_FILES if n.startswith("ledger/"))
+BATCH_PROOF_FORMAT = "origine-batch-proof-v1"
+# The bytes of a leaf from ledger_events' columns. The leaf content lives here and in
+# _leaf_facts (what verify reads of a leaf): the two places a change of the leaf
+# format (one leaf per row) touches in this module.
+LEAF_BYTES_SQL = ledger.PAYLOAD_SQL
 
 
 def _canonical(doc: Any) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def write_evidence(con: duckdb.DuckDBPyConnection, out_dir: Path, summary: dict[str, Any]) -> int:
-    """``ledger/events.jsonl`` and ``ledger/proofs.json`` for the audit's targets.
+def write_evidence(
+    con: duckdb.DuckDBPyConnection, out_dir: Path, summary: dict[str, Any], *, since: str | None = None
+) -> int:
+    """The ``ledger/`` files of a bundle for the audit's targets (docs/bundle-format.md).
 
-    The events are every live event of each target up to the summary's tree size,
-    in ledger order; the proofs are against that tree head. Returns the event count.
+    The cited leaves are every live event of each target up to the summary's tree
+    size, and every ``key_map`` leaf (what links stored subject keys to the targets'
+    current keys after a rotation); they go from DuckDB to ``events.jsonl`` with
+    ``COPY``, never through Python lists. One batch proof for all of them against the
+    summary's checkpoint, from stored nodes only (immutable once written: rows a
+    concurrent ingest appends later change nothing here). With ``since`` (a
+    checkpoint's note text the regulator holds), also the RFC 9162 consistency proof
+    from its size. Returns the number of cited leaves.
     """
+    from origine.ledger import batch_proof
+
     size = int(summary["ledger"]["tree_size"])
-    root = summary["ledger"]["root_hash"]
-    keys = pq.read_table(out_dir / "targets.parquet", columns=["subject_key"])
-    con.register("_bundle_keys", keys)
+    folder = out_dir / "ledger"
+    folder.mkdir(exist_ok=True)
+    con.execute("SET preserve_insertion_order = true")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _bundle_keys AS SELECT subject_key FROM read_parquet('{_sql_path(out_dir / 'targets.parquet')}') WHERE subject_key IS NOT NULL")
     try:
-        rows = con.execute(
-            # Matched through ledger_current (targets carry current keys), the payload
-            # from the stored columns (what the leaf hash covers).
-            f"SELECT seq, {ledger.PAYLOAD_SQL} AS payload FROM ledger_events WHERE seq IN ("
-            "SELECT seq FROM ledger_current_of('_bundle_keys') WHERE erased_at IS NULL AND seq < ?) ORDER BY seq",
+        # Matched through ledger_current (targets carry current keys); the leaf bytes
+        # from the stored columns (what the leaf hash covers).
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _cited AS SELECT DISTINCT seq FROM ("
+            "SELECT seq FROM ledger_current_of('_bundle_keys') WHERE erased_at IS NULL AND seq < $1 "
+            "UNION ALL SELECT seq FROM ledger_events WHERE type = 'key_map' AND seq < $1) ORDER BY seq",
             [size],
-        ).fetchall()
+        )
+        con.execute(
+            f"COPY (SELECT {LEAF_BYTES_SQL} FROM ledger_events WHERE seq IN (SELECT seq FROM _cited) ORDER BY seq) "
+            f"TO '{_sql_path(folder / 'events.jsonl')}' (FORMAT CSV, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x1f')"
+        )
+        con.execute(f"COPY (SELECT seq FROM _cited ORDER BY seq) TO '{_sql_path(folder / 'leaves.txt')}' "
+                    "(FORMAT CSV, HEADER false)")
+        cited = int(con.execute("SELECT count(*) FROM _cited").fetchone()[0])  # type: ignore[index]
+        nodes = batch_proof.compute(con, "_cited", size) if size else 0
+        if size:
+            batch_proof.write_nodes(con, "_batch_proof", folder / "proof-nodes.txt")
+        else:
+            (folder / "proof-nodes.txt").write_bytes(b"")
+        _write_key_map(con, folder / "key-map.txt")
+        doc: dict[str, Any] = {
+            "format": BATCH_PROOF_FORMAT,
+            "tree_size": size,
+            "root_hash": summary["ledger"]["root_hash"],
+            "checkpoint": summary["ledger"].get("checkpoint"),
+            "leaves": cited,
+            "nodes": nodes,
+        }
+        if since is not None:
+            doc["consistency"] = _consistency_from(con, since, size)
+        (folder / "proof.json").write_text(json.dumps(doc, indent=1) + "\n")
     finally:
-        con.unregister("_bundle_keys")
-    (out_dir / "ledger").mkdir(exist_ok=True)
-    with open(out_dir / "ledger" / "events.jsonl", "wb") as fh:
-        for _, payload in rows:
-            fh.write(payload.encode("utf-8") + b"\n")
-    proofs = ledger.inclusion_proofs(con, [seq for seq, _ in rows], size) if size else {}
-    doc = {
-        "tree_size": size,
-        "root_hash": root,
-        "hash": "SHA-256, RFC 9162 section 2.1: leaf = H(0x00 || line bytes without the newline)",
-        "entries": [
-            {"leaf_index": seq, "line": line, "audit_path": [h.hex() for h in proofs[seq]]}
-            for line, (seq, _) in enumerate(rows)
-        ],
-    }
-    (out_dir / "ledger" / "proofs.json").write_text(json.dumps(doc, indent=1) + "\n")
-    return len(rows)
+        con.execute("DROP TABLE IF EXISTS _bundle_keys")
+        con.execute("DROP TABLE IF EXISTS _cited")
+        con.execute("DROP TABLE IF EXISTS _batch_proof")
+    return cited
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _write_key_map(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """``key-map.txt``: the digest of every chunk of the subject key map (as the latest
+    ``key_map`` leaf commits to it), then the chunks holding a cited leaf's subject key
+    (docs/bundle-format.md)."""
+    from origine.ledger.digests import CHUNK, KEY_MAP
+
+    line, order = KEY_MAP
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _km AS SELECT {line} AS line, key_id, subject_key, "
+        f"row_number() OVER (ORDER BY {order}) - 1 AS n FROM subject_key_map"
+    )
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _km_out AS "
+            f"SELECT 0 AS part, n // {CHUNK} AS c, 0::BIGINT AS n, "
+            f"'digest ' || (n // {CHUNK}) || ' ' || count(*) || ' ' || sha256(string_agg(line, chr(10) ORDER BY n)) AS text "
+            f"FROM _km GROUP BY n // {CHUNK} "
+            f"UNION ALL SELECT 1, n // {CHUNK}, n, line FROM _km "
+            f"WHERE n // {CHUNK} IN (SELECT DISTINCT k.n // {CHUNK} FROM _km k JOIN ledger_events e "
+            "ON e.subject_key = k.subject_key AND e.key_id IS NOT DISTINCT FROM k.key_id JOIN _cited USING (seq))"
+        )
+        con.execute(
+            f"COPY (SELECT CASE WHEN part = 1 AND n % {CHUNK} = 0 THEN 'chunk ' || c || chr(10) || text "
+            "ELSE text END FROM _km_out ORDER BY part, c, n) "
+            f"TO '{_sql_path(path)}' (FORMAT CSV, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x1f')"
+        )
+    finally:
+        con.execute("DROP TABLE IF EXISTS _km")
+        con.execute("DROP TABLE IF EXISTS _km_out")
+
+
+def _consistency_from(con: duckdb.DuckDBPyConnection, note: str, size: int) -> dict[str, Any]:
+    """The RFC 9162 consistency proof from the checkpoint ``note`` (its size) to ``size``."""
+    import base64
+
+    from origine.ledger.checkpoint import Checkpoint
+
+    body = note.split("\n\n", 1)[0] + "\n"
+    try:
+        old = Checkpoint.parse(body)
+    except ValueError as exc:
+        raise BadInput(f"not a checkpoint: {exc}", column="--since") from None
+    if not 0 < old.size <= size:
+        raise BadInput(f"the checkpoint's tree size {old.size} is not within this bundle's tree (size {size})",
+                       column="--since")
+    proof = ledger.consistency(con, old.size, size)
+    return {"old_size": old.size, "old_root": base64.b64encode(old.root).decode(), "new_size": size,
+            "proof": [base64.b64encode(h).decode() for h in proof]}
 
 
 def sign_bundle(out_dir: Path, signer: Signer, files: Sequence[str] | None = None) -> dict[str, Any]:
@@ -209,7 +297,7 @@ class Verification:
 
     ok: bool = True
     problems: list[str] = field(default_factory=list)
-    checked: dict[str, int] = field(default_factory=dict)
+    checked: dict[str, Any] = field(default_factory=dict)
 
     def fail(self, message: str) -> None:
         """Record a problem."""
@@ -221,52 +309,170 @@ class Verification:
         if not self.ok:
             return "bundle does NOT verify: " + self.problems[0]
         c = self.checked
-        return (f"bundle verified: {c.get('files', 0)} file hashes, operator signature, "
-                f"{c.get('proofs', 0)} inclusion proofs against tree head {c.get('tree_size', 0)}, "
-                f"{c.get('targets', 0)} verdicts consistent with the summary and the cited events")
+        since = f", consistent with the checkpoint of size {c['since']}" if "since" in c else ""
+        return (f"bundle verified: {c.get('files', 0)} file hashes, operator signature, signed checkpoint, "
+                f"{c.get('proofs', 0)} cited leaves proven against tree size {c.get('tree_size', 0)}{since}, "
+                f"{c.get('targets', 0)} verdicts and their reasons re-derived from the cited leaves")
 
 
-def verify_bundle(path: Path, *, public_key: Path | None = None, home_keys: Path | None = None) -> Verification:
-    """Check a bundle (folder or zip) offline. Stops at the first category that fails."""
-    path = Path(path)
-    if path.is_file() and zipfile.is_zipfile(path):
-        tmp = Path(tempfile.mkdtemp(prefix="verify-"))
+# Small files of a bundle read whole; everything else is streamed.
+_SMALL_CAP = 64 << 20
+_READ = 1 << 20
+
+
+class _Source:
+    """A bundle folder or zip, read member by member (a zip is never extracted)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.zip: zipfile.ZipFile | None = None
+        self._budget = 0
+        if path.is_file():
+            try:
+                self.zip = zipfile.ZipFile(path)
+            except (OSError, zipfile.BadZipFile):
+                raise BadInput("not a bundle folder or zip", file=str(path)) from None
+            from origine.limits import expansion_limit
+
+            names = [i.filename for i in self.zip.infolist()]
+            if len(set(names)) != len(names):
+                raise BadInput("the zip names a member twice", file=str(path))
+            for name in names:
+                p = PurePosixPath(name)
+                if p.is_absolute() or ".." in p.parts:
+                    raise BadInput("a zip member leaves the bundle", file=str(path))
+            # Every byte read out of the zip counts against one cap (bombs, and members
+            # lying about their size, stop there).
+            self._budget = expansion_limit(path.stat().st_size)
+            if sum(i.file_size for i in self.zip.infolist()) > self._budget:
+                from origine.limits import too_expanded
+
+                raise BadInput(too_expanded("the zipped bundle", self._budget), file=str(path))
+        elif not path.is_dir():
+            raise BadInput("not a bundle folder or zip", file=str(path))
+
+    def names(self) -> set[str]:
+        if self.zip is not None:
+            return {n for n in self.zip.namelist() if not n.endswith("/")}
+        return {p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()}
+
+    def open(self, name: str) -> Iterator[bytes]:
+        """The member's bytes in chunks; ``FileNotFoundError`` when absent."""
+        if self.zip is None:
+            with open(self.path / name, "rb") as fh:
+                while chunk := fh.read(_READ):
+                    yield chunk
+            return
+        from origine.limits import too_expanded
+
         try:
-            with zipfile.ZipFile(path) as zf:
-                for name in zf.namelist():
-                    p = PurePosixPath(name)
-                    if p.is_absolute() or ".." in p.parts:
-                        result = Verification()
-                        result.fail(f"zip member {name!r} leaves the bundle")
-                        return result
-                zf.extractall(tmp)
-            return _verify_folder(tmp, public_key, home_keys)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return _verify_folder(path, public_key, home_keys)
+            member = self.zip.open(name)
+        except KeyError:
+            raise FileNotFoundError(name) from None
+        with member:
+            while True:
+                try:
+                    chunk = member.read(_READ)
+                except (zipfile.BadZipFile, OSError, EOFError, zlib_error) as exc:
+                    raise BadInput(f"zip member {name} is corrupt ({type(exc).__name__})", file=str(self.path)) from None
+                if not chunk:
+                    return
+                self._budget -= len(chunk)
+                if self._budget < 0:
+                    raise BadInput(too_expanded(f"zip member {name}", self._budget + len(chunk)),
+                                   file=str(self.path))
+                yield chunk
+
+    def lines(self, name: str) -> Iterator[bytes]:
+        """The member's lines without their newline, streamed."""
+        from origine.limits import max_line_bytes
+
+        cap = max_line_bytes()
+        rest = b""
+        for chunk in self.open(name):
+            rest += chunk
+            parts = rest.split(b"\n")
+            rest = parts.pop()
+            if len(rest) > cap:
+                raise BadInput(f"a line longer than {cap:,} bytes", file=name)
+            yield from parts
+        if rest:
+            yield rest
+
+    def read(self, name: str) -> bytes:
+        out = bytearray()
+        for chunk in self.open(name):
+            out += chunk
+            if len(out) > _SMALL_CAP:
+                raise BadInput(f"larger than {_SMALL_CAP:,} bytes", file=name)
+        return bytes(out)
+
+    def close(self) -> None:
+        if self.zip is not None:
+            self.zip.close()
 
 
-def _verify_folder(root: Path, public_key: Path | None, home_keys: Path | None) -> Verification:
-    result = Verification()
-    for step in (_check_manifest, _check_proofs, _check_summary, _check_reasons, _check_report):
-        step(root, result, public_key, home_keys)
-        if not result.ok:
-            break
-    return result
+try:
+    from zlib import error as zlib_error
+except ImportError:  # pragma: no cover
+    zlib_error = OSError  # type: ignore[misc,assignment]
 
 
-def _check_manifest(root: Path, result: Verification, public_key: Path | None, home_keys: Path | None) -> None:
+def verify_bundle(path: Path, *, public_key: Path | None = None, home_keys: Path | None = None,
+                  since: Path | None = None) -> Verification:
+    """Check a bundle (folder or zip) offline, streaming, in bounded memory: the
+    signed manifest, the signed checkpoint, one batch proof for every cited leaf
+    (docs/bundle-format.md), the counts, every verdict and all its reasons re-derived
+    from the cited leaves, and the report. With ``since`` (a checkpoint file the
+    regulator holds), the bundle's checkpoint must consistently extend it.
+
+    Stops at the first thing that does not hold (``ok`` false, naming it);
+    :class:`BadInput` for unusable input (no bundle, unreadable key, a zip past the caps).
+    """
+    src = _Source(Path(path))
     try:
-        manifest = json.loads((root / MANIFEST).read_text())
+        result = Verification()
+        key = _public_key(public_key, home_keys)
+        if key is None:
+            result.fail("no public key to check the signature with: give --public-key")
+            return result
+        for step in (_check_manifest, _check_proofs, _check_summary, _check_reasons, _check_report):
+            step(src, result, key, since)
+            if not result.ok:
+                break
+        return result
+    finally:
+        src.close()
+
+
+def _public_key(public_key: Path | None, home_keys: Path | None) -> Any:
+    try:
+        if public_key is not None:
+            return load_public_key(public_key)
+        if home_keys is not None and (home_keys / "operator_ed25519.pub.pem").exists():
+            return load_public_key(home_keys / "operator_ed25519.pub.pem")
+    except (OSError, ValueError, TypeError):
+        raise BadInput("unreadable public key (PEM Ed25519 expected)", file=str(public_key or home_keys),
+                       column="--public-key") from None
+    return None
+
+
+def _check_manifest(src: _Source, result: Verification, key: Any, since: Path | None) -> None:
+    try:
+        manifest = json.loads(src.read(MANIFEST))
         files, signature = dict(manifest["files"]), manifest["signature"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
         result.fail("manifest.json is missing or unreadable")
         return
     if not isinstance(signature, str):
         # Not the shape origine writes: unusable input (exit 2), where a wrong hex
         # signature is a bundle that does not verify (exit 1).
         raise BadInput("the signature is not a string (hex expected)", file=MANIFEST, column="signature")
-    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != MANIFEST}
+    body = {"version": manifest.get("version"), "files": files, "signer": manifest.get("signer")}
+    if manifest.get("signer") != fingerprint(key) or not verify_signature(key, _canonical(body), signature):
+        result.fail("manifest.json: the signature is not the operator's (or the manifest was changed)")
+        return
+    present = src.names() - {MANIFEST}
     for name in sorted(set(files) | present):
         if name not in present:
             result.fail(f"{name}: listed in the manifest but missing")
@@ -274,151 +480,429 @@ def _check_manifest(root: Path, result: Verification, public_key: Path | None, h
         if name not in files:
             result.fail(f"{name}: present but not in the manifest")
             return
-        if hashlib.sha256((root / name).read_bytes()).hexdigest() != files[name]:
+        digest = hashlib.sha256()
+        for chunk in src.open(name):
+            digest.update(chunk)
+        if digest.hexdigest() != files[name]:
             result.fail(f"{name}: SHA-256 differs from the manifest")
             return
-    if public_key is not None:
-        key = load_public_key(public_key)
-    elif home_keys is not None and (home_keys / "operator_ed25519.pub.pem").exists():
-        key = load_public_key(home_keys / "operator_ed25519.pub.pem")
-    else:
-        result.fail("no public key to check the signature with: give --public-key")
-        return
-    body = {"version": manifest.get("version"), "files": files, "signer": manifest.get("signer")}
-    if manifest.get("signer") != fingerprint(key) or not verify_signature(key, _canonical(body), signature):
-        result.fail("manifest.json: the signature is not the operator's (or the manifest was changed)")
-        return
     result.checked["files"] = len(files)
 
 
-def _load(root: Path, name: str, result: Verification) -> Any:
+def _json(src: _Source, name: str, result: Verification) -> Any:
     try:
-        return json.loads((root / name).read_text())
-    except (OSError, ValueError):
+        return json.loads(src.read(name))
+    except (FileNotFoundError, ValueError):
         result.fail(f"{name}: missing or unreadable")
         return None
 
 
-def _check_proofs(root: Path, result: Verification, *_: Any) -> None:
-    proofs, summary = _load(root, "ledger/proofs.json", result), _load(root, "summary.json", result)
+def _check_proofs(src: _Source, result: Verification, key: Any, since: Path | None) -> None:
+    """The signed checkpoint, and the batch proof of every line of events.jsonl."""
+    import base64
+
+    from origine.ledger import batch_proof
+    from origine.ledger.checkpoint import verify_checkpoint
+
+    proof, summary = _json(src, "ledger/proof.json", result), _json(src, "summary.json", result)
     if not result.ok:
         return
-    lines = (root / "ledger" / "events.jsonl").read_bytes().split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    size, root_hash = proofs.get("tree_size"), proofs.get("root_hash")
-    if (size, root_hash) != (summary.get("ledger", {}).get("tree_size"), summary.get("ledger", {}).get("root_hash")):
-        result.fail("ledger/proofs.json: tree head differs from summary.json's")
+    head = summary.get("ledger") or {}
+    size, root_hex = proof.get("tree_size"), proof.get("root_hash")
+    if (size, root_hex, proof.get("checkpoint")) != (head.get("tree_size"), head.get("root_hash"), head.get("checkpoint")):
+        result.fail("ledger/proof.json: tree head or checkpoint differs from summary.json's")
         return
-    entries = proofs.get("entries") or []
-    if len(entries) != len(lines) or sorted(e.get("line") for e in entries) != list(range(len(lines))):
-        result.fail("ledger/proofs.json: not exactly one proof per line of events.jsonl")
+    if proof.get("format") != BATCH_PROOF_FORMAT:
+        result.fail(f"ledger/proof.json: not a {BATCH_PROOF_FORMAT} proof")
         return
     try:
-        root_bytes = bytes.fromhex(root_hash)
-    except (TypeError, ValueError):
-        result.fail("ledger/proofs.json: root_hash is not hex")
+        checkpoint = verify_checkpoint(str(proof.get("checkpoint")), key)
+    except ValueError as exc:
+        result.fail(f"ledger/proof.json: the checkpoint does not verify with the operator's key ({exc})")
         return
-    for entry in entries:
-        try:
-            path = [bytes.fromhex(h) for h in entry["audit_path"]]
-            leaf = merkle.leaf_hash(lines[entry["line"]])
-            ok = merkle.verify_inclusion(leaf, entry["leaf_index"], size, path, root_bytes)
-        except (KeyError, TypeError, ValueError, IndexError):
-            ok = False
-        if not ok:
-            result.fail(f"ledger/events.jsonl line {entry.get('line')}: inclusion proof does not verify "
-                        f"(event edited, or proof altered)")
-            return
-    result.checked["proofs"] = len(entries)
+    if (checkpoint.size, checkpoint.root.hex()) != (size, root_hex):
+        result.fail("ledger/proof.json: tree size or root differs from the signed checkpoint's")
+        return
+    if since is not None and not _check_since(since, proof, checkpoint, key, result):
+        return
+    indices = src.lines("ledger/leaves.txt")
+    state = {"n": 0, "last": -1}
+    sha = hashlib.sha256
+
+    def leaves() -> Iterator[tuple[int, bytes]]:
+        for line in src.lines("ledger/events.jsonl"):
+            raw = next(indices, None)
+            try:
+                index = int(raw) if raw is not None else -1
+            except ValueError:
+                index = -1
+            if index <= state["last"] or index >= size:
+                raise batch_proof.BatchProofError(
+                    f"ledger/leaves.txt line {state['n'] + 1}: not an ascending leaf index below {size}")
+            state["last"] = index
+            state["n"] += 1
+            yield index, sha(b"\x00" + line).digest()
+        if next(indices, None) is not None:
+            raise batch_proof.BatchProofError("ledger/leaves.txt has more lines than events.jsonl")
+
+    try:
+        if size == 0:
+            if next(src.lines("ledger/events.jsonl"), None) is not None:
+                raise batch_proof.BatchProofError("leaves cited in an empty tree")
+        else:
+            got = batch_proof.root_from(
+                leaves(), lambda level: batch_proof.read_nodes(src.lines("ledger/proof-nodes.txt"), level), size)
+            if got != checkpoint.root:
+                result.fail("ledger/events.jsonl: the cited leaves and the batch proof do not give the signed root "
+                            "(a leaf edited, or the proof altered)")
+                return
+    except batch_proof.BatchProofError as exc:
+        result.fail(f"ledger: the batch proof does not hold: {exc}")
+        return
+    result.checked["proofs"] = state["n"]
     result.checked["tree_size"] = size
+    result.checked["checkpoint"] = base64.b64encode(checkpoint.root).decode()
 
 
-def _targets(root: Path) -> list[dict[str, str]]:
-    with open(root / "targets.csv", newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+def _check_since(path: Path, proof: dict[str, Any], checkpoint: Any, key: Any, result: Verification) -> bool:
+    import base64
+
+    from origine.ledger.checkpoint import verify_checkpoint
+
+    try:
+        note = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise BadInput("unreadable checkpoint file", file=str(path), column="--since") from None
+    try:
+        old = verify_checkpoint(note, key)
+    except ValueError as exc:
+        raise BadInput(f"not a checkpoint signed by the operator's key ({exc})", file=str(path),
+                       column="--since") from None
+    doc = proof.get("consistency")
+    if old.origin != checkpoint.origin:
+        result.fail(f"--since: the checkpoint is of another ledger ({old.origin})")
+        return False
+    if old.size == checkpoint.size:
+        ok = old.root == checkpoint.root
+    elif not isinstance(doc, dict) or doc.get("old_size") != old.size:
+        result.fail(f"--since: the bundle carries no consistency proof from size {old.size} "
+                    "(audit with --since this checkpoint)")
+        return False
+    else:
+        try:
+            path_ = [base64.b64decode(h, validate=True) for h in doc.get("proof") or []]
+        except (ValueError, TypeError):
+            path_ = []
+        ok = merkle.verify_consistency(old.size, checkpoint.size, old.root, checkpoint.root, path_)
+    if not ok:
+        result.fail(f"--since: the bundle's checkpoint (size {checkpoint.size}) does not extend the one held "
+                    f"(size {old.size}): history rewritten")
+        return False
+    result.checked["since"] = old.size
+    return True
 
 
-def _check_summary(root: Path, result: Verification, *_: Any) -> None:
-    summary = _load(root, "summary.json", result)
+# ---------------------------------------------------------------- re-deriving the verdicts
+
+_BATCH = 1 << 16
+
+
+def _load_lines(con: duckdb.DuckDBPyConnection, table: str, lines: Iterable[bytes]) -> None:
+    """``table(n, line)`` from streamed lines, inserted a batch at a time (DuckDB spills)."""
+    import pyarrow as pa
+
+    con.execute(f"CREATE OR REPLACE TABLE {table} (n BIGINT, line VARCHAR)")
+    batch: list[str] = []
+    start = 0
+    for line in lines:
+        batch.append(line.decode("utf-8", "replace"))
+        if len(batch) == _BATCH:
+            _insert(con, table, pa, start, batch)
+            start += len(batch)
+            batch = []
+    if batch:
+        _insert(con, table, pa, start, batch)
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, pa: Any, start: int, batch: list[str]) -> None:
+    chunk = pa.table({"n": pa.array(range(start, start + len(batch)), pa.int64()), "line": pa.array(batch, pa.string())})
+    con.register("_chunk", chunk)
+    try:
+        con.execute(f"INSERT INTO {table} SELECT * FROM _chunk")
+    finally:
+        con.unregister("_chunk")
+
+
+# What verify reads of a leaf (the other place the leaf format is known here, beside
+# LEAF_BYTES_SQL): the event columns the audit's rules use, from the JSON line.
+_LEAF_FACTS_SQL = """
+    SELECT n AS seq, j->>'type' AS type, j->>'subject' AS subject_key, j->>'key_id' AS key_id,
+           strptime(j->>'at', '%Y-%m-%dT%H:%M:%S.%fZ')::TIMESTAMPTZ AS "at",
+           j->>'purpose' AS purpose, (j->>'bundled')::BOOLEAN AS bundled, j->>'channel' AS channel,
+           j->>'origin' AS origin, j->>'from' AS party_from, j->>'to' AS party_to, j->>'source' AS source,
+           j->>'proof' AS proof, j->>'campaign' AS campaign_id, j->'evidence'->>'kind' AS evidence_kind,
+           j->'evidence'->>'vendor' AS vendor, j->'evidence'->>'delivery_id' AS delivery_id,
+           (j->'evidence'->>'row')::BIGINT AS "row", NULL::TIMESTAMPTZ AS erased_at
+    FROM (SELECT n, line::JSON AS j FROM _lines)
+"""
+
+
+def _verifier_db() -> duckdb.DuckDBPyConnection:
+    from origine import memory
+
+    con = memory.bound(duckdb.connect())
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def _check_summary(src: _Source, result: Verification, key: Any, since: Path | None) -> None:
+    """The counts of summary.json are targets.csv's; targets.csv and targets.parquet agree."""
+    summary = _json(src, "summary.json", result)
     if not result.ok:
         return
-    rows = _targets(root)
-    verdicts = Counter(r["verdict"] for r in rows)
-    reasons = Counter(x for r in rows for x in r["reasons"].lstrip("'").split("|") if x)
-    parquet = pq.read_table(root / "targets.parquet").to_pylist()
-    if summary.get("targets") != len(rows) or len(parquet) != len(rows):
-        result.fail(f"summary.json says {summary.get('targets')} targets; targets.csv has {len(rows)}, "
-                    f"targets.parquet {len(parquet)}")
-        return
-    for verdict, n in (summary.get("verdicts") or {}).items():
-        if verdicts.get(verdict, 0) != n:
-            result.fail(f"summary.json: {verdict} = {n}, targets.csv has {verdicts.get(verdict, 0)}")
+    con = _verifier_db()
+    try:
+        if not _load_targets(src, con, result):
             return
-    for reason, n in (summary.get("reasons") or {}).items():
-        if reasons.get(reason, 0) != n:
-            result.fail(f"summary.json: reason {reason} = {n}, targets.csv has {reasons.get(reason, 0)}")
+        total, parquet = con.execute("SELECT (SELECT count(*) FROM _t), (SELECT count(*) FROM _tp)").fetchone()  # type: ignore[misc]
+        if summary.get("targets") != total or parquet != total:
+            result.fail(f"summary.json says {summary.get('targets')} targets; targets.csv has {total}, "
+                        f"targets.parquet {parquet}")
             return
-    for a, b in zip(sorted(rows, key=lambda r: r["subject_key"]), sorted(parquet, key=lambda r: r["subject_key"] or "")):
-        if a["subject_key"] != (b["subject_key"] or "") or a["verdict"] != b["verdict"]:
-            result.fail(f"targets.csv and targets.parquet disagree on subject {a['subject_key'][:16]}…")
+        verdicts = dict(con.execute("SELECT verdict, count(*) FROM _t GROUP BY 1").fetchall())
+        reasons = dict(con.execute("SELECT r, count(*) FROM (SELECT unnest(reasons) AS r FROM _t) GROUP BY 1").fetchall())
+        for label, stated, counted in (("", summary.get("verdicts") or {}, verdicts),
+                                       ("reason ", summary.get("reasons") or {}, reasons)):
+            for name in sorted(set(stated) | set(counted)):
+                if stated.get(name, 0) != counted.get(name, 0):
+                    result.fail(f"summary.json: {label}{name} = {stated.get(name, 0)}, targets.csv has "
+                                f"{counted.get(name, 0)}")
+                    return
+        bad = con.execute(
+            "SELECT coalesce(a.subject_key, b.subject_key) FROM (SELECT *, row_number() OVER (ORDER BY subject_key) AS i FROM _t) a "
+            "FULL JOIN (SELECT *, row_number() OVER (ORDER BY subject_key) AS i FROM _tp) b USING (i) "
+            "WHERE a.subject_key IS DISTINCT FROM b.subject_key OR a.verdict IS DISTINCT FROM b.verdict "
+            "OR a.reasons IS DISTINCT FROM b.reasons OR a.line_type IS DISTINCT FROM b.line_type LIMIT 1"
+        ).fetchone()
+        if bad:
+            result.fail(f"targets.csv and targets.parquet disagree on subject {str(bad[0])[:16]}…")
             return
-    result.checked["targets"] = len(rows)
+        result.checked["targets"] = int(total)
+    finally:
+        con.close()
 
 
-def _check_reasons(root: Path, result: Verification, *_: Any) -> None:
-    """Each verdict follows from its reasons by the rule table, and the reasons that
-    depend only on the ledger follow from the cited events."""
-    summary = _load(root, "summary.json", result)
+def _load_targets(src: _Source, con: duckdb.DuckDBPyConnection, result: Verification) -> bool:
+    """``_t`` from targets.csv and ``_tp`` from targets.parquet, streamed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from origine.limits import max_line_bytes
+
+    csv.field_size_limit(max_line_bytes())
+    con.execute("CREATE OR REPLACE TABLE _t (subject_key VARCHAR, verdict VARCHAR, reasons VARCHAR[], line_type VARCHAR)")
+    text = (line.decode("utf-8", "replace") + "\n" for line in src.lines("targets.csv"))
+    try:
+        reader = csv.DictReader(text)
+        batch: list[dict[str, Any]] = []
+        for n, row in enumerate(reader, 2):
+            if None in row or any(row.get(c) is None for c in ("subject_key", "verdict", "reasons")):
+                result.fail(f"targets.csv row {n}: not the columns origine writes")
+                return False
+            batch.append({"subject_key": row["subject_key"] or None, "verdict": row["verdict"],
+                          "reasons": [x for x in row["reasons"].lstrip("'").split("|") if x],
+                          "line_type": (row.get("line_type") or "").lstrip("'") or None})
+            if len(batch) == _BATCH:
+                _insert_rows(con, "_t", batch)
+                batch = []
+        if batch:
+            _insert_rows(con, "_t", batch)
+    except csv.Error as exc:
+        result.fail(f"targets.csv: not the CSV origine writes ({str(exc)[:80]})")
+        return False
+    con.execute("CREATE OR REPLACE TABLE _tp (subject_key VARCHAR, verdict VARCHAR, reasons VARCHAR[], line_type VARCHAR)")
+    try:
+        handle = src.path / "targets.parquet" if src.zip is None else src.zip.open("targets.parquet")
+        for part in pq.ParquetFile(handle).iter_batches(1 << 16, columns=["subject_key", "verdict", "reasons", "line_type"]):
+            con.register("_chunk", pa.Table.from_batches([part]))
+            try:
+                con.execute("INSERT INTO _tp SELECT subject_key, verdict, reasons, line_type FROM _chunk")
+            finally:
+                con.unregister("_chunk")
+    except (OSError, ValueError, KeyError, pa.ArrowException, duckdb.Error):
+        result.fail("targets.parquet: missing or unreadable")
+        return False
+    return True
+
+
+def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+
+    con.register("_chunk", pa.Table.from_pylist(rows, schema=pa.schema(
+        [("subject_key", pa.string()), ("verdict", pa.string()), ("reasons", pa.list_(pa.string())),
+         ("line_type", pa.string())])))
+    try:
+        con.execute(f"INSERT INTO {table} SELECT * FROM _chunk")
+    finally:
+        con.unregister("_chunk")
+
+
+def _check_reasons(src: _Source, result: Verification, key: Any, since: Path | None) -> None:
+    """Every verdict follows from its reasons by summary.json's rule table, and every
+    target's reasons are those the audit's rules give on the cited leaves (the
+    reasons of the ledger, re-derived with the audit's own SQL over the leaves; the
+    target's validity and line type as targets.csv states them)."""
+    from types import SimpleNamespace
+
+    from origine import audit as audit_mod
+    from origine.ledger.state import STATE_VIEWS
+
+    summary = _json(src, "summary.json", result)
     if not result.ok:
         return
     rules: dict[str, str] = summary.get("rules") or {}
+    if set(rules) != set(audit_mod.REASONS) or not set(rules.values()) <= set(audit_mod.VERDICTS):
+        result.fail("summary.json: the rule table does not list the ten reasons, each with a verdict")
+        return
     campaign = summary.get("campaign") or {}
-    sent_at, purpose, channel = campaign.get("sent_at"), campaign.get("purpose"), campaign.get("channel")
-    events: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for line in (root / "ledger" / "events.jsonl").read_bytes().splitlines():
-        event = json.loads(line)
-        events[event.get("subject")].append(event)
-    sent = _instant(sent_at)
-    for row in _targets(root):
-        subject, verdict = row["subject_key"], row["verdict"]
-        reasons = [x for x in row["reasons"].lstrip("'").split("|") if x]
-        expected = ("non_compliant" if any(rules.get(r) == "non_compliant" for r in reasons)
-                    else "unverifiable" if reasons else "compliant")
-        if verdict != expected:
-            result.fail(f"subject {subject[:16]}…: verdict {verdict} does not follow from reasons {reasons}")
+    try:
+        spec = SimpleNamespace(sent_at=_instant(campaign["sent_at"]), channel=campaign["channel"],
+                               purpose=campaign["purpose"])
+        days = int(campaign["validity_days"])
+    except (KeyError, TypeError, ValueError):
+        result.fail("summary.json: the campaign's send time, channel, purpose or validity is missing")
+        return
+    con = _verifier_db()
+    try:
+        if not _load_targets(src, con, result):
             return
-        mine = [e for e in events.get(subject, []) if e.get("at") is None or _instant(e["at"]) <= sent]
-        delivered = any(e["type"] == "delivered" for e in mine)
-        if ("NO_PROVENANCE" in reasons) == delivered:
-            result.fail(f"subject {subject[:16]}…: NO_PROVENANCE {'listed' if delivered else 'missing'} "
-                        "but the cited events say otherwise")
+        _load_lines(con, "_lines", src.lines("ledger/events.jsonl"))
+        try:
+            con.execute(f"CREATE TABLE ledger_events AS {_LEAF_FACTS_SQL}")
+        except duckdb.Error:
+            result.fail("ledger/events.jsonl: a line is not an event of the leaf format")
             return
-        opted = any(e["type"] == "opted_out" and e.get("channel") in (channel, "all") for e in mine)
-        if opted and "OPTED_OUT" not in reasons:
-            result.fail(f"subject {subject[:16]}…: an opt-out before the send is cited but OPTED_OUT is missing")
+        con.execute("DROP TABLE _lines")
+        if not _load_key_map(src, con, result):
             return
-        granted = [e for e in mine if e["type"] == "consent_granted" and e.get("purpose") == purpose and e.get("at")]
-        if granted and "PURPOSE_NOT_CONSENTED" in reasons:
-            result.fail(f"subject {subject[:16]}…: PURPOSE_NOT_CONSENTED, but a consent for {purpose} is cited")
+        con.execute(STATE_VIEWS)
+        con.execute("CREATE TEMP TABLE _targets AS SELECT subject_key, "
+                    "subject_key IS NULL OR list_contains(reasons, 'INVALID_NUMBER') AS invalid, line_type FROM _t")
+        con.execute("CREATE TEMP TABLE _target_keys AS SELECT subject_key FROM _targets WHERE subject_key IS NOT NULL")
+        audit_mod._collect_events(con, spec)  # type: ignore[arg-type]
+        audit_mod._evaluate(con, spec, days)  # type: ignore[arg-type]
+        order = {r: i for i, r in enumerate(audit_mod.REASONS)}
+        con.execute("CREATE TEMP TABLE _order AS SELECT unnest(?::VARCHAR[]) AS r, unnest(?::INTEGER[]) AS i",
+                    [list(order), list(order.values())])
+        non_compliant = [r for r, v in rules.items() if v == audit_mod.NON_COMPLIANT]
+        bad = con.execute(
+            """
+            WITH t AS (SELECT *, row_number() OVER (ORDER BY subject_key) AS i FROM _t),
+                 v AS (SELECT *, row_number() OVER (ORDER BY subject_key) AS i FROM _verdicts)
+            SELECT t.subject_key, t.verdict, t.reasons, v.reasons,
+                   CASE WHEN len(list_intersect(t.reasons, $nc)) > 0 THEN 'non_compliant'
+                        WHEN len(t.reasons) > 0 THEN 'unverifiable' ELSE 'compliant' END AS expected
+            FROM t FULL JOIN v USING (i)
+            WHERE t.subject_key IS DISTINCT FROM v.subject_key
+               OR list_sort(t.reasons) IS DISTINCT FROM list_sort(v.reasons)
+               OR t.verdict IS DISTINCT FROM expected
+            ORDER BY t.subject_key LIMIT 1
+            """,
+            {"nc": non_compliant},
+        ).fetchone()
+        if bad:
+            subject, verdict, stated, derived, expected = bad
+            who = f"subject {str(subject)[:16]}…" if subject else "a target without a key"
+            if verdict != expected:
+                result.fail(f"{who}: verdict {verdict} does not follow from its reasons {list(stated or [])} "
+                            "by summary.json's rules")
+            else:
+                missing = sorted(set(derived or []) - set(stated or []))
+                extra = sorted(set(stated or []) - set(derived or []))
+                result.fail(f"{who}: the cited leaves give reasons {list(derived or [])}, targets.csv says "
+                            f"{list(stated or [])}" + (f" (missing {', '.join(missing)})" if missing else "")
+                            + (f" (not supported: {', '.join(extra)})" if extra else ""))
             return
-        if verdict == "compliant" and not (granted and delivered and not opted):
-            result.fail(f"subject {subject[:16]}…: compliant without a cited delivery and consent for {purpose}")
-            return
+        result.checked["reasons"] = len(order)
+    finally:
+        con.close()
 
 
-def _check_report(root: Path, result: Verification, *_: Any) -> None:
+def _load_key_map(src: _Source, con: duckdb.DuckDBPyConnection, result: Verification) -> bool:
+    """``subject_key_map`` from key-map.txt's chunks, each checked against its digest,
+    and the digests against the latest cited ``key_map`` leaf."""
+    from origine.ledger.digests import CHUNK
+
+    con.execute("CREATE TABLE subject_key_map (key_id VARCHAR, subject_key VARCHAR, current_key VARCHAR)")
+    digests: list[tuple[int, str]] = []
+    total = 0
+    current: list[str] | None = None
+    chunk_no = -1
+    rows: list[tuple[str | None, str, str]] = []
+
+    def close_chunk() -> bool:
+        if current is None:
+            return True
+        if not 0 <= chunk_no < len(digests) or hashlib.sha256("\n".join(current).encode()).hexdigest() != digests[chunk_no][1] \
+                or len(current) != digests[chunk_no][0]:
+            result.fail(f"ledger/key-map.txt: chunk {chunk_no} does not match its digest")
+            return False
+        return True
+
+    try:
+        for raw in src.lines("ledger/key-map.txt"):
+            line = raw.decode("utf-8")
+            if line.startswith("digest "):
+                _, c, count, digest = line.split(" ")
+                if int(c) != len(digests) or current is not None:
+                    raise ValueError
+                digests.append((int(count), digest))
+                total += int(count)
+            elif line.startswith("chunk "):
+                if not close_chunk():
+                    return False
+                chunk_no, current = int(line.split(" ")[1]), []
+            elif current is not None:
+                current.append(line)
+                key_id, subject, now = line.split(" ")
+                rows.append((key_id or None, subject, now))
+                if len(rows) >= _BATCH:
+                    con.executemany("INSERT INTO subject_key_map VALUES (?, ?, ?)", rows)
+                    rows = []
+                if len(current) > CHUNK:
+                    raise ValueError
+            else:
+                raise ValueError
+    except (ValueError, UnicodeDecodeError):
+        result.fail("ledger/key-map.txt: not the key map format")
+        return False
+    if not close_chunk():
+        return False
+    if rows:
+        con.executemany("INSERT INTO subject_key_map VALUES (?, ?, ?)", rows)
+    latest = con.execute("SELECT proof, \"row\" FROM ledger_events WHERE type = 'key_map' ORDER BY seq DESC LIMIT 1").fetchone()
+    listed = hashlib.sha256("\n".join(d for _, d in digests).encode()).hexdigest()
+    if latest is None and digests:
+        result.fail("ledger/key-map.txt: a key map without a cited key_map leaf committing to it")
+        return False
+    if latest is not None and (latest[0] != listed or latest[1] != total):
+        result.fail("ledger/key-map.txt: the chunk digests are not those the latest key_map leaf commits to")
+        return False
+    return True
+
+
+def _check_report(src: _Source, result: Verification, key: Any, since: Path | None) -> None:
     """report.html is exactly what summary.json and validations.json render to, in the
     language the page declares: a page saying anything the signed summary does not fails."""
-    from origine.errors import BadInput
     from origine.report import lang_of, render_report
 
-    summary, validations = _load(root, "summary.json", result), _load(root, "validations.json", result)
+    summary, validations = _json(src, "summary.json", result), _json(src, "validations.json", result)
     if not result.ok:
         return
     try:
-        page = (root / "report.html").read_text("utf-8")
-    except (OSError, UnicodeDecodeError):
+        page = src.read("report.html").decode("utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
         result.fail("report.html: missing or unreadable")
         return
     lang = lang_of(page)

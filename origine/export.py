@@ -8,19 +8,18 @@ from typing import Any
 
 import duckdb
 
-from origine import bundle, memory, warehouse
+from origine import bundle, faults, memory, warehouse
 from origine.audit import AuditResult, audit
 from origine.campaign import load_campaign
 from origine.home import Home
 from origine.keys import HashKey
 from origine.report import render_report
 from origine.signing import load_signer
-from origine.validation import validate
 
 
 def audit_bundle(
     campaign: Path, home: Home, key: HashKey, out_dir: Path, *, validity_days: int = 1095,
-    archive: Path | None = None, lang: str | None = None,
+    archive: Path | None = None, lang: str | None = None, since: str | None = None,
 ) -> tuple[AuditResult, dict[str, Any]]:
     """Run the audit and complete its folder into a signed, self-verifying bundle.
 
@@ -37,14 +36,15 @@ def audit_bundle(
     validations = _validations(out_dir, home, summary)
     (out_dir / "validations.json").write_text(json.dumps(validations, indent=1, sort_keys=True, default=str) + "\n")
     with warehouse.session(home.warehouse) as con:
-        bundle.write_evidence(con, out_dir, summary)
+        bundle.write_evidence(con, out_dir, summary, since=since)
+    faults.pause("bundle.after_evidence")
     # Rendered from the files as written, as `origine verify` renders it again to compare
     # (``lang``: default, the campaign country's language).
     (out_dir / "report.html").write_text(
         render_report(json.loads(result.summary_path.read_text("utf-8")),
                       json.loads((out_dir / "validations.json").read_text()), lang), encoding="utf-8")
     written = sorted({p.relative_to(out_dir).as_posix() for p in result.files}
-                     | {"validations.json", "ledger/events.jsonl", "ledger/proofs.json", "report.html"})
+                     | {"validations.json", "report.html", *bundle.EVIDENCE_FILES})
     for name in set(earlier) - set(written) - {bundle.MANIFEST}:  # what an earlier bundle left behind
         (out_dir / name).unlink(missing_ok=True)
     signer = load_signer(home.keys)
@@ -55,18 +55,11 @@ def audit_bundle(
 
 
 def _validations(out_dir: Path, home: Home, summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """GX results behind the data used: the verdicts, and the ledger the audit read."""
-    path = str(out_dir / "targets.parquet").replace("'", "''")
-    campaign_id = str(summary["campaign_id"]).replace("'", "''")
-    con = memory.bound(duckdb.connect())
-    try:
-        verdicts = validate(
-            ":memory:", "audit_verdicts", connection=con, context_root=home.gx,
-            query=f"SELECT '{campaign_id}' AS campaign_id, * FROM read_parquet('{path}')",
-        )
-    finally:
-        con.close()
-    ledger_result = validate(home.warehouse, "ledger_events", context_root=home.gx)
+    """GX results behind the data used: the verdicts, and the audit's ``targeted`` events
+    (not the whole ledger: the weekly ledger check validates that)."""
+    from origine.stage_checks import validate_audit  # loads Great Expectations
+
+    results = validate_audit(home.warehouse, out_dir / "targets.parquet", summary["campaign"], context_root=home.gx)
     # Timestamps and run ids differ per run; the bundle keeps what the checks found.
     keep = ("suite", "passed", "success", "rows", "blocking_failures", "warnings", "errors", "results")
-    return [{k: r.to_dict().get(k) for k in keep} for r in (verdicts, ledger_result)]
+    return [{k: r.to_dict().get(k) for k in keep} for r in results]

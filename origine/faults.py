@@ -23,6 +23,11 @@ The points, in the order one ingest reaches them:
 ``commit.before_commit``  everything inserted; COMMIT is next
 ``commit.after_commit``   committed; the run has not reported back yet
 
+One point pauses instead of killing (:func:`pause`, for ``origine audit``):
+``ORIGINE_FAULT_POINT=bundle.after_evidence ORIGINE_FAULT_PAUSE=5`` sleeps 5 s once
+the bundle's evidence is exported and the warehouse released, while the rest of the
+bundle is written (the test that an ingest then commits without waiting).
+
 Never set these variables in production.
 """
 
@@ -61,6 +66,19 @@ def point(name: str) -> None:
     timer = threading.Timer(delay, _kill)
     timer.daemon = True
     timer.start()
+
+
+PAUSE_POINTS = ("bundle.after_evidence",)
+PAUSE_ENV = "ORIGINE_FAULT_PAUSE"
+
+
+def pause(name: str) -> None:
+    """Sleep ``ORIGINE_FAULT_PAUSE`` s here when the env names ``name`` (else nothing)."""
+    assert name in PAUSE_POINTS, name
+    if os.environ.get(POINT_ENV) == name:
+        import time
+
+        time.sleep(float(os.environ.get(PAUSE_ENV) or 0))
 
 
 def _kill() -> None:

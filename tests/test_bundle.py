@@ -49,11 +49,12 @@ def test_bundle_verifies_and_holds_no_raw_number(made) -> None:
     assert check.ok, check.problems
     assert check.checked["targets"] == 4 and check.checked["proofs"] > 0
     for name in ("summary.json", "targets.csv", "targets.parquet", "report.html", "validations.json",
-                 "ledger/events.jsonl", "ledger/proofs.json", "manifest.json"):
+                 *bundle.EVIDENCE_FILES, "manifest.json"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
-    proofs = json.loads((out / "ledger/proofs.json").read_text())
-    assert (proofs["tree_size"], proofs["root_hash"]) == (summary["ledger"]["tree_size"], summary["ledger"]["root_hash"])
+    proof = json.loads((out / "ledger/proof.json").read_text())
+    assert (proof["tree_size"], proof["root_hash"], proof["checkpoint"]) == (
+        summary["ledger"]["tree_size"], summary["ledger"]["root_hash"], summary["ledger"]["checkpoint"])
     assert scan_tree_for(out, [f for n in NUMBERS for f in raw_forms(n)]) == []
     html = (out / "report.html").read_text()
     assert "<svg" in html and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
@@ -100,10 +101,13 @@ def _change_count(out: Path) -> None:
 
 
 def _drop_proof(out: Path) -> None:
-    p = out / "ledger/proofs.json"
-    doc = json.loads(p.read_text())
-    doc["entries"][0]["audit_path"] = doc["entries"][0]["audit_path"][1:]
-    p.write_text(json.dumps(doc))
+    """A proof node dropped (or, when every leaf is cited and the proof is empty, a cited
+    leaf dropped with its index: the root cannot be recomputed without it)."""
+    nodes = out / "ledger/proof-nodes.txt"
+    names = ["proof-nodes.txt"] if nodes.read_text() else ["leaves.txt", "events.jsonl"]
+    for name in names:
+        p = out / "ledger" / name
+        p.write_text("".join(p.read_text().splitlines(keepends=True)[1:]))
 
 
 TAMPERS = {
@@ -155,7 +159,7 @@ def test_same_inputs_same_bytes(made, tmp_path) -> None:
 
     again = tmp_path / "again"
     audit_bundle(campaign, home, load_key(), again)
-    for name in ("summary.json", "targets.csv", "targets.parquet", "ledger/events.jsonl", "ledger/proofs.json"):
+    for name in ("summary.json", "targets.csv", "targets.parquet", *bundle.EVIDENCE_FILES):
         assert (out / name).read_bytes() == (again / name).read_bytes(), name
 
 

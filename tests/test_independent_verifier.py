@@ -256,17 +256,25 @@ def test_every_stored_checkpoint_verifies_and_roots_the_stored_leaves(built: dic
 
 
 def test_the_bundles_inclusion_proofs_verify_against_its_signed_checkpoint(built: dict) -> None:
+    """Each leaf the bundle cites, with its classic audit path from `origine prove`,
+    verifies against the bundle's signed checkpoint (the bundle's own batch proof is
+    checked independently in tests/test_batch_proof.py)."""
     summary = json.loads((built["bundle"] / "summary.json").read_text())
     origin, size, root = read_checkpoint(summary["ledger"]["checkpoint"].encode(), built["key"])
-    proofs = json.loads((built["bundle"] / "ledger" / "proofs.json").read_text())
-    assert (proofs["tree_size"], proofs["root_hash"]) == (size, root.hex())
     lines = (built["bundle"] / "ledger" / "events.jsonl").read_bytes().split(b"\n")[:-1]
-    assert proofs["entries"] and len(proofs["entries"]) == len(lines)
-    for entry in proofs["entries"]:
-        path = [bytes.fromhex(x) for x in entry["audit_path"]]
-        line = lines[entry["line"]]
-        assert verify_inclusion(entry["leaf_index"], size, leaf(line), path, root)
-        assert not verify_inclusion(entry["leaf_index"], size, leaf(line + b" "), path, root)
+    indices = [int(x) for x in (built["bundle"] / "ledger" / "leaves.txt").read_text().split()]
+    assert lines and len(lines) == len(indices)
+    from origine.cli import main  # the CLI only: the checks below are this file's own
+
+    proved = CliRunner().invoke(main, ["prove", *map(str, indices), "--home", str(built["home"])])
+    assert proved.exit_code == 0, proved.output
+    doc = json.loads(proved.stdout)
+    assert (doc["tree_size"], base64.b64decode(doc["root_hash"])) == (size, root)
+    for index, line, entry in zip(indices, lines, doc["proofs"]):
+        path = [base64.b64decode(x) for x in entry["audit_path"]]
+        assert entry["leaf_index"] == index and entry["leaf"].encode() == line
+        assert verify_inclusion(index, size, leaf(line), path, root)
+        assert not verify_inclusion(index, size, leaf(line + b" "), path, root)
 
 
 def test_the_consistency_proof_from_a_kept_checkpoint_verifies(built: dict) -> None:
