@@ -11,6 +11,7 @@ from assets.partitions import deliveries_partitions
 # origine.stage_checks is imported inside the check steps: it loads Great Expectations, most of
 # this code location's import time, which the run process and the other steps never need.
 from origine import intake
+from origine.errors import BadInput
 from origine.ingest import DeliveryReport
 from pipelines.resources import OrigineHome
 
@@ -36,9 +37,15 @@ def delivery_segment(
     re-delivery of the same bytes is reported as a duplicate and adds nothing.
     """
     started = time.monotonic()
-    report = intake.prepare(
-        Path(config.path), origine.get_home(), origine.get_key(), progress=config.progress
-    )
+    try:
+        report = intake.prepare(
+            Path(config.path), origine.get_home(), origine.get_key(), progress=config.progress
+        )
+    except BadInput as exc:
+        # origine's one line first (not Dagster's wrapper and a stack trace); bad input
+        # does not get better on retry. The cause keeps the domain error for the CLI.
+        raise dg.Failure(description=str(exc), allow_retries=False,
+                         metadata={"error": type(exc).__name__}) from exc
     elapsed = max(time.monotonic() - started, 1e-9)
     context.log.info(
         f"{report.vendor}/{report.delivery_id}: read {report.rows_read}, "
@@ -160,6 +167,34 @@ def _metadata(report: DeliveryReport, elapsed: float) -> dict[str, Any]:
         "rows_quarantined": report.rows_quarantined,
         "rows_per_second": round(report.rows_read / elapsed, 1),
         "seconds": round(elapsed, 3),
-        "quarantine_reasons": dg.MetadataValue.json(report.quarantine_reasons),
-        "findings": dg.MetadataValue.json(report.findings),
+        "quarantine_reasons": quarantine_table(report.quarantine_reasons),
+        "findings": findings_table(report.findings),
     }
+
+
+def findings_table(findings: list[dict[str, Any]]) -> dg.TableMetadataValue:
+    """The delivery's findings as a table for the Dagster UI: code, then what it is about."""
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord({"code": str(f.get("code", "")),
+                            "details": "; ".join(f"{k}: {_plain(v)}" for k, v in f.items() if k != "code")})
+            for f in findings
+        ],
+        schema=dg.TableSchema(columns=[dg.TableColumn("code", "string"), dg.TableColumn("details", "string")]),
+    )
+
+
+def quarantine_table(reasons: dict[str, int]) -> dg.TableMetadataValue:
+    """Quarantined rows per reason, as a table."""
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord({"reason": r, "rows": int(n)}) for r, n in sorted(reasons.items())],
+        schema=dg.TableSchema(columns=[dg.TableColumn("reason", "string"), dg.TableColumn("rows", "int")]),
+    )
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items())
+    return str(value)

@@ -4,10 +4,34 @@
 import dagster as dg
 
 from assets.partitions import deliveries_partitions
-from origine.landing import scan_landing
+from origine.errors import BadInput, DeliveryConflict
+from origine.home import Home
+from origine.intake import check_conflict
+from origine.landing import LandingItem, scan_landing
 from pipelines.resources import OrigineHome
 
 INGEST_JOB = "ingest_delivery"
+
+
+def _refused(context: dg.SensorEvaluationContext, item: LandingItem, home: Home) -> bool:
+    """True (and logged) when the item re-delivers a committed (vendor, delivery_id) with
+    other bytes: no run is requested, so the committed partition stays as it is.
+
+    Checked once per run key (the key changes when the files do): the files are hashed
+    only for an id already committed, and never again for the same bytes.
+    """
+    if context.cursor and item.run_key in context.cursor.split("\n"):
+        return True
+    try:
+        check_conflict(item.path, home)
+    except DeliveryConflict as exc:
+        context.log.warning(f"refused {item.path.name}: {exc}")
+        seen = [k for k in (context.cursor or "").split("\n") if k][-999:]
+        context.update_cursor("\n".join([*seen, item.run_key]))
+        return True
+    except BadInput:  # the run will report it, with its file, row and column
+        return False
+    return False
 
 
 def delivery_run_config(path: str) -> dict:
@@ -22,9 +46,11 @@ def delivery_run_config(path: str) -> dict:
 )
 def landing_sensor(context: dg.SensorEvaluationContext, origine: OrigineHome) -> dg.SensorResult:
     """Registers each new delivery in the landing folder as a partition and requests its run."""
-    items, problems = scan_landing(origine.get_home().landing)
+    home = origine.get_home()
+    items, problems = scan_landing(home.landing)
     for problem in problems:
         context.log.info(f"waiting on {problem.path.name}: {problem.message}")
+    items = [i for i in items if not _refused(context, i, home)]
     new_keys = sorted(
         {i.partition_key for i in items}
         - set(context.instance.get_dynamic_partitions(deliveries_partitions.name))

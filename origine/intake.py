@@ -52,6 +52,27 @@ def prepare(path: Path, home: Home, key: HashKey, *, progress: bool = False) -> 
         return report
 
 
+def check_conflict(path: Path, home: Home) -> None:
+    """Raise :class:`~origine.errors.DeliveryConflict` when ``path`` is a delivery whose
+    (vendor, delivery_id) was committed with other bytes; otherwise nothing.
+
+    Called before a Dagster run is created (CLI and landing sensor): a refused
+    re-delivery then makes no run in the good delivery's partition, which stays green.
+    Reads the manifest only, and hashes the files only when the id is already committed.
+    """
+    from origine.manifest import peek_identity
+
+    if not home.warehouse.exists():
+        return
+    vendor, delivery_id = peek_identity(path)
+    with warehouse.session(home.warehouse, read_only=True) as con:
+        if not _has_tables(con) or warehouse.existing_delivery(con, vendor, delivery_id) is None:
+            return
+    with open_delivery(path, scratch=home.scratch) as delivery:
+        with warehouse.session(home.warehouse, read_only=True) as con:
+            warehouse.duplicate_or_conflict(con, vendor, delivery_id, delivery.fingerprint, delivery.label)
+
+
 def commit(report: DeliveryReport, home: Home, *, label: str) -> DeliveryReport:
     """Make a prepared delivery part of the warehouse (idempotent; all or nothing)."""
     if report.duplicate:

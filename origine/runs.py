@@ -133,8 +133,13 @@ def ingest_via_dagster(home: Home, path: Path, *, progress: bool = False) -> Del
     from assets.partitions import deliveries_partitions
     from pipelines.definitions import build_definitions
 
+    from origine.intake import check_conflict
+
     vendor, delivery_id = peek_identity(path)
     key = partition_key(vendor, delivery_id)
+    # a re-delivery with other bytes is refused before any run: it would fail in the
+    # committed delivery's partition and show that good partition as failed
+    check_conflict(Path(path), home)
     instance = open_instance(home)
     reclaim_dead_runs(instance)
     if not instance.has_dynamic_partition(deliveries_partitions.name, key):
