@@ -215,3 +215,168 @@ def test_audit_cli_zip_and_fingerprint(made, tmp_path) -> None:
     assert result.exit_code == 1  # one target is non-compliant: --fail-on says so
     assert load_signer(home.keys).fingerprint in result.stdout
     assert bundle.verify_bundle(tmp_path / "cli-bundle.zip", home_keys=home.keys).ok
+
+
+# ---------------------------------------------------------------- issue 16: what verify re-derives
+
+
+def _forge(out: Path, home, change) -> None:
+    """A forger holding the operator's key: targets.csv and targets.parquet changed alike,
+    summary.json's counts recomputed, report.html rendered again, everything re-signed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from origine.report import lang_of, render_report
+    from origine.signing import load_signer
+
+    _rewrite_csv(out / "targets.csv", change)
+    rows = list(csv.DictReader(io.StringIO((out / "targets.csv").read_text())))
+    by_key = {r["subject_key"]: r for r in rows}
+    table = pq.read_table(out / "targets.parquet").to_pylist()
+    for t in table:
+        r = by_key[t["subject_key"] or ""]
+        t["verdict"], t["reasons"] = r["verdict"], [x for x in r["reasons"].split("|") if x]
+        t["line_type"] = r["line_type"] or None
+    pq.write_table(pa.Table.from_pylist(table, schema=pq.read_schema(out / "targets.parquet")), out / "targets.parquet")
+    summary = json.loads((out / "summary.json").read_text())
+    summary["verdicts"] = {v: sum(r["verdict"] == v for r in rows) for v in summary["verdicts"]}
+    summary["reasons"] = {k: sum(k in r["reasons"].split("|") for r in rows) for k in summary["reasons"]}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    page = (out / "report.html").read_text()
+    (out / "report.html").write_text(render_report(summary, json.loads((out / "validations.json").read_text()),
+                                                   lang_of(page)))
+    bundle.sign_bundle(out, load_signer(home.keys))
+
+
+def test_a_landline_flipped_to_compliant_and_resigned_fails(made) -> None:
+    home, out, _, _ = made
+
+    def flip(rows):
+        [landline] = [r for r in rows if r["line_type"] == "fixed_line"]
+        assert "WRONG_LINE_TYPE" in landline["reasons"]
+        landline["verdict"], landline["reasons"] = "compliant", ""
+
+    before = bundle.verify_bundle(out, home_keys=home.keys)
+    assert before.ok and before.checked["reasons"] == 10, before.problems
+    _forge(out, home, flip)
+    result = bundle.verify_bundle(out, home_keys=home.keys)
+    assert not result.ok and "WRONG_LINE_TYPE" in result.problems[0], result.problems
+
+
+@pytest.mark.parametrize("reason", ["NO_CONSENT_PROOF", "PURPOSE_NOT_CONSENTED", "NO_PROVENANCE"])
+def test_a_reason_added_or_dropped_against_the_leaves_fails(made, reason) -> None:
+    home, out, _, _ = made
+
+    def change(rows):
+        row = next(r for r in rows if r["line_type"] != "fixed_line")
+        listed = [x for x in row["reasons"].split("|") if x]
+        row["reasons"] = "|".join([x for x in listed if x != reason] if reason in listed else [*listed, reason])
+        row["verdict"] = ("non_compliant" if any(bundle_rules()[x] == "non_compliant" for x in row["reasons"].split("|") if x)
+                          else "unverifiable" if row["reasons"] else "compliant")
+
+    _forge(out, home, change)
+    result = bundle.verify_bundle(out, home_keys=home.keys)
+    assert not result.ok and reason in result.problems[0], result.problems
+
+
+def bundle_rules() -> dict[str, str]:
+    from origine.audit import RULES
+
+    return RULES
+
+
+def test_a_rotated_homes_bundle_verifies(home, key, make_delivery, tmp_path, monkeypatch) -> None:
+    """Leaves keep the subject keys of their generation, targets carry current keys: the
+    bundle carries the key-map chunks that link them, checked against the key_map leaf."""
+    from origine.keys import load_key
+    from tests.test_rotation import LAYER, rotate_cli
+
+    rows = "".join(f"06123456{i:02d},jeu,political.electoral,2024-01-02,proof-{i}\n" for i in range(8))
+    path = make_delivery({"c.csv": ("phone,source,consent_purposes,consent_at,consent_proof\n" + rows).encode()},
+                         delivery_id="D-1", delivered_at="2024-02-01T00:00:00Z")
+    intake.commit(intake.prepare(path, home, key), home, label="x")
+    rotate_cli(home, LAYER, monkeypatch)
+    monkeypatch.setenv("ORIGINE_HASH_KEY_LAYERS", LAYER)
+    campaign = tmp_path / "campaign.yaml"
+    campaign.write_text(yaml.safe_dump({
+        "campaign_id": "EU24", "sponsor": "Parti A", "channel": "sms", "purpose": "political.electoral",
+        "sender": "PARTI-A", "message": "Parti A: votez le 9 juin. STOP 36789",
+        "sent_at": "2024-06-07T18:00:00+02:00", "targeting": {"age": "18-35"}, "targets": {"deliveries": ["D-1"]},
+    }))
+    out = tmp_path / "bundle"
+    result, _ = audit_bundle(campaign, home, load_key(), out)
+    assert result.count("compliant") == 8
+    km = (out / "ledger" / "key-map.txt").read_text()
+    assert km.startswith("digest 0 8 ") and "\nchunk 0\n" in km
+    check = bundle.verify_bundle(out, home_keys=home.keys)
+    assert check.ok, check.problems
+    # the links are what verify relies on: one changed current key breaks the chunk's digest
+    lines = km.split("\n")
+    lines[2] = lines[2][:-1] + ("0" if lines[2][-1] != "0" else "1")
+    (out / "ledger" / "key-map.txt").write_text("\n".join(lines))
+    from origine.signing import load_signer
+
+    bundle.sign_bundle(out, load_signer(home.keys))
+    check = bundle.verify_bundle(out, home_keys=home.keys)
+    assert not check.ok and "key-map" in check.problems[0]
+
+
+def test_a_200_kb_field_gives_a_clean_exit(made) -> None:
+    home, out, _, _ = made
+
+    def huge(rows):
+        rows[0]["sources"] = "x" * 200_000
+
+    _rewrite_csv(out / "targets.csv", huge)
+    from origine.signing import load_signer
+
+    bundle.sign_bundle(out, load_signer(home.keys))
+    result = CliRunner().invoke(main, ["verify", str(out), "--home", str(home.root), "--json"])
+    assert result.exit_code in (0, 1) and result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    doc = json.loads(result.stdout)
+    assert doc["checked"]["targets"] == 4
+
+
+def test_a_zip_expanding_past_the_cap_is_unusable_input(made, tmp_path, monkeypatch) -> None:
+    import zipfile
+
+    home, out, _, _ = made
+    archive = bundle.zip_bundle(out, tmp_path / "bundle.zip")
+    assert CliRunner().invoke(main, ["verify", str(archive), "--home", str(home.root)]).exit_code == 0
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "ledger/events.jsonl":
+                data += b"\n" * (300 << 20)  # 300 MiB of newlines: ~300 KiB compressed
+            dst.writestr(info, data)
+    monkeypatch.setenv("ORIGINE_MAX_EXPANSION_RATIO", "50")
+    monkeypatch.setenv("ORIGINE_MAX_EXPANDED_BYTES", "64M")
+    result = CliRunner().invoke(main, ["verify", str(bomb), "--home", str(home.root)])
+    assert result.exit_code == 2, result.output
+    assert "expands past" in result.output and "Traceback" not in result.output
+
+
+def test_verify_json_and_since(made, tmp_path) -> None:
+    """--json says what was checked; --since needs the bundle to extend the held checkpoint."""
+    home, out, campaign, _ = made
+    runner = CliRunner()
+    held = tmp_path / "held.txt"
+    held.write_text(runner.invoke(main, ["ledger", "checkpoint", "--home", str(home.root)]).stdout)
+    doc = json.loads(runner.invoke(main, ["verify", str(out), "--home", str(home.root), "--json"]).stdout)
+    assert doc["ok"] and doc["checked"]["proofs"] > 0 and doc["checked"]["reasons"] == 10
+    assert runner.invoke(main, ["verify", str(out), "--home", str(home.root), "--since", str(held)]).exit_code == 0
+    # a later audit, proven against a checkpoint that extends the held one
+    later = tmp_path / "later.yaml"
+    later.write_text(campaign.read_text().replace("EU24", "EU24-2"))
+    again = tmp_path / "again"
+    audited = runner.invoke(main, ["audit", str(later), "--out", str(again), "--home", str(home.root),
+                                   "--since", str(held)])
+    assert audited.exit_code == 0, audited.output
+    ok = runner.invoke(main, ["verify", str(again), "--home", str(home.root), "--since", str(held), "--json"])
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["checked"]["since"] > 0, ok.output
+    # a held checkpoint the bundle's tree does not extend: same size claimed, another root
+    lines = held.read_text().split("\n")
+    assert runner.invoke(main, ["verify", str(again), "--home", str(home.root), "--since", str(out / "summary.json")]).exit_code == 2
+    assert lines[1].isdigit()
