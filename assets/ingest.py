@@ -145,13 +145,18 @@ def warehouse_delivery(
 def warehouse_expectations(
     warehouse_delivery: dict[str, Any], origine: OrigineHome
 ) -> dg.AssetCheckResult:
-    """Great Expectations suites `deliveries` and `ledger_events` after the commit."""
+    """Great Expectations suites `deliveries` and `ledger_events` after the commit, over
+    what this commit added: its delivery row and the events it appended (the weekly
+    `ledger_check` job validates the whole ledger)."""
     from origine import stage_checks
 
     report = DeliveryReport.from_dict(warehouse_delivery)
     home = origine.get_home()
+    appended = None if report.duplicate else stage_checks.appended_seq_range(
+        (report.ledger or {}).get("tree_size"), report.events
+    )
     results = stage_checks.validate_committed(
-        home.warehouse, report.vendor, report.delivery_id, context_root=home.gx
+        home.warehouse, report.vendor, report.delivery_id, appended=appended, context_root=home.gx
     )
     return _gx_result(results)
 

@@ -1,4 +1,5 @@
-"""Scheduled operations: retention and signed tree heads daily, a full ledger check weekly,
+"""Scheduled operations: retention and signed tree heads daily, a full ledger check weekly
+(the tree, every head, and the Great Expectations suites over every delivery and event),
 and suppression files picked up from ``$ORIGINE_HOME/suppressions``."""
 
 from pathlib import Path
@@ -44,6 +45,30 @@ def check_ledger_op(context: dg.OpExecutionContext, origine: OrigineHome) -> dic
     return {"events": result.events, "heads": result.heads}
 
 
+@dg.op
+def validate_ledger_op(context: dg.OpExecutionContext, origine: OrigineHome) -> dict:
+    """Great Expectations suites `deliveries` and `ledger_events` over whole tables.
+
+    Each ingest and audit validates only what it added (its delivery, its events), so a
+    check costs what its run costs; this validates everything, whichever run added it,
+    and fails the run on any blocking failure.
+    """
+    from origine import stage_checks  # loads Great Expectations
+
+    home = origine.get_home()
+    results = stage_checks.validate_whole_ledger(home.warehouse, context_root=home.gx)
+    failures = stage_checks.failure_summary(results)
+    context.add_output_metadata({
+        "rows": dg.MetadataValue.json({r.suite: r.rows for r in results}),
+        "failed_expectations": dg.MetadataValue.json(failures),
+        "warnings": dg.MetadataValue.json([f"{r.suite}: {o.describe()}" for r in results for o in r.warnings]),
+        "results": dg.MetadataValue.json([r.to_dict() for r in results]),
+    })
+    if failures:
+        raise OrigineError("; ".join(failures))
+    return {r.suite: r.rows for r in results}
+
+
 class SuppressionConfig(dg.Config):
     """A suppression file to ingest."""
 
@@ -68,10 +93,11 @@ def ledger_maintenance() -> None:
     apply_retention_op()
 
 
-@dg.job(description="Weekly: verify the whole ledger and its tree heads.")
+@dg.job(description="Weekly: verify the whole ledger and its tree heads; validate every delivery and event.")
 def ledger_check() -> None:
-    """Full ledger check."""
+    """Full ledger check, and the expectation suites over the whole warehouse."""
     check_ledger_op()
+    validate_ledger_op()
 
 
 @dg.job(description="Ingest a suppression file (STOP replies, DPO requests, do-not-call lists).")
