@@ -26,7 +26,8 @@ The points, in the order one ingest reaches them:
 One point pauses instead of killing (:func:`pause`, for ``origine audit``):
 ``ORIGINE_FAULT_POINT=bundle.after_evidence ORIGINE_FAULT_PAUSE=5`` sleeps 5 s once
 the bundle's evidence is exported and the warehouse released, while the rest of the
-bundle is written (the test that an ingest then commits without waiting).
+bundle is written (the test that an ingest then commits without waiting); with
+``ORIGINE_FAULT_RESUME=FILE`` it ends as soon as FILE exists.
 
 Never set these variables in production.
 """
@@ -77,8 +78,13 @@ def pause(name: str) -> None:
     assert name in PAUSE_POINTS, name
     if os.environ.get(POINT_ENV) == name:
         import time
+        from pathlib import Path
 
-        time.sleep(float(os.environ.get(PAUSE_ENV) or 0))
+        # With ORIGINE_FAULT_RESUME=FILE the pause ends as soon as FILE exists.
+        resume = os.environ.get("ORIGINE_FAULT_RESUME")
+        deadline = time.monotonic() + float(os.environ.get(PAUSE_ENV) or 0)
+        while time.monotonic() < deadline and not (resume and Path(resume).exists()):
+            time.sleep(0.05)
 
 
 def _kill() -> None:

@@ -380,3 +380,46 @@ def test_verify_json_and_since(made, tmp_path) -> None:
     lines = held.read_text().split("\n")
     assert runner.invoke(main, ["verify", str(again), "--home", str(home.root), "--since", str(out / "summary.json")]).exit_code == 2
     assert lines[1].isdigit()
+
+
+@pytest.mark.slow
+def test_an_ingest_started_while_an_audit_writes_its_bundle_commits_without_waiting(home, key, tmp_path) -> None:
+    """Real processes: the audit pauses once its evidence is exported (the rest of the
+    bundle still to write); an ingest started then commits while the audit is still
+    running, and the bundle, proven against the audit's own checkpoint, still verifies."""
+    from tests.processes import cli_env, ingest_here, ledger_check_ok, start_cli, wait_for, write_delivery
+
+    first = write_delivery(tmp_path / "in", "P-1", 300, seed=3)
+    later = write_delivery(tmp_path / "in", "P-2", 300, seed=4, vendor="other")
+    ingest_here(home, first)
+    campaign = tmp_path / "campaign.yaml"
+    campaign.write_text(yaml.safe_dump({
+        "campaign_id": "EU24", "sponsor": "Parti A", "channel": "sms", "purpose": "political.electoral",
+        "sender": "PARTI-A", "message": "Parti A: votez le 9 juin. STOP 36789",
+        "sent_at": "2024-06-07T18:00:00+02:00", "targeting": {"age": "18-35"}, "targets": {"deliveries": ["P-1"]},
+    }))
+    out, resume = tmp_path / "bundle", tmp_path / "resume"
+    auditing = start_cli(home, "audit", str(campaign), "--out", str(out), env=cli_env(
+        home, ORIGINE_FAULT_POINT="bundle.after_evidence", ORIGINE_FAULT_PAUSE="600", ORIGINE_FAULT_RESUME=str(resume)))
+    try:
+        wait_for(lambda: (out / "ledger" / "proof.json").is_file(), timeout=300, what="the evidence", proc=auditing)
+        ingesting = start_cli(home, "ingest", str(later), "--json", env=cli_env(home, ORIGINE_LOCK_WAIT="0"))
+        _, err = ingesting.communicate(timeout=300)
+        assert ingesting.returncode == 0, err
+        assert auditing.poll() is None, "the audit was still writing its bundle"
+    finally:
+        resume.write_text("go")
+    stdout, stderr = auditing.communicate(timeout=300)
+    assert auditing.returncode == 0, stderr
+    check = bundle.verify_bundle(out, home_keys=home.keys)
+    assert check.ok, check.problems
+    summary = json.loads((out / "summary.json").read_text())
+    import duckdb
+
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        size = con.execute("SELECT max(tree_size) FROM tree_heads").fetchone()[0]
+    finally:
+        con.close()
+    assert size > summary["ledger"]["tree_size"], "the ingest committed after the audit's checkpoint"
+    ledger_check_ok(home)
