@@ -63,3 +63,19 @@ def test_index_answers_like_the_view(home, key, make_delivery, monkeypatch) -> N
 
 def test_runs() -> None:
     assert subject_index._runs([5, 1, 2, 3, 9, 10, 3]) == [(1, 3), (5, 5), (9, 10)]
+
+
+def test_lookup_bench_runs_end_to_end() -> None:
+    """bench/lookup.py stays runnable (tiny ledger): index, lookups before and after a rotation."""
+    import re
+    import subprocess
+    import sys
+
+    from tests.processes import REPO
+
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "lookup.py"), "--events", "20000", "--targets",
+                          "2000", "--lookups", "10", "--rotate"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    # every measured lookup of a held number found its events, before and after the rotation
+    assert len(re.findall(r"\(11 calls, 10 held\)", out.stdout)) == 3, out.stdout
+    assert "index rebuilt" in out.stdout
