@@ -177,7 +177,7 @@ def test_celery_workers_run_deliveries_and_a_killed_worker_leaves_no_half_delive
     worker."""
     partitions = bench_module("partitions")
     small = [write_delivery(tmp_path / "in", f"C-{n}", 1500, seed=40 + n) for n in range(1, 5)]
-    big = write_delivery(tmp_path / "in", "C-5", 80_000, seed=45)  # a heavy step long enough to be killed in
+    big = write_delivery(tmp_path / "in", "C-5", 40_000, seed=45)  # a commit long enough to be killed in
     for name in ("DAGSTER_HOME", "ORIGINE_HOME", BROKER_ENV):  # prepare_home points them at its home
         monkeypatch.setenv(name, os.environ.get(name, ""))
     monkeypatch.setattr(partitions, "KEY", TEST_KEY_HEX)
@@ -228,18 +228,18 @@ def test_celery_workers_run_deliveries_and_a_killed_worker_leaves_no_half_delive
             assert "stopped answering" in _failure_text(failed.run_id)
             with dg.DagsterInstance.get() as instance:  # the lost commit's pool slot is free again
                 assert instance.event_log_storage.get_concurrency_info("warehouse").active_slot_count == 0
+            after_kill = ledger_state(home)
+            ledger_check_ok(home)
+
+            # the rerun (on the surviving worker) runs while the serial reference is built
+            runs.queue([big], celery)
             ingest_here(Home(tmp_path / "ref"), big)  # the serial home, one more delivery
             serial = ledger_state(Home(tmp_path / "ref"))
-            after_kill = ledger_state(home)
             # no half delivery: the big one is not there at all (or, had the kill come after
             # the transaction committed, all of it)
             assert (after_kill.same_content(state) and after_kill.head == state.head) or (
                 after_kill.same_content(serial) and after_kill.head == serial.head
             )
-            ledger_check_ok(home)
-
-            # the rerun completes on the surviving worker
-            runs.queue([big], celery)
             records = partitions.wait_runs(daemon, 6, timeout=180)
             rerun = _newest_run([big_key])
             assert rerun.status.value == "SUCCESS", _logs(logs / "daemon.log", *sorted(logs.glob("w*.log")))
