@@ -565,3 +565,33 @@ def test_suites_fit_the_warehouse_schema(tmp_path: Path) -> None:
         result = v.validate(db, suite)
         assert result.rows == 0 and result.errors == [], suite
         assert result.outcome("expect_table_columns_to_match_set").success, suite
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["origine.validation", "origine.stage_checks", "origine.ingest", "origine.intake", "origine.export",
+     "origine.cli", "assets.ingest", "assets.operations", "pipelines.definitions"],
+)
+def test_importing_loads_great_expectations_only_when_a_check_runs(module: str) -> None:
+    """Great Expectations costs seconds of start-up: the CLI, the code location, every run
+    and step process would pay it on import. Only running a check may load it."""
+    import subprocess
+    import sys
+
+    # SQLAlchemy too (it comes with GX's engine), for origine's own modules: Dagster may use it.
+    heavy = ("great_expectations", "sqlalchemy") if module.startswith("origine.") else ("great_expectations",)
+    code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout[:300]
+
+
+def test_validate_takes_a_request_or_the_same_fields_as_keywords(tmp_path: Path) -> None:
+    """One request object; the keyword form builds the same one (no second parameter list)."""
+    db = make_db(tmp_path / "w.duckdb")
+    by_request = v.validate(v.ValidationRequest(db, "ledger_events", seq_range=(10, 19), unexpected_sample=0))
+    by_keywords = v.validate(db, "ledger_events", seq_range=(10, 19), unexpected_sample=0)
+    assert by_request.rows == by_keywords.rows == 10
+    assert by_request.seq_range == (10, 19) and by_request.to_dict()["seq_range"] == [10, 19]
+    assert [o.to_dict() for o in by_request.results] == [o.to_dict() for o in by_keywords.results]
+    with pytest.raises(TypeError):
+        v.validate(db, "ledger_events", no_such_option=1)
