@@ -57,3 +57,13 @@ def test_ingest_bench_memory_limit_holds_the_process_tree_and_reports_an_oom_kil
                             capture_output=True, text=True, timeout=600)
     assert killed.returncode != 0
     assert re.search(r"OOM kills [1-9]", killed.stdout) and "killed: SIGKILL" in killed.stderr
+
+
+def test_bundle_bench_audits_verifies_and_reports_against_the_floor() -> None:
+    out = run("bundle.py", "--rows", "3000")
+    assert "floor  (duckdb COPY of the cited leaves as JSON lines" in out
+    for line in ("audit + bundle:", "verify:"):
+        assert line in out and "ratio" in out.split(line)[1].split("\n")[0] and "peak RSS" in out.split(line)[1].split("\n")[0]
+    assert "bytes per target; proof overhead" in out
+    targets = int(re.search(r"^targets ([\d,]+),", out, re.M).group(1).replace(",", ""))  # type: ignore[union-attr]
+    assert targets > 2000
