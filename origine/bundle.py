@@ -326,6 +326,9 @@ class _Source:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.zip: zipfile.ZipFile | None = None
+        self.db: duckdb.DuckDBPyConnection | None = None
+        self.scratch: Path | None = None
+        self.targets_loaded = False
         self._budget = 0
         if path.is_file():
             try:
@@ -408,6 +411,10 @@ class _Source:
         return bytes(out)
 
     def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
         if self.zip is not None:
             self.zip.close()
 
@@ -647,13 +654,21 @@ _LEAF_FACTS_SQL = """
 """
 
 
-def _verifier_db() -> duckdb.DuckDBPyConnection:
-    from origine import memory
+# The verifier's scratch database: in memory up to this, spilling to a temporary folder
+# past it (a bundle of any size in bounded memory; the Python side holds one batch).
+_VERIFY_MEMORY = "1GB"
 
-    con = memory.bound(duckdb.connect())
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET preserve_insertion_order = false")
-    return con
+
+def _verifier_db(src: _Source) -> duckdb.DuckDBPyConnection:
+    """One scratch DuckDB per verify (targets loaded once), spilling to a temp folder."""
+    if src.db is None:
+        src.scratch = Path(tempfile.mkdtemp(prefix="origine-verify-"))
+        con = duckdb.connect(config={"memory_limit": _VERIFY_MEMORY, "threads": 2,
+                                     "temp_directory": str(src.scratch)})
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET preserve_insertion_order = false")
+        src.db = con
+    return src.db
 
 
 def _check_summary(src: _Source, result: Verification, key: Any, since: Path | None) -> None:
@@ -661,36 +676,33 @@ def _check_summary(src: _Source, result: Verification, key: Any, since: Path | N
     summary = _json(src, "summary.json", result)
     if not result.ok:
         return
-    con = _verifier_db()
-    try:
-        if not _load_targets(src, con, result):
-            return
-        total, parquet = con.execute("SELECT (SELECT count(*) FROM _t), (SELECT count(*) FROM _tp)").fetchone()  # type: ignore[misc]
-        if summary.get("targets") != total or parquet != total:
-            result.fail(f"summary.json says {summary.get('targets')} targets; targets.csv has {total}, "
-                        f"targets.parquet {parquet}")
-            return
-        verdicts = dict(con.execute("SELECT verdict, count(*) FROM _t GROUP BY 1").fetchall())
-        reasons = dict(con.execute("SELECT r, count(*) FROM (SELECT unnest(reasons) AS r FROM _t) GROUP BY 1").fetchall())
-        for label, stated, counted in (("", summary.get("verdicts") or {}, verdicts),
-                                       ("reason ", summary.get("reasons") or {}, reasons)):
-            for name in sorted(set(stated) | set(counted)):
-                if stated.get(name, 0) != counted.get(name, 0):
-                    result.fail(f"summary.json: {label}{name} = {stated.get(name, 0)}, targets.csv has "
-                                f"{counted.get(name, 0)}")
-                    return
-        bad = con.execute(
-            "SELECT coalesce(a.subject_key, b.subject_key) FROM (SELECT *, row_number() OVER (ORDER BY subject_key) AS i FROM _t) a "
-            "FULL JOIN (SELECT *, row_number() OVER (ORDER BY subject_key) AS i FROM _tp) b USING (i) "
-            "WHERE a.subject_key IS DISTINCT FROM b.subject_key OR a.verdict IS DISTINCT FROM b.verdict "
-            "OR a.reasons IS DISTINCT FROM b.reasons OR a.line_type IS DISTINCT FROM b.line_type LIMIT 1"
-        ).fetchone()
-        if bad:
-            result.fail(f"targets.csv and targets.parquet disagree on subject {str(bad[0])[:16]}…")
-            return
-        result.checked["targets"] = int(total)
-    finally:
-        con.close()
+    con = _verifier_db(src)
+    if not _load_targets(src, con, result):
+        return
+    total, parquet = con.execute("SELECT (SELECT count(*) FROM _t), (SELECT count(*) FROM _tp)").fetchone()  # type: ignore[misc]
+    if summary.get("targets") != total or parquet != total:
+        result.fail(f"summary.json says {summary.get('targets')} targets; targets.csv has {total}, "
+                    f"targets.parquet {parquet}")
+        return
+    verdicts = dict(con.execute("SELECT verdict, count(*) FROM _t GROUP BY 1").fetchall())
+    reasons = dict(con.execute("SELECT r, count(*) FROM (SELECT unnest(reasons) AS r FROM _t) GROUP BY 1").fetchall())
+    for label, stated, counted in (("", summary.get("verdicts") or {}, verdicts),
+                                   ("reason ", summary.get("reasons") or {}, reasons)):
+        for name in sorted(set(stated) | set(counted)):
+            if stated.get(name, 0) != counted.get(name, 0):
+                result.fail(f"summary.json: {label}{name} = {stated.get(name, 0)}, targets.csv has "
+                            f"{counted.get(name, 0)}")
+                return
+    bad = con.execute(
+        "SELECT coalesce(a.subject_key, b.subject_key) FROM (SELECT *, row_number() OVER (ORDER BY subject_key) AS i FROM _t) a "
+        "FULL JOIN (SELECT *, row_number() OVER (ORDER BY subject_key) AS i FROM _tp) b USING (i) "
+        "WHERE a.subject_key IS DISTINCT FROM b.subject_key OR a.verdict IS DISTINCT FROM b.verdict "
+        "OR a.reasons IS DISTINCT FROM b.reasons OR a.line_type IS DISTINCT FROM b.line_type LIMIT 1"
+    ).fetchone()
+    if bad:
+        result.fail(f"targets.csv and targets.parquet disagree on subject {str(bad[0])[:16]}…")
+        return
+    result.checked["targets"] = int(total)
 
 
 def _load_targets(src: _Source, con: duckdb.DuckDBPyConnection, result: Verification) -> bool:
@@ -700,6 +712,8 @@ def _load_targets(src: _Source, con: duckdb.DuckDBPyConnection, result: Verifica
 
     from origine.limits import max_line_bytes
 
+    if src.targets_loaded:
+        return True
     csv.field_size_limit(max_line_bytes())
     con.execute("CREATE OR REPLACE TABLE _t (subject_key VARCHAR, verdict VARCHAR, reasons VARCHAR[], line_type VARCHAR)")
     text = (line.decode("utf-8", "replace") + "\n" for line in src.lines("targets.csv"))
@@ -733,6 +747,7 @@ def _load_targets(src: _Source, con: duckdb.DuckDBPyConnection, result: Verifica
     except (OSError, ValueError, KeyError, pa.ArrowException, duckdb.Error):
         result.fail("targets.parquet: missing or unreadable")
         return False
+    src.targets_loaded = True
     return True
 
 
@@ -773,7 +788,7 @@ def _check_reasons(src: _Source, result: Verification, key: Any, since: Path | N
     except (KeyError, TypeError, ValueError):
         result.fail("summary.json: the campaign's send time, channel, purpose or validity is missing")
         return
-    con = _verifier_db()
+    con = _verifier_db(src)
     try:
         if not _load_targets(src, con, result):
             return
@@ -826,7 +841,8 @@ def _check_reasons(src: _Source, result: Verification, key: Any, since: Path | N
             return
         result.checked["reasons"] = len(order)
     finally:
-        con.close()
+        for name in ("ledger_events", "subject_key_map", "_targets", "_target_keys", "_verdicts", "_order", "_per"):
+            con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def _load_key_map(src: _Source, con: duckdb.DuckDBPyConnection, result: Verification) -> bool:
