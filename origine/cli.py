@@ -376,6 +376,24 @@ def ledger_retention(home: Path | None, days: int, as_json: bool) -> None:
                f"erased {result['events']} events of {result['subjects']} subjects (last contact before {result['cutoff']})")
 
 
+@ledger.command("index")
+@home_option
+@json_option
+def ledger_index(home: Path | None, as_json: bool) -> None:
+    """Rebuild lookup's index of the ledger (a derived table; `ledger retention` refreshes it
+    daily). Lookups stay right without it, only slower: they scan events not indexed."""
+    from origine import subject_index, warehouse
+
+    def go() -> Any:
+        h = resolve_home(home)
+        h.require()
+        with warehouse.session(h.warehouse) as con:
+            return subject_index.refresh(con, force=True)
+
+    result = _guarded(go, home)
+    click.echo(json.dumps(result, indent=2) if as_json else f"lookup index covers events up to seq {result['indexed_upto']}")
+
+
 @main.command("audit")
 @click.argument("campaign", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -387,12 +405,15 @@ def ledger_retention(home: Path | None, days: int, as_json: bool) -> None:
 @click.option("--zip", "as_zip", is_flag=True, help="Also write the bundle as one file, DIR.zip.")
 @click.option("--lang", type=click.Choice(["fr", "en"]), default=None,
               help="Language of report.html (default: the campaign country's, French for FR).")
+@click.option("--send-list", "send_list", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write OUT.csv: per row of the campaign's target file, its position, its own id "
+                   "(when the file has an id column), verdict and reasons; never a number.")
 @click.option("--since", "since", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="A checkpoint the regulator holds: the bundle carries the consistency proof from it.")
 @json_option
 def audit_cmd(campaign: Path, out_dir: Path, home: Path | None, validity_days: int,
-              fail_on: tuple[str, ...], as_zip: bool, lang: str | None, since: Path | None,
-              as_json: bool) -> None:
+              fail_on: tuple[str, ...], as_zip: bool, lang: str | None, send_list: Path | None,
+              since: Path | None, as_json: bool) -> None:
     """Audit CAMPAIGN.yaml: a verdict per target, findings, claims; a signed bundle in --out.
 
     --out must be a new or empty folder, or an earlier bundle of the same campaign
@@ -403,12 +424,26 @@ def audit_cmd(campaign: Path, out_dir: Path, home: Path | None, validity_days: i
 
     def go() -> Any:
         archive = archive_path(out_dir) if as_zip else None
+        if send_list is not None:  # refused before the audit records anything
+            from origine.campaign import load_campaign
+            from origine.send_list import require_target_file
+
+            require_target_file(load_campaign(campaign))
         h = resolve_home(home).ensure()
         note = _read_checkpoint_file(since) if since is not None else None
         return (*audit_bundle(campaign, h, h.load_key(), out_dir, validity_days=validity_days, archive=archive,
                               lang=lang, since=note), archive)
 
     result, manifest, archive = _guarded(go, home)
+    if send_list is not None:
+        from origine.campaign import load_campaign
+        from origine.send_list import write_send_list
+
+        listed = _guarded(lambda: write_send_list(load_campaign(campaign), resolve_home(home).load_key(),
+                                                  result.targets_parquet, send_list), home)
+        if not as_json:
+            click.echo(f"send list {send_list}: {listed.rows} rows  " +
+                       "  ".join(f"{k} {v}" for k, v in listed.verdicts.items()))
     s = result.summary
     if as_json:
         click.echo(json.dumps(s, indent=2, ensure_ascii=False))
@@ -643,6 +678,32 @@ def erase_cmd(number: str | None, batch_file: Path | None, reason: str | None, h
     else:
         click.echo(f"erased {result['events']} events of {result['subjects']} subject(s) on request; "
                    f"erasure leaf seq {result['erasure_seq']}, tree size {result['tree_size']}")
+
+
+@main.command("quarantine")
+@click.argument("vendor")
+@click.argument("delivery_id")
+@home_option
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the CSV to this file (default: print it).")
+def quarantine_cmd(vendor: str, delivery_id: str, home: Path | None, csv_out: Path | None) -> None:
+    """The rows of VENDOR's delivery DELIVERY_ID refused at intake, as CSV for the vendor:
+    file, row, reason, column (the rows' content is not kept, so never a number)."""
+    from origine import warehouse
+    from origine.send_list import quarantine_csv
+
+    def go() -> str:
+        h = resolve_home(home)
+        h.require()
+        with warehouse.session(h.warehouse, read_only=True) as con:
+            return quarantine_csv(con, vendor, delivery_id)
+
+    text = _guarded(go, home)
+    if csv_out is None:
+        click.echo(text, nl=False)
+    else:
+        csv_out.write_text(text, encoding="utf-8")
+        click.echo(f"{text.count(chr(10)) - 1} quarantined rows written to {csv_out}")
 
 
 @main.group()
