@@ -74,6 +74,7 @@ def phase(name: str, db: Path, rows: int, deliveries: int) -> dict:
     if name in ("gx", "gx_delivery"):
         t0 = time.perf_counter()
         from origine import validation
+        import origine.validation.run  # noqa: F401  (Great Expectations: loaded by the first validate)
 
         detail["import_s"] = round(time.perf_counter() - t0, 2)  # not counted in `seconds`
     started = time.perf_counter()
