@@ -36,6 +36,12 @@ def test_ingest_bench_runs_the_cli_and_reports_each_step() -> None:
         assert f"step {step} " in out
 
 
+def test_ledger_v2_sizes_bench_checks_the_proposed_row_leaf_against_v1_events() -> None:
+    out = run("ledger_v2_sizes.py", "--rows", "5000")
+    assert "row leaf median" in out and "v1 events" in out
+    assert "v2 (C) row leaves state every v1 row event (delivered: the delivery leaf's): True" in out
+
+
 def _can_make_memory_cgroups() -> bool:
     """Whether this process may create a memory cgroup (root, a writable hierarchy)."""
     try:
