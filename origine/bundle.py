@@ -912,7 +912,7 @@ def _load_key_map(src: _Source, con: duckdb.DuckDBPyConnection, result: Verifica
                 key_id, subject, now = line.split(" ")
                 rows.append((key_id or None, subject, now))
                 if len(rows) >= _BATCH:
-                    con.executemany("INSERT INTO subject_key_map VALUES (?, ?, ?)", rows)
+                    _insert_map(con, rows)
                     rows = []
                 if len(current) > CHUNK:
                     raise ValueError
@@ -924,7 +924,7 @@ def _load_key_map(src: _Source, con: duckdb.DuckDBPyConnection, result: Verifica
     if not close_chunk():
         return False
     if rows:
-        con.executemany("INSERT INTO subject_key_map VALUES (?, ?, ?)", rows)
+        _insert_map(con, rows)
     latest = con.execute("SELECT proof, \"row\" FROM ledger_events WHERE type = 'key_map' ORDER BY seq DESC LIMIT 1").fetchone()
     listed = hashlib.sha256("\n".join(d for _, d in digests).encode()).hexdigest()
     if latest is None and digests:
@@ -934,6 +934,18 @@ def _load_key_map(src: _Source, con: duckdb.DuckDBPyConnection, result: Verifica
         result.fail("ledger/key-map.txt: the chunk digests are not those the latest key_map leaf commits to")
         return False
     return True
+
+
+def _insert_map(con: duckdb.DuckDBPyConnection, rows: list[tuple[str | None, str, str]]) -> None:
+    import pyarrow as pa
+
+    con.register("_chunk", pa.table({"key_id": pa.array([r[0] for r in rows], pa.string()),
+                                     "subject_key": pa.array([r[1] for r in rows], pa.string()),
+                                     "current_key": pa.array([r[2] for r in rows], pa.string())}))
+    try:
+        con.execute("INSERT INTO subject_key_map SELECT * FROM _chunk")
+    finally:
+        con.unregister("_chunk")
 
 
 def _check_report(src: _Source, result: Verification, key: Any, since: Path | None) -> None:
