@@ -372,8 +372,8 @@ class _Source:
                 p = PurePosixPath(name)
                 if p.is_absolute() or ".." in p.parts:
                     raise BadInput("a zip member leaves the bundle", file=str(path))
-            # Every byte read out of the zip counts against one cap (bombs, and members
-            # lying about their size, stop there).
+            # What the members declare, and every byte one read of a member yields, are
+            # held to one cap (bombs, and members lying about their size, stop there).
             self._budget = expansion_limit(path.stat().st_size)
             if sum(i.file_size for i in self.zip.infolist()) > self._budget:
                 from origine.limits import too_expanded
@@ -400,6 +400,7 @@ class _Source:
             member = self.zip.open(name)
         except KeyError:
             raise FileNotFoundError(name) from None
+        left = self._budget
         with member:
             while True:
                 try:
@@ -408,10 +409,9 @@ class _Source:
                     raise BadInput(f"zip member {name} is corrupt ({type(exc).__name__})", file=str(self.path)) from None
                 if not chunk:
                     return
-                self._budget -= len(chunk)
-                if self._budget < 0:
-                    raise BadInput(too_expanded(f"zip member {name}", self._budget + len(chunk)),
-                                   file=str(self.path))
+                left -= len(chunk)
+                if left < 0:
+                    raise BadInput(too_expanded(f"zip member {name}", self._budget), file=str(self.path))
                 yield chunk
 
     def lines(self, name: str) -> Iterator[bytes]:
