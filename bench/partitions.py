@@ -180,8 +180,11 @@ def prepare_home(home_root: Path, max_runs: int, **extra_env: str) -> tuple[Any,
     return home, env
 
 
-def execution_config(executor: str, start_method: str = "spawn") -> dict:
-    """The ``execution`` run config of one configuration (see pipelines/executor.py)."""
+def execution_config(executor: str, start_method: str = "spawn") -> dict | None:
+    """The ``execution`` run config of one configuration (see pipelines/executor.py); None
+    for ``default``: no execution config, like the landing sensor's runs."""
+    if executor == "default":
+        return None
     if executor == "celery":
         # the URLs stay in the environment of every process, by name in the run config
         from pipelines.executor import BROKER_ENV
@@ -229,7 +232,7 @@ class RunQueue:
         self._workspace_cm.__exit__(*exc)
         self._instance_cm.__exit__(*exc)
 
-    def queue(self, deliveries: list[Path], execution: dict) -> list[str]:
+    def queue(self, deliveries: list[Path], execution: dict | None) -> list[str]:
         """Add the deliveries' partitions and queue one run each; their partition keys."""
         from dagster._cli.job import _create_run
 
@@ -244,7 +247,7 @@ class RunQueue:
                 instance=self.instance, code_location=self.location, remote_repo=self.repo,
                 remote_job=self.job,
                 run_config={"ops": {"delivery_segment": {"config": {"path": str(delivery)}}},
-                            "execution": execution},
+                            **({"execution": execution} if execution is not None else {})},
                 tags={"dagster/partition": key, "origine/source": "bench"},
                 op_selection=None, run_id=None,
             )
@@ -374,11 +377,12 @@ def steps_by_worker(run_ids: list[str]) -> dict[str, int]:
 
 
 def run_config(processes: int, home_root: Path, deliveries: list[Path], rows: int,
-               start_method: str = "spawn", executor: str = "multiprocess",
+               start_method: str = "spawn", executor: str = "default",
                broker: str | None = None) -> Outcome:
     """One configuration on a fresh home: ``processes`` runs at once (``multiprocess``: one step
     process at a time each; ``in_process``: steps inside the run process) or, for ``celery``,
-    ``processes`` Celery workers of one process each and every run queued at once."""
+    ``processes`` Celery workers of one process each and every run queued at once; ``default``
+    (what callers other than ``main`` get): no execution config, as the landing sensor's runs."""
     from pipelines.executor import BROKER_ENV
 
     extra = {BROKER_ENV: broker} if executor == "celery" and broker else {}
@@ -430,8 +434,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--deliveries", type=int, default=4)
     parser.add_argument("--rows", type=int, default=250_000, help="rows per delivery")
-    parser.add_argument("--executor", choices=["multiprocess", "in_process", "celery"], default="multiprocess",
-                        help="how steps run; celery also measures in_process (--processes) beside it")
+    parser.add_argument("--executor", choices=["multiprocess", "in_process", "celery", "default"], default="multiprocess",
+                        help="how steps run; celery also measures in_process (--processes) beside it; "
+                             "default: no execution config, the job's default (forkserver multiprocess)")
     parser.add_argument("--processes", default="1,2", help="runs at once to compare, e.g. 1,2")
     parser.add_argument("--workers", default="1,2", help="with --executor celery: Celery workers to compare")
     parser.add_argument("--broker", help="with --executor celery: a Redis URL (default: start redis-server here)")

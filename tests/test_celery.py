@@ -101,7 +101,9 @@ def test_celery_is_the_default_executor_when_a_broker_is_configured(monkeypatch)
         _unavailable("dagster-celery is not installed (pip install -e '.[celery]')")
     monkeypatch.delenv(BROKER_ENV, raising=False)
     monkeypatch.delenv(executor.BACKEND_ENV, raising=False)
-    assert executor._make_executor_def().config_schema.as_field().default_value == {"multiprocess": {}}
+    assert executor._make_executor_def().config_schema.as_field().default_value == {
+        "multiprocess": {"start_method": executor.FORKSERVER}
+    }
     monkeypatch.setenv(BROKER_ENV, "redis://:s3cret@broker.internal:6379/0")
     default = executor._make_executor_def().config_schema.as_field().default_value
     assert default == {"celery": {"broker": {"env": BROKER_ENV}, "backend": {"env": BROKER_ENV}}}
