@@ -32,4 +32,5 @@ resume_job = create_resume_job_task(app)
 # Imported before Celery forks its pool (see the module docstring); the check steps' Great
 # Expectations too, which the code location itself imports only when a check runs.
 import origine.stage_checks  # noqa: E402,F401
+import origine.validation.run  # noqa: E402,F401  (origine.validation loads GX on first validate)
 import pipelines.definitions  # noqa: E402,F401
