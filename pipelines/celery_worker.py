@@ -7,7 +7,7 @@ broker), ``$ORIGINE_HOME`` on the folder every worker shares, the hashing key
 after rotations), and ``$ORIGINE_DAGSTER_PG_URL`` when the instance is on PostgreSQL.
 
 Same tasks and queue as ``dagster_celery.app`` (so ``dagster-celery worker start -A
-pipelines.celery_worker`` works too), with the broker and settings of
+pipelines.celery_worker`` should work too; not tested), with the broker and settings of
 :mod:`pipelines.executor` rather than a generated config module. The code location is
 imported here, before Celery forks its pool processes, so a step's process starts with
 Dagster, origine and Great Expectations already imported.
