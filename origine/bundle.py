@@ -209,11 +209,20 @@ def sign_bundle(out_dir: Path, signer: Signer, files: Sequence[str] | None = Non
     of :data:`BUNDLE_FILES` that exist. Nothing else in the folder is listed.
     """
     names = sorted(files if files is not None else [n for n in BUNDLE_FILES if (out_dir / n).is_file()])
-    files = {name: hashlib.sha256((out_dir / name).read_bytes()).hexdigest() for name in names}
+    files = {name: _file_sha256(out_dir / name) for name in names}
     body = {"version": 1, "files": files, "signer": signer.fingerprint}
     manifest = {**body, "public_key": signer.public_pem().decode(), "signature": signer.sign(_canonical(body))}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
+
+
+def _file_sha256(path: Path) -> str:
+    """Streamed: a bundle's leaves run to gigabytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def zip_bundle(out_dir: Path, archive: Path) -> Path:
@@ -231,7 +240,10 @@ def zip_bundle(out_dir: Path, archive: Path) -> Path:
     try:
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
             for name in sorted(names):
-                zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), (out_dir / name).read_bytes())
+                info = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
+                info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
+                with open(out_dir / name, "rb") as src, zf.open(info, "w", force_zip64=True) as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)  # streamed: never a whole file in memory
         os.replace(partial, archive)
     finally:
         partial.unlink(missing_ok=True)
