@@ -172,7 +172,7 @@ def prepare_home(home_root: Path, max_runs: int, **extra_env: str) -> tuple[Any,
     config["run_queue"] = {"dequeue_interval_seconds": 1}
     config_path.write_text("# origine bench/partitions.py\n" + yaml.safe_dump(config))
     os.environ.update(DAGSTER_HOME=env["DAGSTER_HOME"], ORIGINE_HOME=env["ORIGINE_HOME"], **extra_env)
-    from origine.runs import open_instance
+    from pipelines.runs import open_instance
 
     # The SQLite storages exist before the daemon, the code server and the workers, started
     # side by side, would each create them (two alembic heads, then no process can open them).

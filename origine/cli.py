@@ -94,7 +94,7 @@ def ingest(paths: tuple[Path, ...], home: Path | None, as_json: bool) -> None:
     and the others still land. The exit status is then 2 when every failure was
     bad input, 1 when any was something else.
     """
-    from origine import runs
+    from pipelines import runs  # the CLI starts runs: the one way origine/ reaches pipelines/
 
     def setup() -> Any:
         h = resolve_home(home)
@@ -130,7 +130,7 @@ def demo(home: Path | None, rows: int, as_json: bool) -> None:
     Uses the public demo key, which only a home created by this command accepts;
     the home is ./.origine-demo unless --home is given (never $ORIGINE_HOME).
     """
-    from origine import runs
+    from pipelines import runs  # the CLI starts runs: the one way origine/ reaches pipelines/
     from origine.demo import write_demo_deliveries
 
     def go() -> list[Any]:
@@ -764,7 +764,7 @@ def key_rotate(home: Path | None, as_json: bool) -> None:
 @click.option("--port", default=3000, show_default=True)
 def ui(home: Path | None, port: int) -> None:
     """Start the Dagster UI (and daemon: sensors, schedules) on this home."""
-    from origine import runs
+    from pipelines import runs  # the CLI starts runs: the one way origine/ reaches pipelines/
 
     h = resolve_home(home)
     runs.activate(h)

@@ -35,7 +35,7 @@ PG_URL_ENV = "ORIGINE_DAGSTER_PG_URL"
 
 _MANAGED = "# Written by origine."
 # A run killed outright (SIGKILL, OOM, power loss) never reports its end. The CLI
-# reclaims its own dead runs (origine.runs); for runs the daemon launched, run
+# reclaims its own dead runs (pipelines.runs); for runs the daemon launched, run
 # monitoring fails them after max_runtime_seconds and then frees the `warehouse`
 # pool slot they held, so later commits do not wait forever. The default run
 # launcher cannot resume a run: no resume attempts.

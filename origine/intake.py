@@ -7,7 +7,6 @@ warehouse and the ledger in one transaction.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from origine.home import Home
 from origine.ingest import DeliveryReport, prepare_delivery, segment_dir
 from origine.keys import HashKey
 from origine.manifest import UNZIP_PREFIX, host_tag, open_delivery
+from origine.pids import running
 from origine.profiles import load_profile
 from origine.signing import load_signer
 
@@ -107,20 +107,10 @@ def sweep_dead_partials(folder: Path) -> list[Path]:
     ]
     for leftover, tail in owned:
         pid = tail.split("-", 1)[0]
-        if pid.isdigit() and not _running(int(pid)):
+        if pid.isdigit() and not running(int(pid)):
             shutil.rmtree(leftover, ignore_errors=True)
             removed.append(leftover)
     return removed
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _has_tables(con: object) -> bool:

@@ -10,7 +10,7 @@ import pytest
 from assets.ingest import delivery_segment, rows_accounted_for, warehouse_delivery
 from assets.landing import delivery_run_config, landing_sensor
 from assets.partitions import deliveries_partitions
-from origine import runs
+from pipelines import runs
 from origine.errors import BadInput, DeliveryConflict
 from pipelines.resources import OrigineHome
 from tests.conftest import TEST_KEY_HEX

@@ -32,6 +32,7 @@ from origine.home import Home
 from origine.ingest import DeliveryReport, prepare_delivery
 from origine.keys import HashKey
 from origine.manifest import host_tag, load_delivery, open_delivery
+from origine.pids import running
 from origine.profiles import Profile, default_profile
 from tests.conftest import TEST_KEY_HEX
 from tests.processes import (
@@ -82,7 +83,7 @@ def test_a_zip_ingest_killed_while_open_leaves_its_extraction_and_the_next_run_s
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     [left] = list(home.scratch.glob("unzip-*"))
     assert (left / "contacts.csv").read_text() == CONTACTS  # raw numbers, left on disk
-    assert left.name.startswith("unzip-") and not intake._running(int(left.name.split("-")[1]))
+    assert left.name.startswith("unzip-") and not running(int(left.name.split("-")[1]))
 
     [summary] = ingest_ok(home, archive)
     assert summary["rows_read"] == 20 and summary["rows_accepted"] == 20

@@ -97,7 +97,7 @@ def test_ingest_run_recorded_in_postgres(postgres, tmp_path: Path, monkeypatch, 
     import psycopg2
     from dagster_postgres import PostgresRunStorage
 
-    from origine import runs
+    from pipelines import runs
 
     home = Home(tmp_path / "home")
     monkeypatch.setenv("ORIGINE_HOME", str(home.root))

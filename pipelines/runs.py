@@ -15,6 +15,7 @@ from origine.errors import BadInput, DeliveryConflict, HashKeyError, OrigineErro
 from origine.home import PG_URL_ENV, Home, check_pg_url
 from origine.ingest import DeliveryReport
 from origine.manifest import partition_key, peek_identity
+from origine.pids import process_id
 
 _ERRORS: dict[str, type[OrigineError]] = {
     "BadInput": BadInput,
@@ -43,33 +44,14 @@ TAG_PROCESS = "origine/process"
 
 def process_tags() -> dict[str, str]:
     """Tags naming this process: host, pid and (on Linux) its start time, against pid reuse."""
-    return {TAG_HOST: socket.gethostname(), TAG_PROCESS: _process_id(os.getpid()) or str(os.getpid())}
-
-
-def _process_id(pid: int) -> str | None:
-    """``pid:starttime`` (clock ticks after boot, from /proc), or None if no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return None
-    except OSError:  # no /proc here: the pid alone
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return str(pid)
-    # the fields after the command name (which may hold spaces and parentheses)
-    starttime = stat.rsplit(")", 1)[1].split()[19]
-    return f"{pid}:{starttime}"
+    return {TAG_HOST: socket.gethostname(), TAG_PROCESS: process_id(os.getpid()) or str(os.getpid())}
 
 
 def _alive(process: str) -> bool:
     pid = process.split(":", 1)[0]
     if not pid.isdigit():
         return True  # not ours to judge
-    now = _process_id(int(pid))
+    now = process_id(int(pid))
     return now is not None and (now == process or ":" not in process or ":" not in now)
 
 
@@ -129,11 +111,11 @@ def open_instance(home: Home) -> Any:
 def ingest_via_dagster(home: Home, path: Path, *, progress: bool = False) -> DeliveryReport:
     """Run the ``ingest_delivery`` job for one delivery; return its committed report."""
 
+    # imported here: the code location is heavy and only a run needs it
     from assets.landing import INGEST_JOB, delivery_run_config
     from assets.partitions import deliveries_partitions
-    from pipelines.definitions import build_definitions
-
     from origine.intake import check_conflict
+    from pipelines.definitions import build_definitions
 
     vendor, delivery_id = peek_identity(path)
     key = partition_key(vendor, delivery_id)
