@@ -12,7 +12,7 @@ from assets.partitions import deliveries_partitions
 # this code location's import time, which the run process and the other steps never need.
 from origine import intake
 from origine.errors import BadInput
-from origine.ingest import DeliveryReport
+from origine.ingest_report import DeliveryReport
 from pipelines.resources import OrigineHome
 
 

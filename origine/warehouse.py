@@ -19,7 +19,7 @@ import duckdb
 
 from origine import faults, ledger, memory
 from origine.errors import DeliveryConflict, HashKeyError, OrigineError
-from origine.ingest import DeliveryReport
+from origine.ingest_report import DeliveryReport
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (

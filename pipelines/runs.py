@@ -13,7 +13,7 @@ from typing import Any
 
 from origine.errors import BadInput, DeliveryConflict, HashKeyError, OrigineError, storage_problem
 from origine.home import PG_URL_ENV, Home, check_pg_url
-from origine.ingest import DeliveryReport
+from origine.ingest_report import DeliveryReport
 from origine.manifest import partition_key, peek_identity
 from origine.pids import process_id
 
