@@ -99,12 +99,12 @@ def validate_audit(
 
     path = str(targets_parquet).replace("'", "''")
     campaign_id = str(campaign["campaign_id"])
+    quoted_id = campaign_id.replace("'", "''")
     con = memory.bound(duckdb.connect())
     try:
         verdicts = validate(
             ":memory:", "audit_verdicts", connection=con, context_root=context_root,
-            query=f"SELECT '{campaign_id.replace(chr(39), chr(39) * 2)}' AS campaign_id, * "
-                  f"FROM read_parquet('{path}')",
+            query=f"SELECT '{quoted_id}' AS campaign_id, * FROM read_parquet('{path}')",
         )
     finally:
         con.close()

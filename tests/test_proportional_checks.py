@@ -10,6 +10,8 @@ import dagster as dg
 import duckdb
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assets.landing import INGEST_JOB, delivery_run_config
 from assets.partitions import deliveries_partitions
@@ -162,3 +164,40 @@ def test_an_audit_validates_its_verdicts_and_its_targeted_events(home, key, make
     again = tmp_path / "again"
     audit_bundle(campaign, home, key, again)
     assert (again / "validations.json").read_bytes() == (out / "validations.json").read_bytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=6),
+    pick=st.integers(min_value=0, max_value=5),
+    shift=st.integers(min_value=-3, max_value=3),
+    quote=st.sampled_from(["D-1", "d'quote", "SC-2024-06-05-001"]),
+)
+def test_the_batch_is_exactly_the_events_in_range_and_of_the_delivery(sizes, pick, shift, quote) -> None:
+    """batch_query with a seq range and delivery filters selects exactly the events with
+    first <= seq <= last of that delivery, for any ledger of deliveries appended in turn
+    (ids quoted as literals, whatever they hold)."""
+    from origine.validation import batch_query
+
+    ids = [f"{quote}{i}" for i in range(len(sizes))]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE ledger_events (seq BIGINT, vendor VARCHAR, delivery_id VARCHAR)")
+    seq = 0
+    ranges = []
+    for delivery_id, n in zip(ids, sizes):
+        if n:
+            con.executemany("INSERT INTO ledger_events VALUES (?, 'acme', ?)",
+                            [[seq + i, delivery_id] for i in range(n)])
+        ranges.append(stage_checks.appended_seq_range(seq + n, n))
+        seq += n
+    k = pick % len(sizes)
+    if ranges[k] is None:
+        return
+    first, last = ranges[k][0] + shift, ranges[k][1] + shift
+    if first > last or first < 0:
+        return
+    sql = batch_query(table="ledger_events", filters={"vendor": "acme", "delivery_id": ids[k]}, seq_range=(first, last))
+    got = sorted(r[0] for r in con.execute(f"SELECT seq FROM ({sql})").fetchall())
+    expected = [s for s in range(first, last + 1) if ranges[k][0] <= s <= ranges[k][1]]
+    assert got == expected
+    assert (len(got) == sizes[k]) == (shift == 0)

@@ -50,6 +50,7 @@ class ValidationRequest:
     parameters: Mapping[str, Any] | None = None
     """More values for ``$name`` / ``${name}`` in the suite."""
     suites_dir: Path | None = None
+    """Where suite names are looked up (default ``$ORIGINE_EXPECTATIONS_DIR`` or ``expectations/``)."""
     read_only: bool = True
     """Open the file read-only (the default: validation never writes)."""
     connection: duckdb.DuckDBPyConnection | None = None
