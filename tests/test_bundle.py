@@ -439,3 +439,18 @@ def test_leaves_copied_part_by_part_are_the_same_bytes(made, tmp_path, monkeypat
     for name in bundle.EVIDENCE_FILES:
         assert (small / name).read_bytes() == (out / name).read_bytes(), name
     assert bundle.verify_bundle(small, home_keys=home.keys).ok
+
+
+def test_targeted_leaves_are_appended_in_subject_key_order(made) -> None:
+    """The audit sorts its targets' keys, not their payloads (memory); the ledger still
+    gets them in key order, so the same campaign gives the same tree."""
+    import duckdb
+
+    home, _, _, result = made
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        keys = [k for (k,) in con.execute(
+            "SELECT subject_key FROM ledger_events WHERE type = 'targeted' ORDER BY seq").fetchall()]
+    finally:
+        con.close()
+    assert len(keys) == 4 and keys == sorted(keys)
