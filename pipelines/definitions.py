@@ -1,4 +1,9 @@
-"""The map of the pipeline: every asset, check, job, sensor and resource in one place.
+"""The map of the pipeline: every asset, check, job, schedule, sensor and resource in one place.
+
+Each kind is defined in one module: assets and their checks in ``assets/``, jobs (and
+the ops of the op jobs) in ``pipelines/jobs.py`` (``pipelines/ops.py``), schedules in
+``pipelines/schedules.py``, sensors in ``pipelines/sensors.py``, resources in
+``pipelines/resources.py``; this module lists them all.
 
 Loaded by the Dagster UI from ``workspace.yaml`` and by the CLI, which runs the
 same jobs in-process against the instance under ``$ORIGINE_HOME``.
@@ -10,7 +15,6 @@ import os
 
 import dagster as dg
 
-from assets.audits import campaign_audit, campaigns_sensor, consent_revalidation, nightly_consents
 from assets.ingest import (
     delivery_segment,
     rows_accounted_for,
@@ -18,33 +22,22 @@ from assets.ingest import (
     warehouse_delivery,
     warehouse_expectations,
 )
-from assets.landing import INGEST_JOB, landing_sensor
-from assets.operations import (
-    daily_maintenance,
+from pipelines.jobs import (
+    campaign_audit,
+    consent_revalidation,
+    ingest_job,
     ledger_check,
     ledger_maintenance,
     suppressions_job,
-    suppressions_sensor,
-    weekly_check,
 )
-from assets.partitions import deliveries_partitions
-from pipelines.executor import origine_executor
 from pipelines.resources import OrigineHome
+from pipelines.schedules import daily_maintenance, nightly_consents, weekly_check
+from pipelines.sensors import campaigns_sensor, landing_sensor, suppressions_sensor
 
 
 def _env_or_none(name: str) -> dg.EnvVar | None:
     # EnvVar on an unset variable fails at load time; a demo home needs no key.
     return dg.EnvVar(name) if os.environ.get(name) else None
-
-
-ingest_job = dg.define_asset_job(
-    INGEST_JOB,
-    selection=dg.AssetSelection.assets(delivery_segment, warehouse_delivery),
-    partitions_def=deliveries_partitions,
-    description="Ingest one delivery: read, normalize, key-hash, check, commit.",
-    # multiprocess by default; in_process, or celery with origine[celery] (docs/deployment.md)
-    executor_def=origine_executor,
-)
 
 
 def build_definitions() -> dg.Definitions:

@@ -112,10 +112,10 @@ def ingest_via_dagster(home: Home, path: Path, *, progress: bool = False) -> Del
     """Run the ``ingest_delivery`` job for one delivery; return its committed report."""
 
     # imported here: the code location is heavy and only a run needs it
-    from assets.landing import INGEST_JOB, delivery_run_config
     from assets.partitions import deliveries_partitions
     from origine.intake import check_conflict
     from pipelines.definitions import build_definitions
+    from pipelines.jobs import INGEST_JOB, delivery_run_config
 
     vendor, delivery_id = peek_identity(path)
     key = partition_key(vendor, delivery_id)

@@ -99,7 +99,7 @@ def test_the_cli_exception_is_still_needed() -> None:
         "import dagster as dg\n",
         "from dagster import asset\n",
         "import dagster_celery\n",
-        "def later():\n    from assets.landing import INGEST_JOB\n",
+        "def later():\n    from assets.ingest import delivery_segment\n",
         "def later():\n    import pipelines.definitions\n",
         "from pipelines import runs\n",
         "import importlib\nimportlib.import_module('dagster')\n",

@@ -88,7 +88,7 @@ def test_the_campaigns_sensors_audit_leaves_no_raw_number_in_the_home(home, key,
     drop(home.campaigns, "two.yaml", spec_doc("TWO", targets={"file": "targets.csv"}))
     resources = {"origine": OrigineHome(home=str(home.root), hash_key=TEST_KEY_HEX)}
     defs = build_definitions()
-    from assets.audits import campaigns_sensor
+    from pipelines.sensors import campaigns_sensor
 
     with dg.instance_for_test() as instance:
         requests = list(campaigns_sensor(dg.build_sensor_context(instance=instance, resources=resources)))

@@ -8,11 +8,12 @@ import dagster as dg
 import pytest
 
 from assets.ingest import delivery_segment, rows_accounted_for, warehouse_delivery
-from assets.landing import delivery_run_config, landing_sensor
 from assets.partitions import deliveries_partitions
 from pipelines import runs
 from origine.errors import BadInput, DeliveryConflict
+from pipelines.jobs import delivery_run_config
 from pipelines.resources import OrigineHome
+from pipelines.sensors import landing_sensor
 from tests.conftest import TEST_KEY_HEX
 
 pytestmark = pytest.mark.slow

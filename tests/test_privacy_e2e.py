@@ -181,9 +181,9 @@ def _run(flow: Flow, label: str, *args: str, env: dict[str, str]) -> None:
 _SENSOR_AUDIT = """
 import sys
 import dagster as dg
-from assets.audits import campaigns_sensor
 from pipelines.definitions import build_definitions
 from pipelines.resources import OrigineHome
+from pipelines.sensors import campaigns_sensor
 home, key = sys.argv[1], sys.argv[2]
 defs = build_definitions()
 resources = {"origine": OrigineHome(home=home, hash_key=key)}

@@ -13,12 +13,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assets.landing import INGEST_JOB, delivery_run_config
 from assets.partitions import deliveries_partitions
 from origine import intake, stage_checks
 from origine.ingest import DeliveryReport
 from origine.validation import ValidationError, ValidationRequest, validate
 from pipelines.definitions import build_definitions
+from pipelines.jobs import INGEST_JOB, delivery_run_config
 
 HEADER = "phone,source,consent_purposes,consent_at,consent_proof"
 

@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from assets.ingest import delivery_segment, rows_accounted_for, warehouse_delivery
-from assets.landing import delivery_run_config
+from pipelines.jobs import delivery_run_config
 from assets.partitions import deliveries_partitions
 from origine import ledger, warehouse
 from pipelines.resources import OrigineHome

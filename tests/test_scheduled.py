@@ -124,7 +124,7 @@ def test_campaigns_sensor_requests_an_audit_that_writes_a_bundle(home, key, make
     defs = build_definitions()
     assert defs.resolve_sensor_def("campaigns_sensor") is not None
     with dg.instance_for_test() as instance:
-        from assets.audits import campaigns_sensor
+        from pipelines.sensors import campaigns_sensor
 
         [request] = list(campaigns_sensor(dg.build_sensor_context(instance=instance, resources=resources)))
         assert request.run_config["ops"]["audit_campaign_op"]["config"]["path"].endswith("eu24.yaml")

@@ -8,10 +8,11 @@ import dagster as dg
 import pytest
 
 from assets.ingest import delivery_segment, rows_accounted_for, warehouse_delivery
-from assets.landing import delivery_run_config, landing_sensor
 from assets.partitions import deliveries_partitions
 from pipelines.definitions import build_definitions
+from pipelines.jobs import delivery_run_config
 from pipelines.resources import OrigineHome
+from pipelines.sensors import landing_sensor
 from tests.conftest import TEST_KEY_HEX
 
 pytestmark = pytest.mark.slow
@@ -71,7 +72,7 @@ def test_schedules_and_operations_jobs(home, key, make_delivery, tmp_path) -> No
         stop = home.suppressions / "stop.csv"
         stop.write_text("phone;channel;at;origin\n0612345678;sms;2024-05-01;stop-reply\n")
         ctx = dg.build_sensor_context(instance=instance, resources={"origine": OrigineHome(home=str(home.root))})
-        from assets.operations import suppressions_sensor
+        from pipelines.sensors import suppressions_sensor
 
         [request] = list(suppressions_sensor(ctx))
         result = defs.resolve_job_def("suppressions_job").execute_in_process(

@@ -1,8 +1,7 @@
-"""Campaign audits from ``$ORIGINE_HOME/campaigns`` and the nightly re-validation of consents.
+"""The steps of the op jobs (retention, ledger check, suppressions, campaign audits, expiring
+consents): thin wiring over the ``origine`` domain, which does the work.
 
-Thin wiring: ``origine.campaign.scan_campaigns``, ``origine.export.audit_bundle`` and
-``origine.consents.expiring_consents`` do the work. Metadata and logs carry counts,
-codes and paths, never a number or a subject key.
+Metadata and logs carry counts, codes and paths, never a number or a subject key.
 """
 
 from datetime import datetime, timezone
@@ -12,11 +11,87 @@ from typing import Optional
 import dagster as dg
 import duckdb
 
-from origine import memory, warehouse
+from origine import ledger, memory, warehouse
 from origine.audit import DEFAULT_VALIDITY_DAYS, VERDICTS
-from origine.campaign import scan_campaigns
 from origine.consents import expiring_consents, write_list
+from origine.errors import OrigineError
+from origine.retention import apply_retention
+from origine.signing import load_signer
+from origine.suppressions import ingest_suppressions
 from pipelines.resources import OrigineHome
+
+
+class RetentionConfig(dg.Config):
+    """Retention period, in days after the last contact (3 years by default)."""
+
+    days: int = 3 * 365
+
+
+@dg.op
+def apply_retention_op(context: dg.OpExecutionContext, config: RetentionConfig, origine: OrigineHome) -> dict:
+    """Erase subjects past retention and record a signed tree head."""
+    home = origine.get_home()
+    signer = load_signer(home.keys)
+    with warehouse.session(home.warehouse) as con:
+        result = apply_retention(con, days=config.days, signer=signer)
+        with warehouse.transaction(con):
+            head = ledger.record_head(con, ledger.current_frontier(con), reason="daily", signer=signer)
+    context.add_output_metadata({"erased_events": result.events, "erased_subjects": result.subjects,
+                                 "tree_size": head.tree_size, "root_hash": head.root_hash})
+    return result.to_dict()
+
+
+@dg.op
+def check_ledger_op(context: dg.OpExecutionContext, origine: OrigineHome) -> dict:
+    """Verify every event, the tree and every recorded head; fail the run if anything is off."""
+    with warehouse.session(origine.get_home().warehouse) as con:
+        result = ledger.check_ledger(con)
+    context.add_output_metadata({"events": result.events, "heads": result.heads, "ok": result.ok})
+    if not result.ok:
+        raise OrigineError(result.describe())
+    return {"events": result.events, "heads": result.heads}
+
+
+@dg.op
+def validate_ledger_op(context: dg.OpExecutionContext, origine: OrigineHome) -> dict:
+    """Great Expectations suites `deliveries` and `ledger_events` over whole tables.
+
+    Each ingest and audit validates only what it added (its delivery, its events), so a
+    check costs what its run costs; this validates everything, whichever run added it,
+    and fails the run on any blocking failure.
+    """
+    from origine import stage_checks  # loads Great Expectations
+
+    home = origine.get_home()
+    results = stage_checks.validate_whole_ledger(home.warehouse, context_root=home.gx)
+    failures = stage_checks.failure_summary(results)
+    context.add_output_metadata({
+        "rows": dg.MetadataValue.json({r.suite: r.rows for r in results}),
+        "failed_expectations": dg.MetadataValue.json(failures),
+        "warnings": dg.MetadataValue.json([f"{r.suite}: {o.describe()}" for r in results for o in r.warnings]),
+        "results": dg.MetadataValue.json([r.to_dict() for r in results]),
+    })
+    if failures:
+        raise OrigineError("; ".join(failures))
+    return {r.suite: r.rows for r in results}
+
+
+class SuppressionConfig(dg.Config):
+    """A suppression file to ingest."""
+
+    path: str
+    country: str = "FR"
+
+
+@dg.op
+def ingest_suppressions_op(context: dg.OpExecutionContext, config: SuppressionConfig, origine: OrigineHome) -> dict:
+    """Ingest one suppression file as opt-out / withdrawal events."""
+    home = origine.get_home()
+    report = ingest_suppressions(Path(config.path), warehouse_path=home.warehouse, key=origine.get_key(),
+                                 region=config.country, signer=load_signer(home.keys))
+    context.add_output_metadata({"rows_read": report.rows_read, "rows_accepted": report.rows_accepted,
+                                 "rows_quarantined": report.rows_quarantined, "duplicate": report.duplicate})
+    return report.summary()
 
 
 class CampaignAuditConfig(dg.Config):
@@ -63,23 +138,6 @@ def audit_campaign_op(context: dg.OpExecutionContext, config: CampaignAuditConfi
     return {"campaign_id": s["campaign_id"], "bundle": str(out_dir), "verdicts": dict(s["verdicts"])}
 
 
-@dg.job(description="Audit a campaign spec into a signed bundle (as `origine audit`).")
-def campaign_audit() -> None:
-    """One campaign."""
-    audit_campaign_op()
-
-
-@dg.sensor(job=campaign_audit, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
-def campaigns_sensor(context: dg.SensorEvaluationContext, origine: OrigineHome):
-    """Each new or changed campaign spec in ``campaigns/`` gets one audit run."""
-    for found in scan_campaigns(origine.get_home().campaigns):
-        yield dg.RunRequest(
-            run_key=found.run_key,
-            run_config={"ops": {"audit_campaign_op": {"config": {"path": str(found.path)}}}},
-            tags={"origine/source": "campaigns"},
-        )
-
-
 class ExpiringConsentsConfig(dg.Config):
     """The window (days ahead), the consent validity the audit applies, and the day (default: now)."""
 
@@ -115,15 +173,3 @@ def expiring_consents_op(
         f"{counts['subjects_expiring']} subjects have a consent expiring within {config.within_days} days"
     )
     return counts
-
-
-@dg.job(description="Nightly: consents that expire soon, per purpose (counts; the list of keys as Parquet).")
-def consent_revalidation() -> None:
-    """Expiring consents."""
-    expiring_consents_op()
-
-
-nightly_consents = dg.ScheduleDefinition(
-    job=consent_revalidation, cron_schedule="0 3 * * *", execution_timezone="Europe/Paris",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)

@@ -1,16 +1,16 @@
-"""The landing sensor: deliveries dropped in ``$ORIGINE_HOME/landing`` get a partition and a run."""
-
+"""Every sensor: deliveries in ``landing/``, suppression files in ``suppressions/``,
+campaign specs in ``campaigns/``; each new or changed item gets one run (its run key)."""
 
 import dagster as dg
 
 from assets.partitions import deliveries_partitions
+from origine.campaign import scan_campaigns
 from origine.errors import BadInput, DeliveryConflict
 from origine.home import Home
 from origine.intake import check_conflict
 from origine.landing import LandingItem, scan_landing
+from pipelines.jobs import INGEST_JOB, campaign_audit, delivery_run_config, suppressions_job
 from pipelines.resources import OrigineHome
-
-INGEST_JOB = "ingest_delivery"
 
 
 def _refused(context: dg.SensorEvaluationContext, item: LandingItem, home: Home) -> bool:
@@ -32,11 +32,6 @@ def _refused(context: dg.SensorEvaluationContext, item: LandingItem, home: Home)
     except BadInput:  # the run will report it, with its file, row and column
         return False
     return False
-
-
-def delivery_run_config(path: str) -> dict:
-    """Run config pointing the ingest job at one delivery."""
-    return {"ops": {"delivery_segment": {"config": {"path": path}}}}
 
 
 @dg.sensor(
@@ -67,3 +62,26 @@ def landing_sensor(context: dg.SensorEvaluationContext, origine: OrigineHome) ->
         ],
         dynamic_partitions_requests=[deliveries_partitions.build_add_request(new_keys)] if new_keys else [],
     )
+
+
+@dg.sensor(job=suppressions_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def suppressions_sensor(context: dg.SensorEvaluationContext, origine: OrigineHome):
+    """Each new or changed file in the suppressions folder gets one run."""
+    folder = origine.get_home().suppressions
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        st = path.stat()
+        yield dg.RunRequest(
+            run_key=f"{path.name}:{st.st_size}:{st.st_mtime_ns}",
+            run_config={"ops": {"ingest_suppressions_op": {"config": {"path": str(path)}}}},
+        )
+
+
+@dg.sensor(job=campaign_audit, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def campaigns_sensor(context: dg.SensorEvaluationContext, origine: OrigineHome):
+    """Each new or changed campaign spec in ``campaigns/`` gets one audit run."""
+    for found in scan_campaigns(origine.get_home().campaigns):
+        yield dg.RunRequest(
+            run_key=found.run_key,
+            run_config={"ops": {"audit_campaign_op": {"config": {"path": str(found.path)}}}},
+            tags={"origine/source": "campaigns"},
+        )
