@@ -13,7 +13,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import duckdb
 
@@ -92,6 +92,8 @@ CREATE TABLE IF NOT EXISTS findings (
 );
 """
 
+T = TypeVar("T")
+
 LOCK_WAIT_SECONDS = 120.0
 LOCK_WAIT_ENV = "ORIGINE_LOCK_WAIT"
 
@@ -129,22 +131,45 @@ def connect(path: Path, *, read_only: bool = False, wait: float | None = None) -
     return con
 
 
-def _open(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+def retry_while_locked(
+    attempt: Callable[[], T],
+    wait: float,
+    *,
+    errors: type[Exception] | tuple[type[Exception], ...] = duckdb.IOException,
+    before_retry: Callable[[], None] | None = None,
+) -> T:
+    """``attempt()``, tried again while it fails on another process's lock, for up to ``wait`` s.
+
+    DuckDB lets one process write a file: a run that finds the warehouse locked waits
+    for the other run rather than failing. The pause grows from 50 ms to 1 s, so a short
+    lock costs little and a long one is not polled hard. An error of ``errors`` whose
+    message names a lock is retried (after ``before_retry``, e.g. closing a half-opened
+    connection); any other error, or the lock error once the wait is over, propagates.
+    """
     deadline = time.monotonic() + wait
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
+            return attempt()
+        except errors as exc:
             if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
-                raise OrigineError(
-                    f"warehouse {path} is locked by another process (waited {wait:.0f}s): "
-                    "retry when the other run has finished"
-                    if "lock" in str(exc).lower()
-                    else f"cannot open warehouse {path}: {exc}"
-                ) from None
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+                raise
+        if before_retry is not None:
+            before_retry()
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+def _open(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+    try:
+        return retry_while_locked(lambda: duckdb.connect(str(path), read_only=read_only), wait)
+    except duckdb.IOException as exc:
+        raise OrigineError(
+            f"warehouse {path} is locked by another process (waited {wait:.0f}s): "
+            "retry when the other run has finished"
+            if "lock" in str(exc).lower()
+            else f"cannot open warehouse {path}: {exc}"
+        ) from None
 
 
 def _schema_outdated(con: duckdb.DuckDBPyConnection) -> bool:
@@ -264,7 +289,6 @@ def duplicate_or_conflict(
     return stored
 
 
-AfterCommit = Callable[[duckdb.DuckDBPyConnection, DeliveryReport], None]
 
 
 def commit_delivery(
@@ -273,14 +297,13 @@ def commit_delivery(
     *,
     label: str,
     signer: Any = None,
-    extra: AfterCommit | None = None,
     scratch: Path | None = None,
 ) -> DeliveryReport:
     """Insert a prepared segment in one transaction; idempotent for the same bytes.
 
-    ``extra`` runs inside the same transaction (the ledger append), so a failure
-    anywhere leaves the warehouse as it was. ``scratch`` holds the new tree nodes
-    on their way in (see :func:`origine.ledger.append_events`).
+    The ledger append runs inside the same transaction, so a failure anywhere leaves
+    the warehouse as it was. ``scratch`` holds the new tree nodes on their way in
+    (see :func:`origine.ledger.append_events`).
     """
     assert report.segment is not None
     segment = Path(report.segment)
@@ -325,8 +348,6 @@ def commit_delivery(
             "UPDATE deliveries SET report = ? WHERE vendor = ? AND delivery_id = ?",
             [json.dumps(report.to_dict(), sort_keys=True), report.vendor, report.delivery_id],
         )
-        if extra is not None:
-            extra(con, report)
         faults.point("commit.before_commit")
     faults.point("commit.after_commit")
     return report
