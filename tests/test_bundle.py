@@ -454,3 +454,20 @@ def test_targeted_leaves_are_appended_in_subject_key_order(made) -> None:
     finally:
         con.close()
     assert len(keys) == 4 and keys == sorted(keys)
+
+
+def test_prove_prints_classic_proofs_and_refuses_a_leaf_beyond_the_tree(made) -> None:
+    import base64
+
+    from origine import merkle
+
+    home, out, _, _ = made
+    runner = CliRunner()
+    doc = json.loads(runner.invoke(main, ["prove", "0", "5", "--home", str(home.root)]).stdout)
+    root = base64.b64decode(doc["root_hash"])
+    for entry in doc["proofs"]:
+        path = [base64.b64decode(x) for x in entry["audit_path"]]
+        assert merkle.verify_inclusion(merkle.leaf_hash(entry["leaf"].encode()), entry["leaf_index"],
+                                       doc["tree_size"], path, root)
+    beyond = runner.invoke(main, ["prove", str(doc["tree_size"]), "--home", str(home.root)])
+    assert beyond.exit_code == 2 and "Traceback" not in beyond.output
