@@ -60,7 +60,7 @@ import pyarrow.parquet as pq
 
 from origine import fastphone, ledger, merkle, warehouse
 from origine.campaign import Campaign, DeliveryRef, load_campaign
-from origine.dates import UnreadableDate, parse_instant
+from origine.dates import TS, UnreadableDate, parse_instant
 from origine.errors import BadInput
 from origine.freetext import describe_columns
 from origine.home import Home
@@ -108,7 +108,6 @@ CONSENT_RATE_TOLERANCE = 0.005
 MAX_KEYS_IN_FINDING = 100
 _DIGIT_RUN = re.compile(r"\d[\d .\-()/]{5,}\d")
 
-TS = pa.timestamp("us", tz="UTC")
 TARGETS_SCHEMA = pa.schema(
     [
         ("subject_key", pa.string()),

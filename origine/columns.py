@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from origine import freetext, phones
-from origine.dates import PY_WHITESPACE, UnreadableDate, epoch_us, parse_instant, parse_instants
+from origine.dates import PY_WHITESPACE, TS, UnreadableDate, epoch_us, parse_instant, parse_instants
 from origine.readers import ColumnBatch
 
 if TYPE_CHECKING:
@@ -37,8 +37,6 @@ FLAG_ORDER = (
     "UNREADABLE_DATE",
 )
 assert list(FLAG_ORDER) == sorted(FLAG_ORDER)
-
-_TS = pa.timestamp("us", tz="UTC")
 
 
 def process_batch(
@@ -123,7 +121,7 @@ def process_batch(
     for column in ("collected_at", "consent_at", "opted_out_at"):
         values = delivered(column)
         if values is None:
-            out[column] = pa.nulls(na, _TS)
+            out[column] = pa.nulls(na, TS)
             instants[column] = np.full(na, np.iinfo(np.int64).min)
             continue
         stamps, unreadable = _dates(values, ctx)
@@ -227,7 +225,7 @@ def _dates(values: pa.Array | list[Any], ctx: "_BatchContext") -> tuple[pa.Array
 
     results, index = distinct(values, len(values), parse)
     unreadable = np.array([isinstance(r, UnreadableDate) for r in results], dtype=bool)[index]
-    stamps = pa.array([None if isinstance(r, UnreadableDate) else r for r in results], _TS)
+    stamps = pa.array([None if isinstance(r, UnreadableDate) else r for r in results], TS)
     return stamps.take(pa.array(index)), unreadable
 
 

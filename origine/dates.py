@@ -82,6 +82,8 @@ _ISO_RE2 = (
     r"(?:[T ](?P<hh>\d{2}):(?P<mi>\d{2})(?::(?P<ss>\d{2}))?(?P<off>Z|[+-]\d{2}:\d{2})?)?$"
 )
 _US_PER_S = 1_000_000
+# The Arrow type of every stored instant (segments, warehouse loads, audit tables).
+TS = pa.timestamp("us", tz="UTC")
 
 
 def parse_instants(values: pa.Array, tz: tzinfo = timezone.utc, formats: Sequence[str] = ()) -> tuple[pa.Array, np.ndarray]:
@@ -150,7 +152,7 @@ def parse_instants(values: pa.Array, tz: tzinfo = timezone.utc, formats: Sequenc
                 isnull[i] = True
             else:
                 out[i] = epoch_us(hit)
-    ts = pa.array(out, pa.timestamp("us"), mask=isnull).cast(pa.timestamp("us", tz="UTC"))
+    ts = pa.array(out, pa.timestamp("us"), mask=isnull).cast(TS)
     return ts, unreadable
 
 

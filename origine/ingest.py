@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from origine import columns, freetext, memory, phones
 from origine.columns import cell_text as _text
-from origine.dates import UnreadableDate, parse_instant
+from origine.dates import TS, UnreadableDate, parse_instant
 from origine.errors import BadInput
 from origine.ingest_report import DeliveryReport, FileReport
 from origine.keys import HashKey
@@ -55,7 +55,6 @@ TEXT_COLUMNS = ("source", "consent_proof", "acquired_from")
 _BATCH = 50_000
 _MAX_WORD = 80
 
-TS = pa.timestamp("us", tz="UTC")
 ROWS_SCHEMA = pa.schema(
     [
         ("vendor", pa.string()),
