@@ -164,7 +164,7 @@ def _count_and_digest(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
 
 
 def _digest(con: duckdb.DuckDBPyConnection, relation: str, lines: tuple[str, str]) -> tuple[int, str]:
-    count, digest = con.execute(digests.list_digest_sql(relation, *lines)).fetchone()  # type: ignore[misc]
+    count, digest = digests.list_digest_stream(con, relation, *lines)
     return int(count or 0), digest or digests.empty_digest()
 
 

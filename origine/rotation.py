@@ -133,7 +133,7 @@ def _record_key_map(
     con: duckdb.DuckDBPyConnection, from_id: str, to_id: str, now: datetime, signer: Any
 ) -> None:
     """Append the ``key_map`` leaf committing to the map as it now stands."""
-    count, digest = con.execute(digests.list_digest_sql("subject_key_map", *digests.KEY_MAP)).fetchone()  # type: ignore[misc]
+    count, digest = digests.list_digest_stream(con, "subject_key_map", *digests.KEY_MAP)
     flat = ledger.flat_columns(
         type="'key_map'", at="$1::TIMESTAMPTZ", origin="'rotation'", party_from="$2::VARCHAR",
         party_to="$3::VARCHAR", proof="$4::VARCHAR", evidence_kind="'rotation'", row=str(int(count or 0)),

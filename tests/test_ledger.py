@@ -395,6 +395,26 @@ def test_list_digest_in_duckdb_is_the_documented_one() -> None:
     for n in (0, 1, 3, 65_536, 65_537, 140_000):
         count, digest = con.execute(digests.list_digest_sql(f"range({n}) t(seq)", *digests.ERASED_SEQS)).fetchone()
         assert (int(count or 0), digest or digests.empty_digest()) == (n, digests.list_digest(map(str, range(n))))
+        # the streamed form (rotation, retention, the key-map check) gives the same pair,
+        # whatever order the rows are stored in
+        shuffled = f"(SELECT * FROM range({n}) t(seq) ORDER BY hash(seq))"
+        assert digests.list_digest_stream(con, shuffled, *digests.ERASED_SEQS) == (
+            n, digests.list_digest(map(str, range(n))))
+
+
+def test_key_map_digest_streams_in_bounded_memory(tmp_path) -> None:
+    """A key map past what a window ``row_number()`` sorted under a small cap (it ran out
+    of a 2 GB cap at 15M rows at scale; here 600k rows under 64 MB) is digested by the
+    streamed sort, equal to the Python digest of the documented lines."""
+    con = duckdb.connect(str(tmp_path / "m.duckdb"))
+    con.execute("CREATE TABLE subject_key_map AS SELECT CASE WHEN i % 3 = 0 THEN NULL ELSE 'k1' END AS key_id, "
+                "sha256(i::VARCHAR) AS subject_key, sha256((i * 7)::VARCHAR) AS current_key FROM range(600000) t(i)")
+    con.execute("SET memory_limit = '64MB'")
+    con.execute("SET threads = 1")
+    rows = con.execute("SELECT coalesce(key_id, ''), subject_key, current_key FROM subject_key_map "
+                       "ORDER BY key_id NULLS FIRST, subject_key, current_key").fetchall()
+    assert digests.list_digest_stream(con, "subject_key_map", *digests.KEY_MAP) == (
+        600_000, digests.list_digest(" ".join(r) for r in rows))
 
 
 def test_ledger_consistency_and_checkpoint_commands(populated) -> None:

@@ -287,7 +287,7 @@ def _check_key_map(con: duckdb.DuckDBPyConnection, bad: Any) -> None:
         "SELECT seq, \"row\", proof FROM ledger_events WHERE type = 'key_map' ORDER BY seq DESC LIMIT 1"
     ).fetchone()
     line, order = digests.KEY_MAP
-    count, digest = con.execute(digests.list_digest_sql("subject_key_map", line, order)).fetchone()  # type: ignore[misc]
+    count, digest = digests.list_digest_stream(con, "subject_key_map", line, order)
     count, digest = int(count or 0), digest or digests.empty_digest()
     if leaf is None:
         if count:

@@ -13,7 +13,10 @@ would be 270 MB), and an independent verifier in a few lines (docs/ledger-format
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    import duckdb
 
 CHUNK = 65536
 """Lines per chunk."""
@@ -38,6 +41,38 @@ def list_digest_sql(relation: str, line: str, order: str, *, group: str | None =
         SELECT {by}sum(lines)::BIGINT AS count, sha256(string_agg(d, chr(10) ORDER BY c)) AS digest
         FROM _chunks {"GROUP BY grp" if group else ""}
     """
+
+
+def list_digest_stream(
+    con: "duckdb.DuckDBPyConnection", relation: str, line: str, order: str
+) -> tuple[int, str]:
+    """``(count, digest)`` of the lines ``line`` of ``relation`` in ``order``, as
+    :func:`list_digest_sql` gives them, in bounded memory for any number of lines.
+
+    The lines come out of one ``ORDER BY`` (DuckDB's sort spills to disk) and are hashed
+    chunk by chunk as they stream: a window ``row_number()`` over tens of millions of
+    map lines (:func:`list_digest_sql`) ran out of a 2 GB cap at 15M rows.
+    """
+    # con.sql streams the sorted result (con.execute would collect all of it first); it
+    # refuses to run while an earlier execute() on the connection is unread
+    con.complete()
+    reader = con.sql(f"SELECT ({line})::VARCHAR AS line FROM {relation} ORDER BY {order}").to_arrow_reader(CHUNK)
+    count = 0
+    chunk: list[str] = []
+    chunks: list[str] = []
+    for batch in reader:
+        lines = batch.column(0).to_pylist()
+        count += len(lines)
+        while lines:
+            room = CHUNK - len(chunk)
+            chunk.extend(lines[:room])
+            lines = lines[room:]
+            if len(chunk) == CHUNK:
+                chunks.append(hashlib.sha256("\n".join(chunk).encode()).hexdigest())
+                chunk = []
+    if chunk:
+        chunks.append(hashlib.sha256("\n".join(chunk).encode()).hexdigest())
+    return count, hashlib.sha256("\n".join(chunks).encode()).hexdigest()
 
 
 def empty_digest() -> str:
