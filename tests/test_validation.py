@@ -595,3 +595,31 @@ def test_validate_takes_a_request_or_the_same_fields_as_keywords(tmp_path: Path)
     assert [o.to_dict() for o in by_request.results] == [o.to_dict() for o in by_keywords.results]
     with pytest.raises(TypeError):
         v.validate(db, "ledger_events", no_such_option=1)
+
+
+def test_validate_waits_for_another_process_write_lock(tmp_path: Path) -> None:
+    """A validation started while another process holds the file waits for it (up to
+    lock_wait), as the warehouse does, and fails clearly, without a traceback, if it cannot."""
+    import subprocess
+    import sys
+    import time
+
+    import origine.validation.run  # noqa: F401  (GX loaded first: seconds the holder must outlast)
+
+    db = make_db(tmp_path / "w.duckdb")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         f"import duckdb, sys, time; c = duckdb.connect({str(db)!r}); print('held', flush=True); "
+         "time.sleep(6); c.close()"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(v.ValidationError, match="lock"):
+            v.validate(db, "ledger_events", lock_wait=0)
+        started = time.monotonic()
+        result = v.validate(db, "ledger_events", lock_wait=60)
+        assert result.rows == N and result.passed
+        assert time.monotonic() - started > 0.5  # it waited for the holder
+    finally:
+        holder.wait(timeout=60)

@@ -129,18 +129,14 @@ def _count_rows(datasource: DuckDBDatasource, sql: str, db_path: Path) -> int:
 
 
 def _probe(datasource: DuckDBDatasource, sql: str, db_path: Path, wait: float) -> int:
-    """:func:`_count_rows`, waiting up to ``wait`` seconds for another process's write lock."""
-    deadline = time.monotonic() + wait
-    delay = 0.05
-    while True:
-        try:
-            return _count_rows(datasource, sql, db_path)
-        except ValidationError as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
-                raise
-        datasource.close()
-        time.sleep(delay)
-        delay = min(delay * 2, 1.0)
+    """:func:`_count_rows`, waiting up to ``wait`` seconds for another process's write lock
+    (the warehouse's own backoff; the half-opened datasource is closed between tries)."""
+    from origine.warehouse import retry_while_locked
+
+    return retry_while_locked(
+        lambda: _count_rows(datasource, sql, db_path), wait,
+        errors=ValidationError, before_retry=datasource.close,
+    )
 
 
 def run(request: ValidationRequest) -> SuiteResult:
