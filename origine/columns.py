@@ -1,7 +1,7 @@
 """One batch of delivered columns into segment rows and quarantine entries, as whole columns.
 
 This is the production path of ingest. It gives, row for row and field for field,
-what the per-row reference (``ingest._process_batch``) gives for the same rows;
+what the per-row reference (``tests/row_reference.py``) gives for the same rows;
 ``tests/test_columns.py`` compares both on the same deliveries. Work is done per
 column, not per value: phone numbers by :mod:`origine.fastphone`, keyed hashes by
 :meth:`HashKey.subject_keys`, dates by :func:`origine.dates.parse_instants`, and the

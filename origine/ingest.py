@@ -21,13 +21,12 @@ import uuid
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from origine import columns, freetext, memory, phones
-from origine.columns import cell_text as _text
+from origine import columns, freetext, memory
 from origine.dates import TS, UnreadableDate, parse_instant
 from origine.errors import BadInput
 from origine.ingest_report import DeliveryReport, FileReport
@@ -35,7 +34,7 @@ from origine.keys import HashKey
 from origine.manifest import CheckedFile, Delivery
 from origine.profiles import CANONICAL, Profile
 from origine.purposes import ParsedPurposes, parse_purposes
-from origine.readers import MALFORMED_ROW, NotColumnar, Record, open_batches, open_records
+from origine.readers import NotColumnar, Record, open_batches, open_records
 from origine.special_categories import special_category
 
 # Row flags: accepted rows that carry a fact the audit must see.
@@ -50,8 +49,6 @@ DUPLICATE_NUMBERS = "DUPLICATE_NUMBERS"
 ROWS_NOT_UTF8 = "ROWS_NOT_UTF8"
 PERSONAL_DATA_IN_TEXT = "PERSONAL_DATA_IN_TEXT"
 
-DATE_COLUMNS = ("collected_at", "consent_at", "opted_out_at")
-TEXT_COLUMNS = ("source", "consent_proof", "acquired_from")
 _BATCH = 50_000
 _MAX_WORD = 80
 
@@ -91,6 +88,15 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 
+# A per-row engine: (records, column mapping, region, row base, caches, writer, quarantine
+# reasons, counters, file name) -> rows accepted. Only the tests' reference has one.
+RowEngine = Callable[
+    [list[Record], dict[str, str], str, dict[str, Any], "_BatchContext", "_SegmentWriter",
+     "Counter[str]", "_Counters", str],
+    int,
+]
+
+
 def segment_dir(segments_root: Path, vendor: str, delivery_id: str, fingerprint: str) -> Path:
     """Where a delivery's immutable segment lives."""
     return segments_root / vendor / delivery_id / fingerprint
@@ -103,17 +109,16 @@ def prepare_delivery(
     profile: Profile,
     segments_root: Path,
     progress: bool = False,
-    engine: str = "columns",
+    row_engine: RowEngine | None = None,
 ) -> DeliveryReport:
     """Read, normalize and key-hash a delivery into its segment; return its report.
 
-    ``engine`` is ``"columns"`` (whole columns at a time: the production path) or
-    ``"rows"`` (one value at a time: the reference it is tested against). The
+    Whole columns at a time (the production path); with ``row_engine``, one record
+    at a time through it instead (``tests/row_reference.py``: the per-row reference
+    the columns are tested against, field for field). The
     segment appears atomically (written aside, then renamed): a failure leaves
     nothing behind.
     """
-    if engine not in ("columns", "rows"):
-        raise ValueError(f"unknown engine {engine!r}")
     m = delivery.manifest
     final = segment_dir(segments_root, m.vendor, m.delivery_id, delivery.fingerprint)
     by_rows: set[str] = set()  # files whose text only the row reader reads exactly
@@ -121,7 +126,7 @@ def prepare_delivery(
         partial = final.with_name(f"{final.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         partial.mkdir(parents=True)
         try:
-            report = _prepare_into(partial, delivery, key, profile, progress, engine, by_rows)
+            report = _prepare_into(partial, delivery, key, profile, progress, row_engine, by_rows)
             report.segment = str(final)
             (partial / "report.json").write_text(json.dumps(report.to_dict(), sort_keys=True))
             if final.exists() and segment_key_id(final) not in (None, key.key_id):
@@ -170,7 +175,7 @@ def _prepare_into(
     key: HashKey,
     profile: Profile,
     progress: bool,
-    engine: str,
+    row_engine: RowEngine | None,
     by_rows: set[str],
 ) -> DeliveryReport:
     m = delivery.manifest
@@ -196,10 +201,10 @@ def _prepare_into(
     )
     with _SegmentWriter(folder) as writer:
         for checked in delivery.files:
-            columnar = engine == "columns" and checked.entry.path not in by_rows
+            columnar = row_engine is None and checked.entry.path not in by_rows
             try:
                 report.files.append(
-                    _read_file(delivery, checked, key, profile, writer, counters, progress, engine, columnar)
+                    _read_file(delivery, checked, key, profile, writer, counters, progress, row_engine, columnar)
                 )
             except NotColumnar:
                 raise _ReadByRows(checked.entry.path) from None
@@ -354,7 +359,7 @@ def _read_file(
     writer: _SegmentWriter,
     counters: _Counters,
     progress: bool,
-    engine: str,
+    row_engine: RowEngine | None,
     columnar: bool,
 ) -> FileReport:
     m = delivery.manifest
@@ -367,13 +372,13 @@ def _read_file(
     base = {"vendor": m.vendor, "delivery_id": m.delivery_id, "file": name, "file_sha256": checked.sha256}
 
     bar = _progress(shown, checked.entry.rows, progress)
-    if engine == "rows":
+    if row_engine is not None:
         shape, records = open_records(checked.local_path, shown)
         for batch in _batches(records, _BATCH):
             if mapping is None:
                 mapping = _columns(shape.columns, profile, shown, report, counters)
             report.rows_read += len(batch)
-            report.rows_accepted += _process_batch(batch, mapping, m.country, base, ctx, writer, reasons, counters, name)
+            report.rows_accepted += row_engine(batch, mapping, m.country, base, ctx, writer, reasons, counters, name)
             bar.update(len(batch))
     else:
         shape, batches = open_batches(checked.local_path, shown, columnar=columnar)
@@ -476,103 +481,6 @@ class _BatchContext:
             if len(self.purposes) < 100_000:
                 self.purposes[cell] = hit
         return hit
-
-
-def _process_batch(
-    batch: list[Record],
-    mapping: dict[str, str],
-    region: str,
-    base: dict[str, Any],
-    ctx: _BatchContext,
-    writer: _SegmentWriter,
-    reasons: Counter[str],
-    counters: _Counters,
-    name: str,
-) -> int:
-    """Normalize, hash and write one batch; return how many rows were accepted."""
-    phone_col = mapping["phone"]
-    good = []
-    for record in batch:
-        if record.values is None:
-            reasons[record.problem or MALFORMED_ROW] += 1
-            writer.reject({**base, "row": record.row, "reason": record.problem, "column": None, "subject_key": None})
-        else:
-            good.append(record)
-    results = phones.normalize_many([r.values.get(phone_col) for r in good], region)  # type: ignore[union-attr]
-    subject_key = ctx.key.subject_key
-    text_cols = [(c, mapping[c]) for c in TEXT_COLUMNS if c in mapping]
-    date_cols = [(c, mapping[c]) for c in DATE_COLUMNS if c in mapping]
-    purpose_col = mapping.get("consent_purposes")
-    accepted = 0
-    for record, result in zip(good, results):
-        values = record.values
-        assert values is not None
-        if result.reason is not None:
-            reasons[result.reason] += 1
-            writer.reject(
-                {
-                    **base,
-                    "row": record.row,
-                    "reason": result.reason,
-                    "column": phone_col,
-                    "subject_key": subject_key(result.e164) if result.e164 else None,
-                }
-            )
-            continue
-        assert result.e164 is not None
-        flags: list[str] = []
-        row: dict[str, Any] = {
-            **base,
-            "row": record.row,
-            "subject_key": subject_key(result.e164),
-            "key_id": ctx.key.key_id,
-            "country_code": result.country_code,
-            "line_type": result.line_type,
-            "source": None,
-            "consent_proof": None,
-            "acquired_from": None,
-            "collected_at": None,
-            "consent_at": None,
-            "opted_out_at": None,
-        }
-        for column, delivered in text_cols:
-            text = _text(values.get(delivered))
-            if text is not None:
-                scrubbed = ctx.scrub(text)
-                text = scrubbed.text
-                counters.personal_text_in(column, 1, scrubbed.kinds)
-            row[column] = text
-        for column, delivered in date_cols:
-            try:
-                row[column] = ctx.date(values.get(delivered))
-            except UnreadableDate:
-                flags.append(UNREADABLE_DATE)
-                counters.unreadable_dates[(name, delivered)] += 1
-        parsed = ctx.purposes_of(
-            columns.purpose_text(values.get(purpose_col), ctx.profile.purpose_separator) if purpose_col else None
-        )
-        row["consent_purposes"] = list(parsed.codes)
-        row["bundled_consent"] = parsed.bundled
-        if parsed.bundled:
-            flags.append(BUNDLED_CONSENT)
-        if parsed.unknown:
-            flags.append(UNKNOWN_PURPOSE)
-            words, kinds = ctx.unknown_words(parsed)
-            counters.unknown_words.update(words)
-            counters.personal_text_in("consent_purposes", 1, kinds)
-        if parsed.codes and row["consent_at"] is None:
-            flags.append(CONSENT_WITHOUT_DATE)
-        if row["consent_at"] is not None and row["consent_at"] > ctx.delivered_at:
-            flags.append(CONSENT_AFTER_DELIVERY)
-        if row["collected_at"] is not None and row["collected_at"] > ctx.delivered_at:
-            flags.append(COLLECTED_AFTER_DELIVERY)
-        if flags:
-            flags = sorted(set(flags))
-            counters.flags.update(flags)
-        row["flags"] = flags
-        writer.accept(row)
-        accepted += 1
-    return accepted
 
 
 def _columns(

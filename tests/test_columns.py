@@ -1,7 +1,7 @@
 """The columnar ingest path gives exactly what the per-row reference gives.
 
-Each delivery here is prepared twice, ``engine="rows"`` (one value at a time,
-the definition) and ``engine="columns"`` (whole columns, production), and every
+Each delivery here is prepared twice, by the per-row reference (``tests/row_reference.py``,
+one value at a time: the definition) and by whole columns (production), and every
 table of the two segments and their reports must be equal. The parts the
 columnar path is built from are checked against their references directly:
 dates, the columnar readers, and the keyed hash.
@@ -30,6 +30,7 @@ from origine.keys import HashKey
 from origine.manifest import open_delivery
 from origine.profiles import load_profile
 from origine.readers import NotColumnar, open_batches
+from tests.row_reference import ENGINES
 
 PHONES = [
     "06 12 34 56 78", "+33 6 12 34 56 79", "0033612345680", "612345681", "6,12346E+08",
@@ -69,7 +70,7 @@ def prepare_both(path: Path, tmp_path: Path, key: HashKey) -> tuple[dict, dict]:
         with open_delivery(path) as delivery:
             report = prepare_delivery(
                 delivery, key=key, profile=load_profile(delivery.manifest.vendor, tmp_path / "profiles"),
-                segments_root=tmp_path / engine, engine=engine,
+                segments_root=tmp_path / engine, row_engine=ENGINES[engine],
             )
         segment = Path(report.segment)
         doc = report.to_dict()

@@ -35,6 +35,7 @@ from origine.manifest import host_tag, load_delivery, open_delivery
 from origine.pids import running
 from origine.profiles import Profile, default_profile
 from tests.conftest import TEST_KEY_HEX
+from tests.row_reference import ENGINES
 from tests.processes import (
     REPO, cli_argv, cli_env, ingest_here, ingest_ok, kill_group, run_cli, start_cli, wait_for,
 )
@@ -140,7 +141,7 @@ def prepare(folder: Path, *, engine: str = "columns", profile: Profile | None = 
     """Ingest ``folder`` into a throwaway segment: its report and its accepted rows."""
     report = prepare_delivery(
         load_delivery(folder), key=KEY, profile=profile or default_profile("hostile"),
-        segments_root=folder.parent / f"segments-{engine}", engine=engine,
+        segments_root=folder.parent / f"segments-{engine}", row_engine=ENGINES[engine],
     )
     rows = pq.read_table(Path(report.segment) / "rows.parquet").to_pylist()  # type: ignore[arg-type]
     return report, sorted(rows, key=lambda r: (r["file"], r["row"]))

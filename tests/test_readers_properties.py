@@ -17,6 +17,7 @@ from origine.keys import HashKey
 from origine.manifest import load_delivery
 from origine.profiles import default_profile
 from tests.conftest import TEST_KEY_HEX
+from tests.row_reference import ENGINES
 
 KEY = HashKey(bytes.fromhex(TEST_KEY_HEX))
 MANIFEST = (
@@ -154,7 +155,7 @@ def test_any_json_values_are_accounted_for_and_both_engines_agree(lines) -> None
             (root / "manifest.yaml").write_text(MANIFEST % "a.jsonl")
             report = prepare_delivery(
                 load_delivery(root), key=KEY, profile=default_profile("fuzz"), segments_root=Path(tmp) / "seg",
-                engine=engine,
+                row_engine=ENGINES[engine],
             )
             reports.append((report, _rows_of(report)))
     (by_rows, rows_a), (by_columns, rows_b) = reports
