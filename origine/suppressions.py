@@ -6,7 +6,11 @@ A suppression file (any format the delivery readers take) has columns
 ``purpose``: a row with a purpose withdraws the consent for that purpose
 (``consent_withdrawn``), a row without one opts the number out of the channel
 (``opted_out``). Accounting and privacy are those of deliveries: every row is
-accepted or quarantined with a reason, and only keyed hashes are stored.
+accepted or quarantined with a reason, and only keyed hashes are stored:
+``channel`` is one of a closed set of words (anything else is quarantined as
+``INVALID_CHANNEL``, the cell never stored), and the free-text ``origin`` is
+stored with every number, e-mail and IP address in it replaced by its keyed
+token (:func:`origine.freetext.scrub_text`, as ingest does for ``source``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import pyarrow as pa
 from origine import ledger, phones, warehouse
 from origine.dates import UnreadableDate, parse_instant
 from origine.errors import BadInput
-from origine.freetext import describe_columns
+from origine.freetext import Scrubbed, describe_columns, scrub_text
 from origine.keys import HashKey
 from origine.manifest import sha256_file
 from origine.profiles import column_key
@@ -170,6 +174,9 @@ def _read(
     reasons: Counter[str] = Counter()
     events: Counter[str] = Counter()
     columns: dict[str, str] | None = None
+    # `origin` is free text ("appel de 06 11 22 33 99", a DPO's address) stored in the
+    # ledger as written: scrubbed like ingest's `source`; lists repeat a few origins.
+    scrubbed: dict[str, Scrubbed] = {}
 
     def reject(row: int, reason: str, column: str | None, subject: str | None) -> None:
         reasons[reason] += 1
@@ -217,6 +224,12 @@ def _read(
                 reject(record.row, UNKNOWN_PURPOSE, "purpose", subject)
                 continue
         origin = str(cell("origin") or default_origin or "unspecified").strip()
+        hit = scrubbed.get(origin)
+        if hit is None:
+            hit = scrub_text(origin, key, region)
+            if len(scrubbed) < 100_000:
+                scrubbed[origin] = hit
+        origin = hit.text
         rows.append({
             "subject_key": subject, "key_id": key.key_id, "at": at, "channel": channel,
             "origin": origin, "purpose": purpose, "file": path.name, "file_sha256": digest, "row": record.row,

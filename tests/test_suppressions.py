@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from origine import intake, ledger, warehouse
 from origine.cli import main
+from origine.freetext import email_token, tel_token
 from origine.replies import POLITE, RESUBSCRIBE, STRONG_STOP, WEAK_STOP, classify_reply
+from tests.privacy import Scanner, assert_no_raw_number
 
 A, B = "+33612345678", "+33698765432"
 
@@ -220,3 +222,31 @@ def test_suppress_reads_naive_times_in_its_timezone(home, key, tmp_path) -> None
     bad = runner.invoke(main, ["suppress", str(path), "--timezone", "Paris", "--home", str(home.root)])
     assert bad.exit_code == 2 and "--timezone" in bad.stderr
     assert "Europe/Paris" in runner.invoke(main, ["suppress", "--help"]).stdout
+
+
+def test_suppress_scrubs_the_free_text_origin(home, key, tmp_path) -> None:
+    """The ``origin`` column was stored in the ledger as written: a DPO's note carried a
+    caller's number and an e-mail address into every export of the ledger."""
+    caller, dpo = "+33611223399", "dpo@example.org"
+    path = tmp_path / "dpo.csv"
+    path.write_text(
+        "phone;channel;at;origin\n"
+        "06 12 34 56 78;sms;2024-06-07 18:03;appel de 06 11 22 33 99 / dpo@example.org\n"
+        # a channel written as free text is refused (quarantined), never stored
+        "06 98 76 54 32;rappeler le 06 11 22 33 99;2024-06-07 18:03;dpo-request\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["suppress", str(path), "--json", "--home", str(home.root)])
+    assert result.exit_code == 0, result.output
+    [report] = json.loads(result.stdout)
+    assert report["rows_accepted"] == 1 and report["quarantine_reasons"] == {"INVALID_CHANNEL": 1}
+    con = warehouse.connect(home.warehouse, read_only=True)
+    try:
+        origins = [r[0] for r in con.execute(
+            "SELECT origin FROM ledger_events WHERE type = 'opted_out'"
+        ).fetchall()]
+    finally:
+        con.close()
+    assert origins == [f"appel de {tel_token(caller, key)} / {email_token(dpo, key)}"]
+    scanner = Scanner([caller], extra=[dpo, "rappeler"])
+    assert_no_raw_number(scanner.scan_tree(home.root) + scanner.scan_text(result.output, "CLI output"))
