@@ -23,11 +23,9 @@ import duckdb
 
 from origine import ledger, warehouse
 from origine.ledger import digests
+from origine.ledger.erasure import IN_PLACE_MAX
 
 CONTACT_TYPES = ("collected", "consent_granted", "delivered", "targeted", "opted_out", "consent_withdrawn")
-_ATTRIBUTES = [name for name, _ in ledger.EVENT_COLUMNS if name != "type"]
-# Erasures of more events than this rewrite the ledger table instead of updating it.
-IN_PLACE_MAX = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -145,7 +143,8 @@ def erase_listed(
     erasure_seq = head.tree_size - len(queries)
     con.execute("INSERT INTO erasures SELECT ?, seq FROM _erased", [erasure_seq])
     if events:
-        _erase_attributes(con, events, now)
+        # this module's IN_PLACE_MAX, read at each call, so a test can lower it here
+        ledger.erase_attributes(con, events, now, in_place_max=IN_PLACE_MAX)
     for table in ("delivery_rows", "quarantine"):
         con.execute(f"DELETE FROM {table} WHERE subject_key IN (SELECT subject_key FROM _expired)")
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
@@ -166,28 +165,3 @@ def _count_and_digest(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
 def _digest(con: duckdb.DuckDBPyConnection, relation: str, lines: tuple[str, str]) -> tuple[int, str]:
     count, digest = digests.list_digest_stream(con, relation, *lines)
     return int(count or 0), digest or digests.empty_digest()
-
-
-def _erase_attributes(con: duckdb.DuckDBPyConnection, events: int, now: datetime) -> None:
-    """Clear every attribute of the events ``_erased`` lists and date their erasure.
-
-    Up to :data:`IN_PLACE_MAX` events, in place; beyond, the ledger table is rewritten
-    in one statement (an ``UPDATE`` keeps each changed row in memory until the commit:
-    erasing 30M events took 4.9 GiB).
-    """
-    if events <= IN_PLACE_MAX:
-        sets = ", ".join(f'"{c}" = NULL' for c in _ATTRIBUTES)
-        con.execute(f"UPDATE ledger_events SET {sets}, erased_at = ? WHERE seq IN (SELECT seq FROM _erased)", [now])
-        return
-    cleared = {c: f'CASE WHEN e._gone THEN NULL ELSE e."{c}" END' for c in _ATTRIBUTES}
-    cleared["erased_at"] = "CASE WHEN e._gone THEN $now ELSE e.erased_at END"
-    select = warehouse.select_list(con, "ledger_events", "e", cleared)
-    con.execute("SET preserve_insertion_order = true")  # the ledger stays in seq order
-    warehouse.rewrite_table(
-        con,
-        "ledger_events",
-        # one membership test per event (a test per column is a hash table per column)
-        lambda before: f"SELECT {select} FROM (SELECT *, seq IN (SELECT seq FROM _erased) AS _gone FROM {before}) e",
-        {"now": now},
-    )
-

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -107,3 +109,26 @@ def test_erase_on_request(home, key, make_delivery, tmp_path) -> None:
     assert leaves == [("request", "request: art. 17 request by mail, ref R-12", "request", 3, None),
                       ("request", "request: art. 17 request R-13", "request", 0, None)]
     assert key.subject_key(UK) not in dump
+
+
+# SQL that changes ledger_events in place (an append goes through ledger.append_events)
+_LEDGER_WRITE = re.compile(
+    r"\b(?:UPDATE|INSERT\s+INTO|DELETE\s+FROM|ALTER\s+TABLE|DROP\s+TABLE(?:\s+IF\s+EXISTS)?|TRUNCATE)"
+    r"\s+\"?ledger_events\b"
+    r"|rewrite_table\(\s*\w+\s*,\s*[\"']ledger_events[\"']",
+    re.IGNORECASE,
+)
+
+
+def test_only_the_ledger_package_writes_ledger_events() -> None:
+    """docs/architecture.md: only origine/ledger/ writes the ledger. Retention's erasure
+    of attributes (an UPDATE or a rewrite of ledger_events) lived in origine/retention.py."""
+    root = Path(__file__).resolve().parents[1] / "origine"
+    writers = sorted(
+        str(path.relative_to(root.parent))
+        for path in root.rglob("*.py")
+        if "ledger" not in path.relative_to(root).parts[:-1] and _LEDGER_WRITE.search(path.read_text(encoding="utf-8"))
+    )
+    assert writers == []
+    # the pattern does see the writes the ledger package makes
+    assert _LEDGER_WRITE.search((root / "ledger" / "erasure.py").read_text(encoding="utf-8"))

@@ -9,6 +9,7 @@ Split as transparency-dev/merkle splits its concepts:
 * :mod:`origine.ledger.append` — :func:`append_events`, the one way in;
 * :mod:`origine.ledger.check` — :func:`check_ledger`, trusting nothing stored;
 * :mod:`origine.ledger.digests` — what erasure and key-map leaves commit to;
+* :mod:`origine.ledger.erasure` — :func:`erase_attributes`, the one write that is not an append;
 * :mod:`origine.ledger.state` — consent, opt-outs and custody as of a date;
 * :mod:`origine.ledger.schema` — the tables.
 
@@ -29,6 +30,7 @@ from origine.ledger.checkpoint import (
     record_head,
     verify_checkpoint,
 )
+from origine.ledger.erasure import erase_attributes
 from origine.ledger.events import (
     EVENT_COLUMNS,
     EVENT_TYPES,
@@ -47,7 +49,7 @@ from origine.ledger.tree import DuckDBNodeStore, ParquetNodeWriter, consistency,
 __all__ = [
     "EVENT_COLUMNS", "EVENT_TYPES", "FORMAT", "LEAF_SQL", "PAYLOAD_SQL", "SCHEMA", "STATE_VIEWS",
     "Checkpoint", "DuckDBNodeStore", "LedgerCheck", "ParquetNodeWriter", "SubjectState", "TreeHead",
-    "append_events", "check_ledger", "consistency", "current_frontier", "delivery_events_query",
+    "append_events", "check_ledger", "consistency", "current_frontier", "delivery_events_query", "erase_attributes",
     "events_sql", "flat_columns", "inclusion_proofs", "install", "latest_head", "record_head",
     "require_current", "roots_at", "state_as_of", "tree_size", "verified_frontier", "verify_checkpoint",
     "write_events",
