@@ -1,0 +1,78 @@
+"""The Dagster asset graph shows the pipeline: lineage from a delivery to the ledger and
+the campaign audits, and the ledger's materialization and check on a real home."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+import pytest
+
+from assets.ledger import ledger_asset, ledger_consistent
+from origine import intake
+from pipelines.definitions import build_definitions
+from pipelines.resources import OrigineHome
+
+pytestmark = pytest.mark.slow
+
+
+def _key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(name)
+
+
+def test_lineage_from_delivery_to_ledger(home, key) -> None:
+    graph = build_definitions().resolve_asset_graph()
+    assert _key("delivery_segment") in graph.get(_key("warehouse_delivery")).parent_keys
+    assert _key("warehouse_delivery") in graph.get(_key("ledger")).parent_keys
+    checks = {c.name for c in graph.get(_key("ledger")).check_keys}
+    assert "ledger_consistent" in checks
+
+
+def _materialize_ledger(home, instance) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [ledger_asset, ledger_consistent],
+        instance=instance,
+        resources={"origine": OrigineHome(home=str(home.root))},
+        raise_on_error=False,
+    )
+
+
+def test_ledger_materialization_carries_the_checkpoint_and_its_check_passes(home, key, make_delivery) -> None:
+    with dg.instance_for_test() as instance:
+        for n, delivery_id in enumerate(["G-1", "G-2"]):
+            path = make_delivery({"a.csv": f"phone\n061234567{n}\n".encode()}, delivery_id=delivery_id)
+            intake.commit(intake.prepare(path, home, key), home, label=delivery_id)
+            result = _materialize_ledger(home, instance)
+            assert result.success
+            [mat] = result.asset_materializations_for_node("ledger")
+            meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+            lines = meta["checkpoint"].split("\n")
+            assert lines[0] == meta["origin"] and int(lines[1]) == meta["tree_size"] > 0
+            assert len(meta["root_hash"]) == 64
+            # the second materialization keeps the first's checkpoint, and the check proves it extends it
+            assert bool(meta["previous_checkpoint"]) == (n == 1)
+            [check] = result.get_asset_check_evaluations()
+            assert check.passed, check.description
+            assert check.metadata["checkpoints_checked"].value == 2 + n
+
+
+def test_ledger_check_fails_when_the_warehouse_was_tampered(home, key, make_delivery) -> None:
+    path = make_delivery({"a.csv": b"phone\n0612345678\n"}, delivery_id="T-1")
+    intake.commit(intake.prepare(path, home, key), home, label="T-1")
+    with dg.instance_for_test() as instance:
+        assert _materialize_ledger(home, instance).success
+        con = duckdb.connect(str(home.warehouse))
+        # the latest head claims another root: its signature no longer verifies
+        note = con.execute("SELECT checkpoint FROM tree_heads ORDER BY tree_size DESC LIMIT 1").fetchone()[0]
+        origin, size, root, rest = note.split("\n", 3)
+        forged = root[:-2] + ("A=" if root[-2:] != "A=" else "B=")
+        con.execute("UPDATE tree_heads SET checkpoint = ? WHERE checkpoint = ?",
+                    ["\n".join([origin, size, forged, rest]), note])
+        con.close()
+        result = dg.materialize(
+            [ledger_consistent], instance=instance,
+            resources={"origine": OrigineHome(home=str(home.root))},
+            selection=dg.AssetSelection.checks(ledger_consistent), raise_on_error=False,
+        )
+        [check] = result.get_asset_check_evaluations()
+        assert not check.passed
+        assert "does not verify" in check.description
