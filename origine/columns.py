@@ -24,7 +24,7 @@ from origine.dates import PY_WHITESPACE, TS, UnreadableDate, epoch_us, parse_ins
 from origine.readers import ColumnBatch
 
 if TYPE_CHECKING:
-    from origine.ingest import _BatchContext, _Counters
+    from origine.ingest import BatchContext, Counters
 
 # Accepted-row flags in the order ``sorted()`` puts their names (a row's flags are
 # stored sorted); bit i of a row's flag code is FLAG_ORDER[i].
@@ -44,9 +44,9 @@ def process_batch(
     mapping: dict[str, str],
     region: str,
     base: dict[str, Any],
-    ctx: "_BatchContext",
+    ctx: "BatchContext",
     reasons: Counter[str],
-    counters: "_Counters",
+    counters: "Counters",
     name: str,
     schemas: tuple[pa.Schema, pa.Schema],
 ) -> tuple[pa.Table, pa.Table]:
@@ -213,7 +213,7 @@ def distinct(
     return results, index
 
 
-def _dates(values: pa.Array | list[Any], ctx: "_BatchContext") -> tuple[pa.Array, np.ndarray]:
+def _dates(values: pa.Array | list[Any], ctx: "BatchContext") -> tuple[pa.Array, np.ndarray]:
     if isinstance(values, pa.Array):
         return parse_instants(values, ctx.tz, ctx.profile.date_formats)
 

@@ -91,8 +91,8 @@ QUARANTINE_SCHEMA = pa.schema(
 # A per-row engine: (records, column mapping, region, row base, caches, writer, quarantine
 # reasons, counters, file name) -> rows accepted. Only the tests' reference has one.
 RowEngine = Callable[
-    [list[Record], dict[str, str], str, dict[str, Any], "_BatchContext", "_SegmentWriter",
-     "Counter[str]", "_Counters", str],
+    [list[Record], dict[str, str], str, dict[str, Any], "BatchContext", "_SegmentWriter",
+     "Counter[str]", "Counters", str],
     int,
 ]
 
@@ -179,7 +179,7 @@ def _prepare_into(
     by_rows: set[str],
 ) -> DeliveryReport:
     m = delivery.manifest
-    counters = _Counters()
+    counters = Counters()
     # The manifest's own free text enters storage here (report, warehouse, ledger):
     # scrubbed like the rows' text, so a number in claims.sources keeps its token.
     recipient, claims = m.recipient, m.claims
@@ -226,7 +226,7 @@ def load_prepared(segment: Path) -> DeliveryReport:
     return DeliveryReport.from_dict(json.loads((segment / "report.json").read_text()))
 
 
-class _Counters:
+class Counters:
     """Delivery-wide counts that become findings."""
 
     def __init__(self) -> None:
@@ -357,7 +357,7 @@ def _read_file(
     key: HashKey,
     profile: Profile,
     writer: _SegmentWriter,
-    counters: _Counters,
+    counters: Counters,
     progress: bool,
     row_engine: RowEngine | None,
     columnar: bool,
@@ -367,7 +367,7 @@ def _read_file(
     shown = f"{delivery.label}/{name}"
     report = FileReport(path=name, sha256=checked.sha256, size=checked.size, format={})
     reasons: Counter[str] = Counter()
-    ctx = _BatchContext(m.tzinfo(), m.delivered_at, profile, key, m.country)
+    ctx = BatchContext(m.tzinfo(), m.delivered_at, profile, key, m.country)
     mapping: dict[str, str] | None = None
     base = {"vendor": m.vendor, "delivery_id": m.delivery_id, "file": name, "file_sha256": checked.sha256}
 
@@ -425,7 +425,7 @@ def _batches(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
         yield batch
 
 
-class _BatchContext:
+class BatchContext:
     """Per-file caches: vendors repeat the same dates and purpose cells endlessly."""
 
     def __init__(self, tz: Any, delivered_at: datetime, profile: Profile, key: HashKey, region: str) -> None:
@@ -484,7 +484,7 @@ class _BatchContext:
 
 
 def _columns(
-    columns: list[str], profile: Profile, shown: str, report: FileReport, counters: _Counters
+    columns: list[str], profile: Profile, shown: str, report: FileReport, counters: Counters
 ) -> dict[str, str]:
     """Map delivered columns; record the others' names; flag special categories."""
     mapping = profile.map_columns(columns, shown)

@@ -25,7 +25,7 @@ from origine.ingest import (
 from origine.readers import MALFORMED_ROW, Record
 
 if TYPE_CHECKING:  # the engine fills ingest's own per-file state
-    from origine.ingest import _BatchContext, _Counters, _SegmentWriter
+    from origine.ingest import BatchContext, Counters, _SegmentWriter
 
 DATE_COLUMNS = ("collected_at", "consent_at", "opted_out_at")
 TEXT_COLUMNS = ("source", "consent_proof", "acquired_from")
@@ -36,10 +36,10 @@ def process_rows(
     mapping: dict[str, str],
     region: str,
     base: dict[str, Any],
-    ctx: _BatchContext,
+    ctx: BatchContext,
     writer: _SegmentWriter,
     reasons: Counter[str],
-    counters: _Counters,
+    counters: Counters,
     name: str,
 ) -> int:
     """Normalize, hash and write one batch; return how many rows were accepted."""
