@@ -84,18 +84,21 @@ _T: dict[str, dict[str, str]] = {
     "verify_h": {"fr": "Vérifier ce dossier", "en": "How to verify this bundle"},
     "verify": {
         "fr": "Chaque verdict repose sur les événements du registre cités dans <code>ledger/events.jsonl</code>, chaque ligne "
-              "étant exactement les octets d'une feuille Merkle RFC 9162 ; <code>ledger/proofs.json</code> prouve que chacune "
-              "figure dans le registre dont la tête d'arbre a la taille {size} et la racine <code>{root}</code>. "
+              "étant exactement les octets d'une feuille Merkle RFC 9162 (leurs positions dans <code>ledger/leaves.txt</code>) ; "
+              "<code>ledger/proof-nodes.txt</code> prouve que toutes figurent dans le registre dont le point de contrôle signé "
+              "(<code>ledger/proof.json</code>) a la taille {size} et la racine <code>{root}</code>. "
               "<code>manifest.json</code> donne le SHA-256 de chaque fichier, signé par la clé Ed25519 de l'opérateur. "
               "Lancez <code>origine verify DOSSIER --public-key operateur.pub.pem</code> (qui vérifie aussi que cette page "
-              "dit la même chose que <code>summary.json</code>), ou vérifiez les preuves avec tout outil RFC 9162. "
+              "dit la même chose que <code>summary.json</code>), ou vérifiez les preuves avec tout outil RFC 9162 "
+              "(<code>origine prove</code> donne une preuve par feuille). "
               "Aucun numéro de téléphone n'apparaît dans ce dossier : les destinataires n'y sont désignés que par une empreinte à clé (pseudonymisation).",
         "en": "Every verdict rests on the ledger events cited in <code>ledger/events.jsonl</code>, each line the exact bytes "
-              "of an RFC 9162 Merkle leaf; <code>ledger/proofs.json</code> proves each one is in the ledger whose tree head "
-              "has size {size} and root <code>{root}</code>. <code>manifest.json</code> lists the SHA-256 of every file, "
+              "of an RFC 9162 Merkle leaf (their positions in <code>ledger/leaves.txt</code>); <code>ledger/proof-nodes.txt</code> "
+              "proves all of them are in the ledger whose signed checkpoint (<code>ledger/proof.json</code>) has size {size} "
+              "and root <code>{root}</code>. <code>manifest.json</code> lists the SHA-256 of every file, "
               "signed with the operator's Ed25519 key. Run <code>origine verify BUNDLE --public-key operator.pub.pem</code> "
               "(which also checks that this page says what <code>summary.json</code> says), or check the proofs with any "
-              "RFC 9162 tool. No phone number appears anywhere in this bundle: recipients are named by keyed hashes only (pseudonymisation).",
+              "RFC 9162 tool (<code>origine prove</code> gives per-leaf proofs). No phone number appears anywhere in this bundle: recipients are named by keyed hashes only (pseudonymisation).",
     },
     "recipient_n": {"fr": "{n} destinataire", "en": "{n} recipient"},
     "recipients_n": {"fr": "{n} destinataires", "en": "{n} recipients"},
