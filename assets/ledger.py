@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import dagster as dg
 
+from assets.audits import CAMPAIGN_AUDIT
 from assets.ingest import warehouse_delivery
 from origine import ledger, merkle, signing, warehouse
 from pipelines.resources import OrigineHome
@@ -18,7 +19,7 @@ LEDGER = dg.AssetKey("ledger")
 
 
 @dg.asset(
-    deps=[warehouse_delivery],
+    deps=[warehouse_delivery, CAMPAIGN_AUDIT],
     group_name="ledger",
     kinds={"duckdb"},
     pool="warehouse",

@@ -22,6 +22,7 @@ from assets.ingest import (
     warehouse_delivery,
     warehouse_expectations,
 )
+from assets.audits import campaign_audit as campaign_audit_assets
 from assets.ledger import ledger_asset, ledger_consistent
 from pipelines.jobs import (
     campaign_audit,
@@ -44,7 +45,7 @@ def _env_or_none(name: str) -> dg.EnvVar | None:
 def build_definitions() -> dg.Definitions:
     """The code location's definitions (resources from the environment)."""
     return dg.Definitions(
-        assets=[delivery_segment, warehouse_delivery, ledger_asset],
+        assets=[delivery_segment, warehouse_delivery, ledger_asset, campaign_audit_assets],
         asset_checks=[rows_accounted_for, segment_expectations, warehouse_expectations, ledger_consistent],
         jobs=[ingest_job, ledger_maintenance, ledger_check, suppressions_job, campaign_audit,
               consent_revalidation],

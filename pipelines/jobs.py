@@ -5,12 +5,13 @@ Job names are what run keys, schedules, sensors and the CLI refer to: keep them 
 
 import dagster as dg
 
+from assets.audits import campaign_audit as campaign_audit_assets
+from assets.audits import campaigns_partitions
 from assets.ingest import delivery_segment, warehouse_delivery
 from assets.partitions import deliveries_partitions
 from pipelines.executor import origine_executor
 from pipelines.ops import (
     apply_retention_op,
-    audit_campaign_op,
     check_ledger_op,
     expiring_consents_op,
     ingest_suppressions_op,
@@ -54,10 +55,12 @@ def suppressions_job() -> None:
     ingest_suppressions_op()
 
 
-@dg.job(description="Audit a campaign spec into a signed bundle (as `origine audit`).")
-def campaign_audit() -> None:
-    """One campaign."""
-    audit_campaign_op()
+campaign_audit = dg.define_asset_job(
+    "campaign_audit",
+    selection=dg.AssetSelection.assets(campaign_audit_assets),
+    partitions_def=campaigns_partitions,
+    description="Audit a campaign spec into a signed bundle (as `origine audit`), one partition per spec.",
+)
 
 
 @dg.job(description="Nightly: consents that expire soon, per purpose (counts; the list of keys as Parquet).")

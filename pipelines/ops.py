@@ -1,5 +1,5 @@
-"""The steps of the op jobs (retention, ledger check, suppressions, campaign audits, expiring
-consents): thin wiring over the ``origine`` domain, which does the work.
+"""The steps of the op jobs (retention, ledger check, suppressions, expiring consents):
+thin wiring over the ``origine`` domain, which does the work.
 
 Metadata and logs carry counts, codes and paths, never a number or a subject key.
 """
@@ -12,7 +12,7 @@ import dagster as dg
 import duckdb
 
 from origine import ledger, memory, warehouse
-from origine.audit import DEFAULT_VALIDITY_DAYS, VERDICTS
+from origine.audit import DEFAULT_VALIDITY_DAYS
 from origine.consents import expiring_consents, write_list
 from origine.errors import OrigineError
 from origine.retention import apply_retention
@@ -92,50 +92,6 @@ def ingest_suppressions_op(context: dg.OpExecutionContext, config: SuppressionCo
     context.add_output_metadata({"rows_read": report.rows_read, "rows_accepted": report.rows_accepted,
                                  "rows_quarantined": report.rows_quarantined, "duplicate": report.duplicate})
     return report.summary()
-
-
-class CampaignAuditConfig(dg.Config):
-    """The campaign spec to audit, and how long a consent stays valid."""
-
-    path: str
-    validity_days: int = DEFAULT_VALIDITY_DAYS
-
-
-@dg.op
-def audit_campaign_op(context: dg.OpExecutionContext, config: CampaignAuditConfig, origine: OrigineHome) -> dict:
-    """Audit one campaign (as ``origine audit``) into a signed bundle under ``bundles/<spec>/<run id>``.
-
-    A spec from the home's ``campaigns/`` folder then moves to ``campaigns/audited/`` and
-    the raw target and send-report files it named there are deleted (``origine.campaign_inbox``).
-    """
-    from origine.campaign_inbox import retire_campaign
-    from origine.export import audit_bundle
-
-    home = origine.get_home()
-    spec = Path(config.path)
-    out_dir = home.bundles / spec.stem / context.run_id
-    result, manifest = audit_bundle(spec, home, origine.get_key(), out_dir, validity_days=config.validity_days)
-    s = result.summary
-    retired = retire_campaign(spec, home.campaigns, s["campaign"]["file_sha256"])
-    metadata = {
-        "campaign_id": s["campaign_id"],
-        "targets": s["targets"],
-        **{verdict: int(s["verdicts"].get(verdict, 0)) for verdict in VERDICTS},
-        "reasons": dg.MetadataValue.json({k: v for k, v in s["reasons"].items() if v}),
-        "findings": dg.MetadataValue.json(sorted({f["code"] for f in s["findings"]})),
-        "tree_size": s["ledger"]["tree_size"],
-        "root_hash": s["ledger"]["root_hash"],
-        "bundle": dg.MetadataValue.path(str(out_dir)),
-        "signer": manifest["signer"],
-        "raw_files_deleted": len(retired.deleted),
-        "raw_files_kept": len(retired.kept),
-    }
-    context.add_output_metadata(metadata)
-    context.log.info(f"campaign {s['campaign_id']}: {s['targets']} targets audited; bundle {out_dir}")
-    if retired.spec is not None:
-        context.log.info(f"spec moved to {retired.spec}; {len(retired.deleted)} raw number file(s) deleted, "
-                         f"{len(retired.kept)} kept for specs still waiting")
-    return {"campaign_id": s["campaign_id"], "bundle": str(out_dir), "verdicts": dict(s["verdicts"])}
 
 
 class ExpiringConsentsConfig(dg.Config):

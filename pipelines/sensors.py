@@ -3,6 +3,7 @@ campaign specs in ``campaigns/``; each new or changed item gets one run (its run
 
 import dagster as dg
 
+from assets.audits import campaign_run_config, campaigns_partitions
 from assets.partitions import deliveries_partitions
 from origine.campaign import scan_campaigns
 from origine.errors import BadInput, DeliveryConflict
@@ -78,10 +79,20 @@ def suppressions_sensor(context: dg.SensorEvaluationContext, origine: OrigineHom
 
 @dg.sensor(job=campaign_audit, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def campaigns_sensor(context: dg.SensorEvaluationContext, origine: OrigineHome):
-    """Each new or changed campaign spec in ``campaigns/`` gets one audit run."""
-    for found in scan_campaigns(origine.get_home().campaigns):
+    """Each new or changed campaign spec in ``campaigns/`` gets one audit run, in the
+    partition named by the spec's stem (registered here when new)."""
+    found = scan_campaigns(origine.get_home().campaigns)
+    known = set(context.instance.get_dynamic_partitions(campaigns_partitions.name))
+    new = sorted({f.path.stem for f in found} - known)
+    if new:
+        # added here rather than by a SensorResult so the sensor stays a plain generator of requests
+        context.instance.add_dynamic_partitions(campaigns_partitions.name, new)
+    for f in found:
         yield dg.RunRequest(
-            run_key=found.run_key,
-            run_config={"ops": {"audit_campaign_op": {"config": {"path": str(found.path)}}}},
-            tags={"origine/source": "campaigns"},
+            run_key=f.run_key,
+            partition_key=f.path.stem,
+            run_config=campaign_run_config(str(f.path)),
+            # the partition as a tag too, so executing the request's run config and tags
+            # in process (tests, scripts) lands in the same partition
+            tags={"origine/source": "campaigns", "dagster/partition": f.path.stem},
         )

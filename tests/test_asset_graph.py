@@ -27,6 +27,15 @@ def test_lineage_from_delivery_to_ledger(home, key) -> None:
     assert "ledger_consistent" in checks
 
 
+def test_lineage_of_campaign_audits(home, key) -> None:
+    graph = build_definitions().resolve_asset_graph()
+    assert _key("campaign_audit") in graph.get(_key("ledger")).parent_keys
+    assert graph.get(_key("campaign_bundle")).parent_keys == {_key("campaign_audit")}
+    assert {c.name for c in graph.get(_key("campaign_bundle")).check_keys} == {"bundle_verifies"}
+    for name in ("campaign_audit", "campaign_bundle"):
+        assert graph.get(_key(name)).partitions_def.name == "campaigns"
+
+
 def _materialize_ledger(home, instance) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [ledger_asset, ledger_consistent],

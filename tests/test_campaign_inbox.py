@@ -94,14 +94,14 @@ def test_the_campaigns_sensors_audit_leaves_no_raw_number_in_the_home(home, key,
         requests = list(campaigns_sensor(dg.build_sensor_context(instance=instance, resources=resources)))
         assert len(requests) == 2
         first = defs.resolve_job_def("campaign_audit").execute_in_process(
-            instance=instance, run_config=requests[0].run_config)
+            instance=instance, run_config=requests[0].run_config, partition_key=requests[0].partition_key)
         assert first.success
         assert sorted(p.name for p in home.campaigns.iterdir() if p.is_file()) == ["targets.csv", "two.yaml"]
         second = defs.resolve_job_def("campaign_audit").execute_in_process(
-            instance=instance, run_config=requests[1].run_config)
+            instance=instance, run_config=requests[1].run_config, partition_key=requests[1].partition_key)
         assert second.success
-        [output] = [e for e in second.all_events if e.event_type_value == "STEP_OUTPUT"]
-        assert output.event_specific_data.metadata["raw_files_deleted"].value == 1
+        [audit, _bundle] = second.asset_materializations_for_node("campaign_audit")
+        assert audit.metadata["raw_files_deleted"].value == 1
         # nothing left for the sensor, nothing raw left in the folder
         assert list(campaigns_sensor(dg.build_sensor_context(instance=instance, resources=resources))) == []
     assert sorted(p.name for p in (home.campaigns / AUDITED).iterdir()) == sorted(

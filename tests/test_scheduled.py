@@ -127,17 +127,22 @@ def test_campaigns_sensor_requests_an_audit_that_writes_a_bundle(home, key, make
         from pipelines.sensors import campaigns_sensor
 
         [request] = list(campaigns_sensor(dg.build_sensor_context(instance=instance, resources=resources)))
-        assert request.run_config["ops"]["audit_campaign_op"]["config"]["path"].endswith("eu24.yaml")
+        assert request.run_config["ops"]["campaign_audit"]["config"]["path"].endswith("eu24.yaml")
+        assert request.partition_key == "eu24"
+        assert instance.get_dynamic_partitions("campaigns") == ["eu24"]
         result = defs.resolve_job_def("campaign_audit").execute_in_process(
-            instance=instance, run_config=request.run_config
+            instance=instance, run_config=request.run_config, partition_key=request.partition_key
         )
         assert result.success
-        out = result.output_for_node("audit_campaign_op")
-        assert out["verdicts"]["compliant"] == 1
-        bundle = Path(out["bundle"])
+        [audit] = result.asset_materializations_for_node("campaign_audit")[:1]
+        [bundle_mat] = result.asset_materializations_for_node("campaign_audit")[1:]
+        assert (audit.asset_key.path, bundle_mat.asset_key.path) == (["campaign_audit"], ["campaign_bundle"])
+        assert audit.partition == "eu24"
+        bundle = Path(bundle_mat.metadata["bundle"].value)
         assert bundle.parent == home.bundles / "eu24" and (bundle / "manifest.json").exists()
-        [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
-        metadata = output.event_specific_data.metadata
+        metadata = audit.metadata
         assert metadata["compliant"].value == 1 and metadata["tree_size"].value > 0
+        [check] = result.get_asset_check_evaluations()
+        assert check.check_name == "bundle_verifies" and check.passed
         logs = " ".join(str(e.message) for e in instance.all_logs(result.run_id))
         assert key.subject_key(A) not in logs

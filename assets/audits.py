@@ -1,0 +1,96 @@
+"""Campaign audits as assets, one dynamic partition per campaign spec: the audit (verdict
+counts, findings) and the signed bundle it writes, checked by ``bundle_verifies``."""
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from origine.audit import DEFAULT_VALIDITY_DAYS, VERDICTS
+from pipelines.resources import OrigineHome
+
+# One partition per campaign spec, named by the spec's file stem (its bundles live under
+# bundles/<stem>/<run id>/), registered by the campaigns sensor.
+campaigns_partitions = dg.DynamicPartitionsDefinition(name="campaigns")
+
+CAMPAIGN_AUDIT = dg.AssetKey("campaign_audit")
+CAMPAIGN_BUNDLE = dg.AssetKey("campaign_bundle")
+
+
+class CampaignAuditConfig(dg.Config):
+    """The campaign spec to audit, and how long a consent stays valid."""
+
+    path: str
+    validity_days: int = DEFAULT_VALIDITY_DAYS
+
+
+def campaign_run_config(path: str) -> dict:
+    """Run config pointing the campaign audit at one spec."""
+    return {"ops": {"campaign_audit": {"config": {"path": path}}}}
+
+
+@dg.multi_asset(
+    name="campaign_audit",
+    specs=[
+        dg.AssetSpec(CAMPAIGN_AUDIT, partitions_def=campaigns_partitions, group_name="campaigns",
+                     description="A campaign's audit: a verdict per target, appended to the ledger."),
+        dg.AssetSpec(CAMPAIGN_BUNDLE, deps=[CAMPAIGN_AUDIT], partitions_def=campaigns_partitions,
+                     group_name="campaigns", kinds={"zip"},
+                     description="The audit's signed, self-verifying evidence bundle."),
+    ],
+    check_specs=[dg.AssetCheckSpec("bundle_verifies", asset=CAMPAIGN_BUNDLE)],
+    pool="warehouse",
+)
+def campaign_audit(context: dg.AssetExecutionContext, config: CampaignAuditConfig, origine: OrigineHome):
+    """Audit one campaign (as ``origine audit``) into a signed bundle under ``bundles/<spec>/<run id>``,
+    then verify the bundle as a regulator would (``origine verify``).
+
+    A spec from the home's ``campaigns/`` folder then moves to ``campaigns/audited/`` and
+    the raw target and send-report files it named there are deleted (``origine.campaign_inbox``).
+    """
+    from origine.bundle import verify_bundle
+    from origine.campaign_inbox import retire_campaign
+    from origine.export import audit_bundle
+
+    home = origine.get_home()
+    spec = Path(config.path)
+    out_dir = home.bundles / spec.stem / context.run_id
+    result, manifest = audit_bundle(spec, home, origine.get_key(), out_dir, validity_days=config.validity_days)
+    s = result.summary
+    retired = retire_campaign(spec, home.campaigns, s["campaign"]["file_sha256"])
+    context.log.info(f"campaign {s['campaign_id']}: {s['targets']} targets audited; bundle {out_dir}")
+    if retired.spec is not None:
+        context.log.info(f"spec moved to {retired.spec}; {len(retired.deleted)} raw number file(s) deleted, "
+                         f"{len(retired.kept)} kept for specs still waiting")
+    yield dg.MaterializeResult(asset_key=CAMPAIGN_AUDIT, metadata={
+        "campaign_id": s["campaign_id"],
+        "targets": s["targets"],
+        **{verdict: int(s["verdicts"].get(verdict, 0)) for verdict in VERDICTS},
+        "reasons": dg.MetadataValue.json({k: v for k, v in s["reasons"].items() if v}),
+        "findings": findings_table(s["findings"]),
+        "tree_size": s["ledger"]["tree_size"],
+        "root_hash": s["ledger"]["root_hash"],
+        "raw_files_deleted": len(retired.deleted),
+        "raw_files_kept": len(retired.kept),
+    })
+    yield dg.MaterializeResult(asset_key=CAMPAIGN_BUNDLE, metadata={
+        "bundle": dg.MetadataValue.path(str(out_dir)),
+        "signer": manifest["signer"],
+    })
+    verification = verify_bundle(out_dir, home_keys=home.keys)
+    yield dg.AssetCheckResult(
+        asset_key=CAMPAIGN_BUNDLE, check_name="bundle_verifies", passed=verification.ok,
+        severity=dg.AssetCheckSeverity.ERROR, description=verification.statement(),
+    )
+
+
+def findings_table(findings: list[dict[str, Any]]) -> dg.TableMetadataValue:
+    """The audit's findings per code, as a table (codes and counts only: a finding's
+    details may name targets)."""
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[str(f.get("code", ""))] = counts.get(str(f.get("code", "")), 0) + 1
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord({"code": c, "findings": n}) for c, n in sorted(counts.items())],
+        schema=dg.TableSchema(columns=[dg.TableColumn("code", "string"), dg.TableColumn("findings", "int")]),
+    )
