@@ -12,6 +12,7 @@ import dagster as dg
 
 from assets.audits import CAMPAIGN_AUDIT
 from assets.ingest import warehouse_delivery
+from assets.suppressions import suppression_list
 from origine import ledger, merkle, signing, warehouse
 from pipelines.resources import OrigineHome
 
@@ -19,7 +20,7 @@ LEDGER = dg.AssetKey("ledger")
 
 
 @dg.asset(
-    deps=[warehouse_delivery, CAMPAIGN_AUDIT],
+    deps=[warehouse_delivery, suppression_list, CAMPAIGN_AUDIT],
     group_name="ledger",
     kinds={"duckdb"},
     pool="warehouse",

@@ -24,6 +24,7 @@ from assets.ingest import (
 )
 from assets.audits import campaign_audit as campaign_audit_assets
 from assets.ledger import ledger_asset, ledger_consistent
+from assets.suppressions import suppression_list
 from pipelines.jobs import (
     campaign_audit,
     consent_revalidation,
@@ -45,7 +46,8 @@ def _env_or_none(name: str) -> dg.EnvVar | None:
 def build_definitions() -> dg.Definitions:
     """The code location's definitions (resources from the environment)."""
     return dg.Definitions(
-        assets=[delivery_segment, warehouse_delivery, ledger_asset, campaign_audit_assets],
+        assets=[delivery_segment, warehouse_delivery, ledger_asset, campaign_audit_assets,
+                suppression_list],
         asset_checks=[rows_accounted_for, segment_expectations, warehouse_expectations, ledger_consistent],
         jobs=[ingest_job, ledger_maintenance, ledger_check, suppressions_job, campaign_audit,
               consent_revalidation],

@@ -9,12 +9,12 @@ from assets.audits import campaign_audit as campaign_audit_assets
 from assets.audits import campaigns_partitions
 from assets.ingest import delivery_segment, warehouse_delivery
 from assets.partitions import deliveries_partitions
+from assets.suppressions import suppression_files_partitions, suppression_list
 from pipelines.executor import origine_executor
 from pipelines.ops import (
     apply_retention_op,
     check_ledger_op,
     expiring_consents_op,
-    ingest_suppressions_op,
     validate_ledger_op,
 )
 
@@ -49,10 +49,12 @@ def ledger_check() -> None:
     validate_ledger_op()
 
 
-@dg.job(description="Ingest a suppression file (STOP replies, DPO requests, do-not-call lists).")
-def suppressions_job() -> None:
-    """One suppression file."""
-    ingest_suppressions_op()
+suppressions_job = dg.define_asset_job(
+    "suppressions_job",
+    selection=dg.AssetSelection.assets(suppression_list),
+    partitions_def=suppression_files_partitions,
+    description="Ingest a suppression file (STOP replies, DPO requests, do-not-call lists), one partition per file.",
+)
 
 
 campaign_audit = dg.define_asset_job(

@@ -1,4 +1,4 @@
-"""The steps of the op jobs (retention, ledger check, suppressions, expiring consents):
+"""The steps of the op jobs (retention, ledger check, expiring consents):
 thin wiring over the ``origine`` domain, which does the work.
 
 Metadata and logs carry counts, codes and paths, never a number or a subject key.
@@ -17,7 +17,6 @@ from origine.consents import expiring_consents, write_list
 from origine.errors import OrigineError
 from origine.retention import apply_retention
 from origine.signing import load_signer
-from origine.suppressions import ingest_suppressions
 from pipelines.resources import OrigineHome
 
 
@@ -74,24 +73,6 @@ def validate_ledger_op(context: dg.OpExecutionContext, origine: OrigineHome) -> 
     if failures:
         raise OrigineError("; ".join(failures))
     return {r.suite: r.rows for r in results}
-
-
-class SuppressionConfig(dg.Config):
-    """A suppression file to ingest."""
-
-    path: str
-    country: str = "FR"
-
-
-@dg.op
-def ingest_suppressions_op(context: dg.OpExecutionContext, config: SuppressionConfig, origine: OrigineHome) -> dict:
-    """Ingest one suppression file as opt-out / withdrawal events."""
-    home = origine.get_home()
-    report = ingest_suppressions(Path(config.path), warehouse_path=home.warehouse, key=origine.get_key(),
-                                 region=config.country, signer=load_signer(home.keys))
-    context.add_output_metadata({"rows_read": report.rows_read, "rows_accepted": report.rows_accepted,
-                                 "rows_quarantined": report.rows_quarantined, "duplicate": report.duplicate})
-    return report.summary()
 
 
 class ExpiringConsentsConfig(dg.Config):

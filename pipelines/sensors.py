@@ -5,6 +5,7 @@ import dagster as dg
 
 from assets.audits import campaign_run_config, campaigns_partitions
 from assets.partitions import deliveries_partitions
+from assets.suppressions import suppression_files_partitions, suppression_run_config
 from origine.campaign import scan_campaigns
 from origine.errors import BadInput, DeliveryConflict
 from origine.home import Home
@@ -67,13 +68,21 @@ def landing_sensor(context: dg.SensorEvaluationContext, origine: OrigineHome) ->
 
 @dg.sensor(job=suppressions_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def suppressions_sensor(context: dg.SensorEvaluationContext, origine: OrigineHome):
-    """Each new or changed file in the suppressions folder gets one run."""
+    """Each new or changed file in the suppressions folder gets one run, in the partition
+    named by the file's name (registered here when new)."""
     folder = origine.get_home().suppressions
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    known = set(context.instance.get_dynamic_partitions(suppression_files_partitions.name))
+    new = sorted({p.name for p in paths} - known)
+    if new:
+        context.instance.add_dynamic_partitions(suppression_files_partitions.name, new)
+    for path in paths:
         st = path.stat()
         yield dg.RunRequest(
             run_key=f"{path.name}:{st.st_size}:{st.st_mtime_ns}",
-            run_config={"ops": {"ingest_suppressions_op": {"config": {"path": str(path)}}}},
+            partition_key=path.name,
+            run_config=suppression_run_config(str(path)),
+            tags={"origine/source": "suppressions", "dagster/partition": path.name},
         )
 
 

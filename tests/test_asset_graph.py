@@ -23,6 +23,8 @@ def test_lineage_from_delivery_to_ledger(home, key) -> None:
     graph = build_definitions().resolve_asset_graph()
     assert _key("delivery_segment") in graph.get(_key("warehouse_delivery")).parent_keys
     assert _key("warehouse_delivery") in graph.get(_key("ledger")).parent_keys
+    assert _key("suppression_list") in graph.get(_key("ledger")).parent_keys
+    assert graph.get(_key("suppression_list")).partitions_def.name == "suppression_files"
     checks = {c.name for c in graph.get(_key("ledger")).check_keys}
     assert "ledger_consistent" in checks
 

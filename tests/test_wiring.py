@@ -75,8 +75,10 @@ def test_schedules_and_operations_jobs(home, key, make_delivery, tmp_path) -> No
         from pipelines.sensors import suppressions_sensor
 
         [request] = list(suppressions_sensor(ctx))
+        assert request.partition_key == "stop.csv"
+        assert instance.get_dynamic_partitions("suppression_files") == ["stop.csv"]
         result = defs.resolve_job_def("suppressions_job").execute_in_process(
-            instance=instance, run_config=request.run_config
+            instance=instance, run_config=request.run_config, partition_key=request.partition_key
         )
         assert result.success
-        assert result.output_for_node("ingest_suppressions_op")["rows_accepted"] == 1
+        assert result.output_for_node("suppression_list")["rows_accepted"] == 1

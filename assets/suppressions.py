@@ -1,0 +1,41 @@
+"""Suppression lists as an asset, one dynamic partition per file of ``suppressions/``:
+each materialization appends the file's opt-out / withdrawal events to the ledger."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from origine.signing import load_signer
+from origine.suppressions import ingest_suppressions
+from pipelines.resources import OrigineHome
+
+# Named by the file's name in suppressions/ (or on the command line), registered by the sensor.
+suppression_files_partitions = dg.DynamicPartitionsDefinition(name="suppression_files")
+
+
+class SuppressionConfig(dg.Config):
+    """A suppression file to ingest."""
+
+    path: str
+    country: str = "FR"
+
+
+def suppression_run_config(path: str) -> dict:
+    """Run config pointing the suppression list asset at one file."""
+    return {"ops": {"suppression_list": {"config": {"path": path}}}}
+
+
+@dg.asset(partitions_def=suppression_files_partitions, group_name="suppressions", kinds={"duckdb"},
+          pool="warehouse")
+def suppression_list(
+    context: dg.AssetExecutionContext, config: SuppressionConfig, origine: OrigineHome
+) -> dg.Output[dict]:
+    """One suppression file (STOP replies, DPO requests, do-not-call lists) ingested as
+    opt-out / withdrawal events; counts as metadata, never a number."""
+    home = origine.get_home()
+    report = ingest_suppressions(Path(config.path), warehouse_path=home.warehouse, key=origine.get_key(),
+                                 region=config.country, signer=load_signer(home.keys))
+    return dg.Output(report.summary(), metadata={
+        "rows_read": report.rows_read, "rows_accepted": report.rows_accepted,
+        "rows_quarantined": report.rows_quarantined, "duplicate": report.duplicate,
+    })
