@@ -35,7 +35,7 @@ from pipelines.jobs import (
 )
 from pipelines.resources import OrigineHome
 from pipelines.schedules import daily_maintenance, nightly_consents, weekly_check
-from pipelines.sensors import campaigns_sensor, landing_sensor, suppressions_sensor
+from pipelines.sensors import campaigns_sensor, landing_sensor, ledger_automation, suppressions_sensor
 
 
 def _env_or_none(name: str) -> dg.EnvVar | None:
@@ -52,7 +52,7 @@ def build_definitions() -> dg.Definitions:
         jobs=[ingest_job, ledger_maintenance, ledger_check, suppressions_job, campaign_audit,
               consent_revalidation],
         schedules=[daily_maintenance, weekly_check, nightly_consents],
-        sensors=[landing_sensor, suppressions_sensor, campaigns_sensor],
+        sensors=[landing_sensor, suppressions_sensor, campaigns_sensor, ledger_automation],
         resources={
             "origine": OrigineHome(
                 home=os.environ.get("ORIGINE_HOME") or os.path.expanduser("~/.origine"),

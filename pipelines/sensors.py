@@ -105,3 +105,13 @@ def campaigns_sensor(context: dg.SensorEvaluationContext, origine: OrigineHome):
             # in process (tests, scripts) lands in the same partition
             tags={"origine/source": "campaigns", "dagster/partition": f.path.stem},
         )
+
+
+# The ledger asset is eager: once a delivery commits, a suppression list or a campaign
+# audit materializes, this sensor requests a ledger run (its checkpoint and its check).
+ledger_automation = dg.AutomationConditionSensorDefinition(
+    "ledger_automation",
+    target=dg.AssetSelection.assets("ledger"),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+)

@@ -11,6 +11,7 @@ from assets.ledger import ledger_asset, ledger_consistent
 from origine import intake
 from pipelines.definitions import build_definitions
 from pipelines.resources import OrigineHome
+from tests.conftest import TEST_KEY_HEX
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +37,34 @@ def test_lineage_of_campaign_audits(home, key) -> None:
     assert {c.name for c in graph.get(_key("campaign_bundle")).check_keys} == {"bundle_verifies"}
     for name in ("campaign_audit", "campaign_bundle"):
         assert graph.get(_key(name)).partitions_def.name == "campaigns"
+
+
+def test_a_running_sensor_requests_the_ledger_runs(home, key) -> None:
+    defs = build_definitions()
+    sensor = defs.resolve_sensor_def("ledger_automation")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.asset_selection.resolve(defs.resolve_asset_graph()) == {_key("ledger")}
+
+
+def test_a_committed_delivery_requests_a_ledger_run(home, key, make_delivery) -> None:
+    """The ledger's automation condition fires once warehouse_delivery materializes."""
+    from assets.ingest import delivery_segment, warehouse_delivery
+    from assets.partitions import deliveries_partitions
+    from pipelines.jobs import delivery_run_config
+
+    path = make_delivery({"a.csv": b"phone\n0612345678\n"}, delivery_id="A-1")
+    defs = build_definitions()
+    with dg.instance_for_test() as instance:
+        first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        assert first.get_requested_partitions(_key("ledger")) == set()
+        instance.add_dynamic_partitions(deliveries_partitions.name, ["acme/A-1"])
+        assert dg.materialize(
+            [delivery_segment, warehouse_delivery], partition_key="acme/A-1", instance=instance,
+            resources={"origine": OrigineHome(home=str(home.root), hash_key=TEST_KEY_HEX)},
+            run_config=delivery_run_config(str(path)),
+        ).success
+        after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+        assert after.get_requested_partitions(_key("ledger")) == {None}
 
 
 def _materialize_ledger(home, instance) -> dg.ExecuteInProcessResult:
