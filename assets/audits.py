@@ -48,7 +48,6 @@ def campaign_audit(context: dg.AssetExecutionContext, config: CampaignAuditConfi
     A spec from the home's ``campaigns/`` folder then moves to ``campaigns/audited/`` and
     the raw target and send-report files it named there are deleted (``origine.campaign_inbox``).
     """
-    from origine.bundle import verify_bundle
     from origine.campaign_inbox import retire_campaign
     from origine.export import audit_bundle
 
@@ -77,8 +76,16 @@ def campaign_audit(context: dg.AssetExecutionContext, config: CampaignAuditConfi
         "bundle": dg.MetadataValue.path(str(out_dir)),
         "signer": manifest["signer"],
     })
-    verification = verify_bundle(out_dir, home_keys=home.keys)
-    yield dg.AssetCheckResult(
+    yield bundle_verifies(out_dir, home.keys)
+
+
+def bundle_verifies(bundle: Path, keys: Path) -> dg.AssetCheckResult:
+    """The ``bundle_verifies`` check: the bundle verifies offline with the home's public
+    key, as a regulator would check it (``origine verify``)."""
+    from origine.bundle import verify_bundle
+
+    verification = verify_bundle(bundle, home_keys=keys)
+    return dg.AssetCheckResult(
         asset_key=CAMPAIGN_BUNDLE, check_name="bundle_verifies", passed=verification.ok,
         severity=dg.AssetCheckSeverity.ERROR, description=verification.statement(),
     )

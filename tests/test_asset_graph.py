@@ -116,3 +116,29 @@ def test_ledger_check_fails_when_the_warehouse_was_tampered(home, key, make_deli
         [check] = result.get_asset_check_evaluations()
         assert not check.passed
         assert "does not verify" in check.description
+
+
+@pytest.mark.parametrize("node, problem", [
+    ((2, 0), "another root"),       # the root of the 4-leaf tree the head signs
+    ((1, 1), "consistency proof"),  # the proof from size 2 (the first checkpoint) to size 4
+])
+def test_ledger_check_fails_when_history_was_rewritten(home, key, make_delivery, node, problem) -> None:
+    """A node of the stored tree rewritten: the signed head still verifies, but the stored
+    tree no longer has its root, or no longer extends the checkpoint Dagster kept."""
+    with dg.instance_for_test() as instance:
+        for n in range(2):
+            path = make_delivery({"a.csv": f"phone\n061234567{n}\n".encode()}, delivery_id=f"H-{n}")
+            intake.commit(intake.prepare(path, home, key), home, label=f"H-{n}")
+            assert _materialize_ledger(home, instance).success
+        con = duckdb.connect(str(home.warehouse))
+        assert con.execute("SELECT count(*) FROM ledger_events").fetchone()[0] == 4  # 2 events a delivery
+        con.execute("UPDATE ledger_nodes SET hash = ? WHERE level = ? AND idx = ?", [b"\x00" * 32, *node])
+        con.close()
+        result = dg.materialize(
+            [ledger_consistent], instance=instance,
+            resources={"origine": OrigineHome(home=str(home.root))},
+            selection=dg.AssetSelection.checks(ledger_consistent), raise_on_error=False,
+        )
+        [check] = result.get_asset_check_evaluations()
+        assert not check.passed
+        assert problem in check.description, check.description

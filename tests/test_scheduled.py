@@ -144,5 +144,11 @@ def test_campaigns_sensor_requests_an_audit_that_writes_a_bundle(home, key, make
         assert metadata["compliant"].value == 1 and metadata["tree_size"].value > 0
         [check] = result.get_asset_check_evaluations()
         assert check.check_name == "bundle_verifies" and check.passed
+        # the check fails on a bundle edited after signing
+        from assets.audits import bundle_verifies
+
+        report = bundle / "report.html"
+        report.write_bytes(report.read_bytes() + b"<!-- edited -->")
+        assert not bundle_verifies(bundle, home.keys).passed
         logs = " ".join(str(e.message) for e in instance.all_logs(result.run_id))
         assert key.subject_key(A) not in logs
