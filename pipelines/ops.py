@@ -5,7 +5,6 @@ Metadata and logs carry counts, codes and paths, never a number or a subject key
 """
 
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Optional
 
 import dagster as dg
