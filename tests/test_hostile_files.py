@@ -419,7 +419,7 @@ def test_decompression_bombs_fail_with_exit_2_naming_the_file_in_bounded_memory(
     """The issue's bombs, each a delivery of its own among good ones: a .csv.gz holding a
     3 GiB line, a .xlsx.gz expanding to 8 GiB, a zip member expanding to 5 GiB, a zip
     holding a 2.5 GiB line, a zip member lying about its size, a real 10 MiB line, and
-    the XML entity bombs (item 9). Each fails alone (exit 2, its file named, no traceback) and the run stays < 1 GiB."""
+    the XML entity bombs (item 9). Each fails alone (exit 2, its file named, no traceback) and the run stays < 1.5 GiB."""
     a = b"a" * _BLOCK
     inbox = tmp_path / "in"
     header = b"phone;source\n0612345678;"
@@ -452,7 +452,10 @@ def test_decompression_bombs_fail_with_exit_2_naming_the_file_in_bounded_memory(
     assert "XML declares entities" in errors[6] and "XML declares entities" in errors[7]
     assert [s["delivery_id"] for s in json.loads(out)] == ["G-1"]
     print(f"peak RSS of the ingest: {peak / 2**20:.0f} MiB")
-    assert peak < GiB, f"peak RSS {peak / GiB:.2f} GiB"
+    # Idle, this run peaks at ~460 MiB, as a 2-row ingest does (~445 MiB); one CI run with
+    # the machine at load 15 measured 1.05 GiB (largest of the CLI and its step processes).
+    # Before the limits these bombs took 5.8-8.9 GB: 1.5 GiB still tells the two apart.
+    assert peak < 1.5 * GiB, f"peak RSS {peak / GiB:.2f} GiB"
     assert list(home.scratch.glob("unzip-*")) == []  # nothing extracted was left behind
 
 
