@@ -16,7 +16,6 @@ number kept next to its erasure would still single the person out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ import pyarrow as pa
 from origine import warehouse
 from origine.errors import BadInput
 from origine.keys import HashKey
+from origine.retention import Erased, erase_listed
 
 if TYPE_CHECKING:
     from origine.home import Home
@@ -32,19 +32,8 @@ if TYPE_CHECKING:
 MAX_REASON = 200
 
 
-@dataclass(frozen=True)
-class ErasureResult:
-    """What one request erased (never the numbers)."""
-
-    subjects: int
-    events: int
-    erasure_seq: int | None
-    tree_size: int
-    root_hash: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return dict(self.__dict__)
+# What one request erased: the same facts as a retention run, without its cutoff.
+ErasureResult = Erased
 
 
 def check_reason(reason: str | None, key: HashKey, region: str) -> str:
@@ -68,7 +57,6 @@ def erase_subjects(
     now: datetime | None = None, signer: Any = None,
 ) -> ErasureResult:
     """Erase ``subject_keys`` (current keys) on request, recording ``reason`` in a signed leaf."""
-    from origine.retention import erase_listed
     from origine.signing import load_signer
 
     text = check_reason(reason, key, region)
@@ -82,4 +70,4 @@ def erase_subjects(
             done = erase_listed(con, now=now, origin="request", source=f"request: {text}",
                                 evidence_kind="request", signer=signer, always_record=True)
         con.unregister("_asked")
-    return ErasureResult(done.subjects, done.events, done.erasure_seq, done.tree_size, done.root_hash)
+    return done

@@ -28,20 +28,6 @@ from origine.ledger.erasure import IN_PLACE_MAX
 CONTACT_TYPES = ("collected", "consent_granted", "delivered", "targeted", "opted_out", "consent_withdrawn")
 
 
-@dataclass(frozen=True)
-class RetentionResult:
-    """What one retention run erased."""
-
-    cutoff: str
-    subjects: int
-    events: int
-    erasure_seq: int | None
-    tree_size: int
-    root_hash: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return dict(self.__dict__)
 
 
 def apply_retention(
@@ -73,19 +59,30 @@ def apply_retention(
     from origine import subject_index
 
     subject_index.refresh(con)
-    return RetentionResult(cutoff.isoformat(), done.subjects, done.events, done.erasure_seq, done.tree_size,
-                           done.root_hash)
+    return RetentionResult(**done.__dict__, cutoff=cutoff.isoformat())
 
 
 @dataclass(frozen=True)
 class Erased:
-    """What :func:`erase_listed` erased and the ledger head after it."""
+    """What :func:`erase_listed` erased (never the numbers) and the ledger head after it:
+    the result of an erasure on request too."""
 
     subjects: int
     events: int
     erasure_seq: int | None
     tree_size: int
     root_hash: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class RetentionResult(Erased):
+    """What one retention run erased, and the last-contact cutoff it applied."""
+
+    cutoff: str = ""
 
 
 def erase_listed(
