@@ -100,7 +100,7 @@ def test_the_campaigns_sensors_audit_leaves_no_raw_number_in_the_home(home, key,
         second = defs.resolve_job_def("campaign_audit").execute_in_process(
             instance=instance, run_config=requests[1].run_config, partition_key=requests[1].partition_key)
         assert second.success
-        [audit, _bundle] = second.asset_materializations_for_node("campaign_audit")
+        [audit, _bundle] = second.asset_materializations_for_node("audit_campaign")
         assert audit.metadata["raw_files_deleted"].value == 1
         # nothing left for the sensor, nothing raw left in the folder
         assert list(campaigns_sensor(dg.build_sensor_context(instance=instance, resources=resources))) == []

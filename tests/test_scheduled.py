@@ -127,15 +127,15 @@ def test_campaigns_sensor_requests_an_audit_that_writes_a_bundle(home, key, make
         from pipelines.sensors import campaigns_sensor
 
         [request] = list(campaigns_sensor(dg.build_sensor_context(instance=instance, resources=resources)))
-        assert request.run_config["ops"]["campaign_audit"]["config"]["path"].endswith("eu24.yaml")
+        assert request.run_config["ops"]["audit_campaign"]["config"]["path"].endswith("eu24.yaml")
         assert request.partition_key == "eu24"
         assert instance.get_dynamic_partitions("campaigns") == ["eu24"]
         result = defs.resolve_job_def("campaign_audit").execute_in_process(
             instance=instance, run_config=request.run_config, partition_key=request.partition_key
         )
         assert result.success
-        [audit] = result.asset_materializations_for_node("campaign_audit")[:1]
-        [bundle_mat] = result.asset_materializations_for_node("campaign_audit")[1:]
+        [audit] = result.asset_materializations_for_node("audit_campaign")[:1]
+        [bundle_mat] = result.asset_materializations_for_node("audit_campaign")[1:]
         assert (audit.asset_key.path, bundle_mat.asset_key.path) == (["campaign_audit"], ["campaign_bundle"])
         assert audit.partition == "eu24"
         bundle = Path(bundle_mat.metadata["bundle"].value)

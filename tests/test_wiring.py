@@ -22,6 +22,9 @@ def test_definitions_load(home, key) -> None:
     defs = build_definitions()
     assert defs.resolve_job_def("ingest_delivery") is not None
     assert defs.resolve_sensor_def("landing_sensor") is not None
+    # as the webserver and daemon load the code location: a job and a graph of one name
+    # (the campaign_audit job and its asset's step) passed materialize but not this
+    dg.Definitions.validate_loadable(defs)
 
 
 def test_materialize_a_delivery_partition(home, key, make_delivery) -> None:
