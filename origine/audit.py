@@ -62,7 +62,7 @@ from origine import fastphone, ledger, merkle, warehouse
 from origine.campaign import Campaign, DeliveryRef, load_campaign
 from origine.dates import TS, UnreadableDate, parse_instant
 from origine.errors import BadInput
-from origine.freetext import describe_columns
+from origine.freetext import describe_columns, scrub_text
 from origine.home import Home
 from origine.keys import HashKey
 from origine.profiles import column_key, default_profile
@@ -248,6 +248,12 @@ def _normalize(values: list[Any], region: str) -> pa.Table:
     return fastphone.normalize_batch(values, region)
 
 
+def _stored_name(path: Path, key: HashKey, region: str) -> str:
+    """``path``'s name as stored (summary, ledger): a file named after a number
+    (``0612345678.csv``) would carry it there, so its numbers become tokens."""
+    return scrub_text(path.name, key, region).text
+
+
 def _read_target_file(campaign: Campaign, key: HashKey) -> tuple[pa.Table, dict[str, Any]]:
     assert campaign.target_file is not None
     _, _, rows = _read_rows(campaign.target_file, {})
@@ -277,7 +283,7 @@ def _read_target_file(campaign: Campaign, key: HashKey) -> tuple[pa.Table, dict[
          "line_type": pa.array(lines, pa.string())}
     )
     stats = {
-        "file": campaign.target_file.name,
+        "file": _stored_name(campaign.target_file, key, campaign.country),
         "rows": len(rows),
         "blank_rows": blank,
         "invalid_numbers": bad,
@@ -337,7 +343,7 @@ def _read_send_report(campaign: Campaign, key: HashKey) -> tuple[pa.Table, dict[
         {"subject_key": pa.array(keys, pa.string()), "sent_at": pa.array(sent, TS),
          "stop_reply_at": pa.array(stop, TS), "row": pa.array(numbers, pa.int64())}
     )
-    return table, {"file": campaign.send_report.name, "rows": len(rows), "unusable_rows": unusable,
+    return table, {"file": _stored_name(campaign.send_report, key, campaign.country), "rows": len(rows), "unusable_rows": unusable,
                    "stop_replies": stops, "resubscribe_replies": resubscribes}
 
 
@@ -938,7 +944,8 @@ def _record_stops(con: duckdb.DuckDBPyConnection, campaign: Campaign, key: HashK
     scratch = home.scratch / f"stops-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
     try:
         count = ledger.write_events(con, ledger.events_sql(select),
-                                    [key.key_id, campaign.channel, origin, campaign.send_report.name, digest],
+                                    [key.key_id, campaign.channel, origin,
+                                     _stored_name(campaign.send_report, key, campaign.country), digest],
                                     scratch)
         if count == 0:
             return 0

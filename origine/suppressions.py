@@ -115,7 +115,10 @@ def ingest_suppressions(
     if not path.is_file():
         raise BadInput("no such suppression file", file=str(path))
     digest, _ = sha256_file(path)
-    report = SuppressionReport(file=path.name, sha256=digest)
+    # A file named after a number ("stop-06 11 22 33 99.csv") would put it in the ledger,
+    # the warehouse and the report: the stored name is scrubbed; errors keep the real path.
+    name = scrub_text(path.name, key, region).text
+    report = SuppressionReport(file=name, sha256=digest)
     with warehouse.session(warehouse_path) as con:
         con.execute(SCHEMA)
         stored = con.execute("SELECT report FROM suppression_files WHERE sha256 = ?", [digest]).fetchone()
@@ -123,7 +126,7 @@ def ingest_suppressions(
             again = SuppressionReport(**json.loads(stored[0]))
             again.duplicate = True
             return again
-    accepted, quarantined = _read(path, digest, key, region, default_origin, default_channel, check_timezone(tz), report)
+    accepted, quarantined = _read(path, name, digest, key, region, default_origin, default_channel, check_timezone(tz), report)
     with tempfile.TemporaryDirectory(prefix="suppress-") as tmp:
         events_path = Path(tmp) / "events.parquet"
         with warehouse.session(warehouse_path) as con:
@@ -136,14 +139,14 @@ def ingest_suppressions(
                 if con.execute("SELECT 1 FROM suppression_files WHERE sha256 = ?", [digest]).fetchone():
                     report.duplicate = True
                     return report
-                head = ledger.append_events(con, events_path, reason=f"suppressions {path.name}", signer=signer)
+                head = ledger.append_events(con, events_path, reason=f"suppressions {name}", signer=signer)
                 report.ledger = {"tree_size": head.tree_size, "root_hash": head.root_hash}
                 con.register("_q", quarantined)
                 con.execute("INSERT INTO suppression_quarantine SELECT * FROM _q")
                 con.unregister("_q")
                 con.execute(
                     "INSERT INTO suppression_files VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [path.name, digest, report.rows_read, report.rows_accepted, report.rows_quarantined,
+                    [name, digest, report.rows_read, report.rows_accepted, report.rows_quarantined,
                      json.dumps(report.summary()), datetime.now(timezone.utc)],
                 )
     return report
@@ -164,7 +167,7 @@ def _events_query() -> str:
 
 
 def _read(
-    path: Path, digest: str, key: HashKey, region: str, default_origin: str | None,
+    path: Path, name: str, digest: str, key: HashKey, region: str, default_origin: str | None,
     default_channel: str | None, tz: Any, report: SuppressionReport,
 ) -> tuple[pa.Table, pa.Table]:
     shape, records = open_records(path, str(path))
@@ -232,7 +235,7 @@ def _read(
         origin = hit.text
         rows.append({
             "subject_key": subject, "key_id": key.key_id, "at": at, "channel": channel,
-            "origin": origin, "purpose": purpose, "file": path.name, "file_sha256": digest, "row": record.row,
+            "origin": origin, "purpose": purpose, "file": name, "file_sha256": digest, "row": record.row,
         })
         events["consent_withdrawn" if purpose else "opted_out"] += 1
         report.rows_accepted += 1
