@@ -856,7 +856,7 @@ def _record_targeted(
     try:
         query, params = _targeted_query(campaign, key)
         count = ledger.write_events(con, query, params, scratch)
-        path = str(scratch).replace("'", "''")
+        path = warehouse.sql_text(scratch)
         unsorted = con.execute(
             f"SELECT count(*) FROM (SELECT subject_key < lag(subject_key) OVER (ORDER BY file_row_number) AS back "
             f"FROM read_parquet('{path}', file_row_number = true)) WHERE back"
@@ -1062,7 +1062,7 @@ def _write_targets(con: duckdb.DuckDBPyConnection, out_dir: Path) -> tuple[Path,
                    strftime(consent_at, '%Y-%m-%dT%H:%M:%SZ') AS consent_at,
                    {_cell('line_type')} AS line_type
             FROM _verdicts {order}
-        ) TO '{_quote(tmp)}' (FORMAT csv, HEADER true)"""
+        ) TO '{warehouse.sql_text(tmp)}' (FORMAT csv, HEADER true)"""
     )
     os.replace(tmp, csv_path)
     return parquet_path, csv_path
@@ -1078,8 +1078,6 @@ def _arrow(result: Any) -> pa.Table:
     raise RuntimeError("this DuckDB cannot return Arrow tables")  # pragma: no cover
 
 
-def _quote(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -34,7 +34,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import duckdb
 import pyarrow.parquet as pq
 
-from origine import ledger, merkle
+from origine import ledger, merkle, warehouse
 from origine.errors import BadInput
 from origine.signing import Signer, fingerprint, load_public_key, verify as verify_signature
 
@@ -79,7 +79,7 @@ def write_evidence(
     folder = out_dir / "ledger"
     folder.mkdir(exist_ok=True)
     con.execute("SET preserve_insertion_order = true")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _bundle_keys AS SELECT subject_key FROM read_parquet('{_sql_path(out_dir / 'targets.parquet')}') WHERE subject_key IS NOT NULL")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _bundle_keys AS SELECT subject_key FROM read_parquet('{warehouse.sql_text(out_dir / 'targets.parquet')}') WHERE subject_key IS NOT NULL")
     try:
         # Matched through ledger_current (targets carry current keys); the leaf bytes
         # from the stored columns (what the leaf hash covers).
@@ -90,7 +90,7 @@ def write_evidence(
             [size],
         )
         _copy_leaves(con, folder / "events.jsonl")
-        con.execute(f"COPY (SELECT seq FROM _cited ORDER BY seq) TO '{_sql_path(folder / 'leaves.txt')}' "
+        con.execute(f"COPY (SELECT seq FROM _cited ORDER BY seq) TO '{warehouse.sql_text(folder / 'leaves.txt')}' "
                     "(FORMAT CSV, HEADER false)")
         cited = int(con.execute("SELECT count(*) FROM _cited").fetchone()[0])  # type: ignore[index]
         nodes = batch_proof.compute(con, "_cited", size) if size else 0
@@ -139,7 +139,7 @@ def _copy_leaves(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                 where = f"seq >= {low}" + (f" AND seq < {high}" if high is not None else "")
                 con.execute(
                     f"COPY (SELECT {LEAF_BYTES_SQL} FROM ledger_events WHERE {where} AND seq IN "
-                    f"(SELECT seq FROM _cited WHERE {where}) ORDER BY seq) TO '{_sql_path(part)}' "
+                    f"(SELECT seq FROM _cited WHERE {where}) ORDER BY seq) TO '{warehouse.sql_text(part)}' "
                     "(FORMAT CSV, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x1f')"
                 )
                 with open(part, "rb") as fh:
@@ -148,8 +148,6 @@ def _copy_leaves(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         part.unlink(missing_ok=True)
 
 
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 def _write_key_map(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -176,7 +174,7 @@ def _write_key_map(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         con.execute(
             f"COPY (SELECT CASE WHEN part = 1 AND n % {CHUNK} = 0 THEN 'chunk ' || c || chr(10) || text "
             "ELSE text END FROM _km_out ORDER BY part, c, n) "
-            f"TO '{_sql_path(path)}' (FORMAT CSV, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x1f')"
+            f"TO '{warehouse.sql_text(path)}' (FORMAT CSV, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x1f')"
         )
     finally:
         con.execute("DROP TABLE IF EXISTS _km")

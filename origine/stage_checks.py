@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 
 from origine import memory
+from origine.warehouse import sql_text
 from origine.validation import (
     ExpectationOutcome,
     SuiteResult,
@@ -38,7 +39,7 @@ def validate_segment(segment: Path, *, context_root: Path | None) -> list[SuiteR
     for suite, name in (("normalized_rows", "rows.parquet"), ("quarantine", "quarantine.parquet")):
         con = memory.bound(duckdb.connect())
         try:
-            path = str(segment / name).replace("'", "''")
+            path = sql_text(segment / name)
             results.append(
                 validate(
                     ":memory:", suite, query=f"SELECT * FROM read_parquet('{path}')",
@@ -97,9 +98,9 @@ def validate_audit(
     spec did, so a re-audit's checks read the same."""
     from origine import warehouse as warehouse_db
 
-    path = str(targets_parquet).replace("'", "''")
+    path = sql_text(targets_parquet)
     campaign_id = str(campaign["campaign_id"])
-    quoted_id = campaign_id.replace("'", "''")
+    quoted_id = sql_text(campaign_id)
     con = memory.bound(duckdb.connect())
     try:
         verdicts = validate(

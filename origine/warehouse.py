@@ -98,6 +98,13 @@ LOCK_WAIT_SECONDS = 120.0
 LOCK_WAIT_ENV = "ORIGINE_LOCK_WAIT"
 
 
+def sql_text(value: object) -> str:
+    """``value`` as text to put inside a single-quoted SQL literal (quotes doubled): for
+    file paths in ``read_parquet('…')`` / ``COPY … TO '…'``, which DuckDB takes no
+    parameter for."""
+    return str(value).replace("'", "''")
+
+
 def lock_wait_seconds() -> float:
     """How long to wait for another process's lock: ``$ORIGINE_LOCK_WAIT`` s, else 120."""
     text = os.environ.get(LOCK_WAIT_ENV)

@@ -114,7 +114,9 @@ def compute(con: duckdb.DuckDBPyConnection, cited: str, size: int, table: str = 
 def write_nodes(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> None:
     """Write a computed proof as text, one node per line ``<level> <idx> <hex hash>``,
     ordered by (level, idx) (docs/bundle-format.md)."""
-    target = str(path).replace("'", "''")
+    from origine.warehouse import sql_text  # origine.warehouse imports the ledger package
+
+    target = sql_text(path)
     con.execute(
         f"COPY (SELECT level, idx, lower(hex(hash)) FROM {table} ORDER BY level, idx) "
         f"TO '{target}' (FORMAT CSV, DELIMITER ' ', HEADER false, QUOTE '')"
