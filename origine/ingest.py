@@ -217,7 +217,9 @@ def _prepare_into(
     report.quarantine_reasons = dict(sorted(reasons.items()))
     report.flags = dict(sorted(counters.flags.items()))
     report.findings = counters.findings(folder / "rows.parquet")
-    report.events = _write_events(folder, recipient, m.delivered_at)
+    # The ledger leaves its commit will append: a delivery leaf and a row leaf per
+    # accepted row (built at the commit, which knows the delivery leaf's seq).
+    report.events = report.rows_accepted + 1
     return report
 
 
@@ -262,22 +264,6 @@ class Counters:
         if duplicates:
             out.append({"code": DUPLICATE_NUMBERS, "rows": duplicates})
         return out
-
-
-def _write_events(folder: Path, recipient: str | None, delivered_at: datetime) -> int:
-    """The delivery's ledger events, built and leaf-hashed here in the parallel step."""
-    import duckdb
-
-    from origine import ledger
-
-    query, params = ledger.delivery_events_query(
-        folder / "rows.parquet", recipient=recipient, delivered_at=delivered_at
-    )
-    con = memory.bound(duckdb.connect())
-    try:
-        return ledger.write_events(con, query, params, folder / "events.parquet")
-    finally:
-        con.close()
 
 
 def _duplicate_rows(rows_parquet: Path) -> int:

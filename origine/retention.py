@@ -107,7 +107,8 @@ def erase_listed(
     ledger.install(con)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _erased AS "
-        "SELECT seq FROM ledger_current_of('_expired') WHERE erased_at IS NULL"
+        # leaves, once each (a row leaf states several events of its subject)
+        "SELECT DISTINCT seq FROM ledger_current_of('_expired') WHERE erased_at IS NULL"
     )
     events, digest = _count_and_digest(con)
     subjects = con.execute("SELECT count(*) FROM _expired").fetchall()[0][0]

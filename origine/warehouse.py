@@ -345,10 +345,7 @@ def commit_delivery(
                 [report.vendor, report.delivery_id, finding["code"], json.dumps(finding, sort_keys=True)],
             )
         faults.point("commit.after_rows")
-        head = ledger.append_events(
-            con, segment / "events.parquet", reason=f"delivery {report.vendor}/{report.delivery_id}",
-            signer=signer, scratch=scratch,
-        )
+        head = _append_delivery(con, report, segment, signer=signer, scratch=scratch)
         faults.point("commit.after_ledger")
         report.ledger = {"tree_size": head.tree_size, "root_hash": head.root_hash}
         con.execute(
@@ -358,6 +355,28 @@ def commit_delivery(
         faults.point("commit.before_commit")
     faults.point("commit.after_commit")
     return report
+
+
+def _append_delivery(
+    con: duckdb.DuckDBPyConnection, report: DeliveryReport, segment: Path, *, signer: Any, scratch: Path | None
+) -> Any:
+    """Build the delivery's leaves (its delivery leaf is the next seq) and append them."""
+    start = ledger.tree_size(con)
+    leaves = segment / "leaves.parquet"
+    try:
+        ledger.write_events(con, ledger.delivery_leaves_queries(
+            segment / "rows.parquet", delivery_seq=start, vendor=report.vendor, delivery_id=report.delivery_id,
+            recipient=report.recipient, delivered_at=datetime.fromisoformat(report.delivered_at),
+            key_id=report.key_id,
+            files=[{"name": f.path, "rows": f.rows_read, "sha256": f.sha256} for f in report.files],
+            claims=report.claims,
+        ), [], leaves)
+        return ledger.append_events(
+            con, leaves, reason=f"delivery {report.vendor}/{report.delivery_id}",
+            signer=signer, scratch=scratch, at_size=start,
+        )
+    finally:
+        leaves.unlink(missing_ok=True)
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The provenance ledger: append-only events, tamper-evident under an RFC 9162 tree
+"""The provenance ledger: append-only leaves (format v2), tamper-evident under an RFC 9162 tree
 whose every head is a C2SP checkpoint signed by the operator.
 
 Split as transparency-dev/merkle splits its concepts:
@@ -37,7 +37,10 @@ from origine.ledger.events import (
     FORMAT,
     LEAF_SQL,
     PAYLOAD_SQL,
-    delivery_events_query,
+    EVENTS_VIEW,
+    LEAF_COLUMNS,
+    canonical_json,
+    delivery_leaves_queries,
     events_sql,
     flat_columns,
     write_events,
@@ -49,7 +52,8 @@ from origine.ledger.tree import DuckDBNodeStore, ParquetNodeWriter, consistency,
 __all__ = [
     "EVENT_COLUMNS", "EVENT_TYPES", "FORMAT", "LEAF_SQL", "PAYLOAD_SQL", "SCHEMA", "STATE_VIEWS",
     "Checkpoint", "DuckDBNodeStore", "LedgerCheck", "ParquetNodeWriter", "SubjectState", "TreeHead",
-    "append_events", "check_ledger", "consistency", "current_frontier", "delivery_events_query", "erase_attributes",
+    "EVENTS_VIEW", "LEAF_COLUMNS", "canonical_json",
+    "append_events", "check_ledger", "consistency", "current_frontier", "delivery_leaves_queries", "erase_attributes",
     "events_sql", "flat_columns", "inclusion_proofs", "install", "latest_head", "record_head",
     "require_current", "roots_at", "state_as_of", "tree_size", "verified_frontier", "verify_checkpoint",
     "write_events",

@@ -38,8 +38,8 @@ from origine.ledger.tree import ParquetNodeWriter, stored_frontier
 
 
 def tree_size(con: duckdb.DuckDBPyConnection) -> int:
-    """Number of events in the ledger."""
-    return int(con.execute("SELECT count(*) FROM ledger_events").fetchone()[0])  # type: ignore[index]
+    """Number of leaves in the ledger (the tree's size)."""
+    return int(con.execute("SELECT count(*) FROM ledger_leaves").fetchone()[0])  # type: ignore[index]
 
 
 def verified_frontier(con: duckdb.DuckDBPyConnection, signer: signing.Signer) -> merkle.Frontier:
@@ -51,10 +51,10 @@ def verified_frontier(con: duckdb.DuckDBPyConnection, signer: signing.Signer) ->
     head = latest_head(con)
     problem = None
     if frontier.size != start:
-        problem = f"the ledger holds {start} events but its last tree head covers {frontier.size}"
+        problem = f"the ledger holds {start} leaves but its last tree head covers {frontier.size}"
     elif head is None:
         if start:
-            problem = f"the ledger holds {start} events and no checkpoint"
+            problem = f"the ledger holds {start} leaves and no checkpoint"
     else:
         try:
             checkpoint = verify_checkpoint(head.checkpoint, signer.public)
@@ -83,8 +83,12 @@ def append_events(
     reason: str,
     signer: signing.Signer | None = None,
     scratch: Path | None = None,
+    at_size: int | None = None,
 ) -> TreeHead:
-    """Append prepared events (in file order), extend the tree, record a signed checkpoint.
+    """Append prepared leaves (in file order), extend the tree, record a signed checkpoint.
+
+    ``at_size``: the tree size the leaves were built for (a delivery's row leaves name
+    their delivery leaf's seq); refused if the ledger is not at that size.
 
     Runs inside the caller's transaction: on any failure nothing is appended. Each
     table gets one ``INSERT … SELECT`` from a file, so memory stays bounded whatever
@@ -96,6 +100,8 @@ def append_events(
     signer = resolve_signer(con, signer)
     frontier = verified_frontier(con, signer)
     start = frontier.size
+    if at_size is not None and at_size != start:
+        raise OrigineError(f"refusing to append: leaves built for a ledger of {at_size} leaves, it holds {start}")
     if scratch is not None:
         scratch.mkdir(parents=True, exist_ok=True)
     # named like a segment's partial folder, so a run killed here leaves something
@@ -116,13 +122,13 @@ def append_events(
             tree = pool.submit(extend_tree)
             try:
                 con.execute(
-                    f"INSERT INTO ledger_events (seq, {_COLS}, leaf_hash, erased_at) "
+                    f"INSERT INTO ledger_leaves (seq, {_COLS}, leaf_hash, erased_at) "
                     f"SELECT ? + file_row_number, {_COLS}, leaf_hash, NULL "
                     "FROM read_parquet(?, file_row_number = true)",
                     [start, str(events_parquet)],
                 )
-                # Level 0 repeats the events' leaf hashes: the check compares the
-                # two to name the first event edited, deleted or moved.
+                # Level 0 repeats the leaves' hashes: the check compares the
+                # two to name the first leaf edited, deleted or moved.
                 con.execute(
                     "INSERT INTO ledger_nodes SELECT 0, ? + file_row_number, leaf_hash "
                     "FROM read_parquet(?, file_row_number = true)",

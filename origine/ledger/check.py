@@ -3,15 +3,16 @@
 Against an attacker who can write the warehouse but does not hold the operator's
 signing key, in this order (each problem names its first offender):
 
-1. events: ``seq`` runs 0..n-1; every leaf hash is a 32-byte digest; every live
-   event's leaf hash is recomputed from its columns (origine.ledger.events);
-2. the tree: level 0 of ``ledger_nodes`` is the events' leaf hashes; every level holds
+1. leaves: ``seq`` runs 0..n-1; every leaf hash is a 32-byte digest; every live
+   leaf's hash is recomputed from its columns (origine.ledger.events); every row leaf
+   names an earlier delivery leaf and one of its files, and states whole seconds;
+2. the tree: level 0 of ``ledger_nodes`` is the leaves' hashes; every level holds
    exactly its ``n >> level`` nodes, once; every interior node is recomputed from its
    two children (node (level, index));
 3. heads: every stored checkpoint's signature verifies with the operator's public key,
    all under one origin; what it signs (size, root) is what its row says and the root
    of the stored, verified tree at that size; the latest covers every event (head size);
-4. erasures: an event is marked erased exactly when an ``erasures`` row lists it, each
+4. erasures: a leaf is marked erased exactly when an ``erasures`` row lists it, each
    such row belongs to an ``erased`` leaf recorded after the event, with that leaf's
    time, and the list of each erasure is the one its leaf commits to (count, digest);
 5. the subject key map is the one the latest ``key_map`` leaf commits to;
@@ -19,7 +20,7 @@ signing key, in this order (each problem names its first offender):
    and the ledger extends it (an RFC 9162 consistency proof from it to the latest
    signed head is built from the stored tree and verified).
 
-Everything over events and nodes runs set-wise in DuckDB; Python touches only the
+Everything over leaves and nodes runs set-wise in DuckDB; Python touches only the
 heads (one signature each) and the O(log n) nodes their roots need. Read-only: it
 works on a regulator's read-only copy.
 """
@@ -36,7 +37,7 @@ from origine import merkle, signing
 from origine.errors import OrigineError
 from origine.ledger import digests
 from origine.ledger.checkpoint import Checkpoint, current_frontier, home_keys, verify_checkpoint
-from origine.ledger.events import EVENT_COLUMNS, LEAF_SQL
+from origine.ledger.events import LEAF_COLUMNS, LEAF_SQL
 from origine.ledger.schema import require_current
 from origine.ledger.tree import consistency, roots_at
 
@@ -60,7 +61,7 @@ class LedgerCheck:
         if self.ok:
             anchored = (f"; extends the given checkpoint of size {self.checkpoint_size}"
                         if self.checkpoint_size is not None else "")
-            return (f"ledger ok: {self.events} events, {self.heads} signed checkpoints verified"
+            return (f"ledger ok: {self.events} leaves, {self.heads} signed checkpoints verified"
                     f" (origin {self.origin}){anchored}")
         return "ledger check FAILED: " + "; ".join(self.problems)
 
@@ -85,7 +86,7 @@ def check_ledger(
             raise OrigineError("no home for this ledger: give the operator's public key")
         public_key = signing.home_public_key(keys)
     n, lo, hi, distinct = con.execute(
-        "SELECT count(*), min(seq), max(seq), count(DISTINCT seq) FROM ledger_events"
+        "SELECT count(*), min(seq), max(seq), count(DISTINCT seq) FROM ledger_leaves"
     ).fetchone()  # type: ignore[misc]
     n = int(n)
     heads = con.execute(
@@ -104,26 +105,27 @@ def check_ledger(
         if head is not None and result.first_bad_head is None:
             result.first_bad_head = head
 
-    # 1. events
+    # 1. leaves
     if n and (lo != 0 or hi != n - 1 or distinct != n):
         gap = con.execute(
             "SELECT min(expected) FROM (SELECT seq AS s, row_number() OVER (ORDER BY seq) - 1 AS expected "
-            "FROM ledger_events) WHERE s <> expected"
+            "FROM ledger_leaves) WHERE s <> expected"
         ).fetchone()[0]  # type: ignore[index]
-        bad(f"event sequence is not 0..{n - 1}: an event was deleted, inserted or renumbered (seq {gap})", seq=gap)
+        bad(f"leaf sequence is not 0..{n - 1}: an event was deleted, inserted or renumbered (seq {gap})", seq=gap)
     misshapen = con.execute(
-        "SELECT min(seq) FROM ledger_events WHERE leaf_hash IS NULL OR octet_length(leaf_hash) <> 32"
+        "SELECT min(seq) FROM ledger_leaves WHERE leaf_hash IS NULL OR octet_length(leaf_hash) <> 32"
     ).fetchone()[0]  # type: ignore[index]
     if misshapen is not None:
         # No tree can be rebuilt over a leaf that is not a SHA-256 digest.
-        bad(f"event seq {misshapen}: its leaf hash is not a 32-byte digest (edited)", seq=int(misshapen))
+        bad(f"leaf seq {misshapen}: its leaf hash is not a 32-byte digest (edited)", seq=int(misshapen))
         return result
     row = con.execute(
-        f"SELECT min(seq), count(*) FROM ledger_events WHERE erased_at IS NULL AND leaf_hash <> {LEAF_SQL}"
+        f"SELECT min(seq), count(*) FROM ledger_leaves WHERE erased_at IS NULL AND leaf_hash <> {LEAF_SQL}"
     ).fetchone()
     if row and row[1]:
-        bad(f"event seq {row[0]}: its columns and its leaf hash disagree (edited; {row[1]} such event(s))",
+        bad(f"leaf seq {row[0]}: its columns and its leaf hash disagree (edited; {row[1]} such event(s))",
             seq=int(row[0]))
+    _check_references(con, bad)
 
     # 2. the tree
     _check_tree(con, n, bad)
@@ -141,13 +143,31 @@ def check_ledger(
     return result
 
 
+def _check_references(con: duckdb.DuckDBPyConnection, bad: Any) -> None:
+    # A row leaf's hash covers its evidence, but a writer could still have named a leaf
+    # that is not its delivery, or a file it does not list: the expansion into events
+    # (ledger_events) would then join the wrong constants.
+    stray = con.execute(
+        """SELECT r.seq FROM ledger_leaves r LEFT JOIN ledger_leaves d ON d.seq = r.delivery_seq
+           WHERE r."type" = 'row' AND r.erased_at IS NULL
+             AND (d.seq IS NULL OR d."type" IS DISTINCT FROM 'delivery' OR d.seq >= r.seq
+                  OR r.file_index IS NULL OR r.file_index < 0 OR r.file_index >= len(d.files)
+                  OR epoch_us(r."at") % 1000000 <> 0 OR epoch_us(r.consent_at) % 1000000 <> 0
+                  OR epoch_us(r.opted_out_at) % 1000000 <> 0)
+           ORDER BY r.seq LIMIT 1"""
+    ).fetchone()
+    if stray:
+        bad(f"leaf seq {stray[0]}: a row leaf whose evidence names no earlier delivery leaf and file of it, "
+            "or whose instants are not whole seconds (forged)", seq=int(stray[0]))
+
+
 def _check_tree(con: duckdb.DuckDBPyConnection, n: int, bad: Any) -> None:
     moved = con.execute(
-        "SELECT e.seq FROM ledger_events e LEFT JOIN ledger_nodes t ON t.level = 0 AND t.idx = e.seq "
+        "SELECT e.seq FROM ledger_leaves e LEFT JOIN ledger_nodes t ON t.level = 0 AND t.idx = e.seq "
         "WHERE t.hash IS DISTINCT FROM e.leaf_hash ORDER BY e.seq LIMIT 1"
     ).fetchone()
     if moved:
-        bad(f"event seq {moved[0]}: its leaf hash differs from the tree's leaf (edited, swapped or reordered)",
+        bad(f"leaf seq {moved[0]}: its leaf hash differs from the tree's leaf (edited, swapped or reordered)",
             seq=int(moved[0]))
     # Each level holds nodes 0 .. (n >> level) - 1, each once: anything else was
     # inserted, deleted or duplicated.
@@ -188,7 +208,7 @@ def _check_tree(con: duckdb.DuckDBPyConnection, n: int, bad: Any) -> None:
         if level == 1:
             # Its children are leaves whose columns and hashes agree: one of the two was
             # edited with its leaf hash recomputed (hashes alone cannot tell which).
-            bad(f"tree node (level 1, index {idx}) is not the hash of its two leaves: event seq {2 * idx} "
+            bad(f"tree node (level 1, index {idx}) is not the hash of its two leaves: leaf seq {2 * idx} "
                 f"or seq {2 * idx + 1} was edited with its leaf hash recomputed", node=(1, idx))
         else:
             bad(f"tree node (level {level}, index {idx}) is not the hash of its two children (corrupted)",
@@ -219,14 +239,14 @@ def _check_heads(
     roots = roots_at(con, [cp.size for cp in signed if cp.size <= n])
     for cp in signed:
         if cp.size > n:
-            bad(f"head size {cp.size}: the signed checkpoint covers more events than the ledger holds ({n}): "
-                f"events from seq {n} on were removed", head=cp.size, seq=n)
+            bad(f"head size {cp.size}: the signed checkpoint covers more leaves than the ledger holds ({n}): "
+                f"leaves from seq {n} on were removed", head=cp.size, seq=n)
         elif roots.get(cp.size) != cp.root:
             bad(f"head size {cp.size}: the signed root differs from the tree's root at that size "
                 "(history rewritten)", head=cp.size)
     latest = max((cp.size for cp in signed), default=0)
     if latest < n:
-        bad(f"events from seq {latest} on are covered by no signed checkpoint (latest signed head size {latest})",
+        bad(f"leaves from seq {latest} on are covered by no signed checkpoint (latest signed head size {latest})",
             seq=latest, head=latest)
     if heads:
         try:
@@ -242,26 +262,26 @@ def _check_heads(
 
 def _check_erasures(con: duckdb.DuckDBPyConnection, bad: Any) -> None:
     unrecorded = con.execute(
-        "SELECT min(seq) FROM ledger_events e WHERE erased_at IS NOT NULL "
+        "SELECT min(seq) FROM ledger_leaves e WHERE erased_at IS NOT NULL "
         "AND NOT EXISTS (SELECT 1 FROM erasures x WHERE x.event_seq = e.seq)"
     ).fetchone()[0]  # type: ignore[index]
     if unrecorded is not None:
-        bad(f"event seq {unrecorded}: marked erased, but no erasure leaf records it", seq=int(unrecorded))
-    kept = " OR ".join(f'"{name}" IS NOT NULL' for name, _ in EVENT_COLUMNS if name != "type")
-    holding = con.execute(f"SELECT min(seq) FROM ledger_events WHERE erased_at IS NOT NULL AND ({kept})").fetchone()[0]  # type: ignore[index]
+        bad(f"leaf seq {unrecorded}: marked erased, but no erasure leaf records it", seq=int(unrecorded))
+    kept = " OR ".join(f'"{name}" IS NOT NULL' for name, _ in LEAF_COLUMNS if name != "type")
+    holding = con.execute(f"SELECT min(seq) FROM ledger_leaves WHERE erased_at IS NOT NULL AND ({kept})").fetchone()[0]  # type: ignore[index]
     if holding is not None:
-        bad(f"event seq {holding}: erased, but it still holds attributes (its leaf can no longer be checked; "
+        bad(f"leaf seq {holding}: erased, but it still holds attributes (its leaf can no longer be checked; "
             "erased data must be gone)", seq=int(holding))
     stray = con.execute(
         """SELECT x.event_seq, x.erasure_seq FROM erasures x
-           LEFT JOIN ledger_events e ON e.seq = x.event_seq
-           LEFT JOIN ledger_events z ON z.seq = x.erasure_seq
+           LEFT JOIN ledger_leaves e ON e.seq = x.event_seq
+           LEFT JOIN ledger_leaves z ON z.seq = x.erasure_seq
            WHERE e.seq IS NULL OR z.seq IS NULL OR z.type IS DISTINCT FROM 'erased'
               OR x.event_seq >= x.erasure_seq OR e.erased_at IS DISTINCT FROM z."at"
            ORDER BY x.event_seq LIMIT 1"""
     ).fetchone()
     if stray:
-        bad(f"event seq {stray[0]}: listed as erased by seq {stray[1]}, which is not an earlier erasure leaf "
+        bad(f"leaf seq {stray[0]}: listed as erased by seq {stray[1]}, which is not an earlier erasure leaf "
             "of the time it was erased at", seq=int(stray[0]))
     relation = "erasures"
     line, order = digests.ERASED_SEQS
@@ -269,7 +289,7 @@ def _check_erasures(con: duckdb.DuckDBPyConnection, bad: Any) -> None:
         f"(SELECT erasure_seq, event_seq AS seq FROM {relation})", line, order, group="erasure_seq"
     )
     mismatch = con.execute(
-        f"""SELECT coalesce(z.seq, l.grp) AS seq FROM (SELECT * FROM ledger_events WHERE type = 'erased') z
+        f"""SELECT coalesce(z.seq, l.grp) AS seq FROM (SELECT * FROM ledger_leaves WHERE type = 'erased') z
             FULL JOIN ({listed}) l ON l.grp = z.seq
             WHERE z.seq IS NULL OR z.erased_at IS NOT NULL
                OR coalesce(l.count, 0) IS DISTINCT FROM z."row"
@@ -278,13 +298,13 @@ def _check_erasures(con: duckdb.DuckDBPyConnection, bad: Any) -> None:
         [digests.empty_digest()],
     ).fetchone()
     if mismatch:
-        bad(f"event seq {mismatch[0]}: the erasure leaf and the events listed as erased by it disagree "
+        bad(f"leaf seq {mismatch[0]}: the erasure leaf and the leaves listed as erased by it disagree "
             "(count or digest)", seq=int(mismatch[0]))
 
 
 def _check_key_map(con: duckdb.DuckDBPyConnection, bad: Any) -> None:
     leaf = con.execute(
-        "SELECT seq, \"row\", proof FROM ledger_events WHERE type = 'key_map' ORDER BY seq DESC LIMIT 1"
+        "SELECT seq, \"row\", proof FROM ledger_leaves WHERE type = 'key_map' ORDER BY seq DESC LIMIT 1"
     ).fetchone()
     line, order = digests.KEY_MAP
     count, digest = digests.list_digest_stream(con, "subject_key_map", line, order)
@@ -311,7 +331,7 @@ def _check_external(
         bad(f"the given checkpoint is of ledger {given.origin}, not of this one ({result.origin})")
         return
     if given.size > n:
-        bad(f"the ledger diverges from the given checkpoint at size {n}: it holds {n} events, the checkpoint "
+        bad(f"the ledger diverges from the given checkpoint at size {n}: it holds {n} leaves, the checkpoint "
             f"signs {given.size} (tail truncated)", head=given.size, seq=n)
         return
     if roots_at(con, [given.size]).get(given.size) != given.root:

@@ -196,12 +196,12 @@ def record_head(
 ) -> TreeHead:
     """Record ``frontier`` as a tree head with its signed checkpoint.
 
-    ``frontier`` must cover every stored event (a head is only ever taken of the whole
+    ``frontier`` must cover every stored leaf (a head is only ever taken of the whole
     ledger). ``signer`` defaults to the home's operator key (:func:`resolve_signer`).
     """
-    stored = int(con.execute("SELECT count(*) FROM ledger_events").fetchone()[0])  # type: ignore[index]
+    stored = int(con.execute("SELECT count(*) FROM ledger_leaves").fetchone()[0])  # type: ignore[index]
     if frontier.size != stored:
-        raise OrigineError(f"refusing to sign a head of size {frontier.size}: the ledger holds {stored} events")
+        raise OrigineError(f"refusing to sign a head of size {frontier.size}: the ledger holds {stored} leaves")
     signer = resolve_signer(con, signer)
     now = datetime.now(timezone.utc)
     root = frontier.root()

@@ -1,37 +1,52 @@
-"""The ledger's leaf format (v1): one leaf per provenance event.
+"""The ledger's leaf format (v2): a delivery leaf, one row leaf per accepted row, and
+one leaf per later event.
 
-Each event is one row of ``ledger_events`` keyed by subject key: ``collected``,
-``consent_granted`` / ``consent_withdrawn``, ``opted_out``, ``transferred``,
-``delivered``, ``targeted``, ``erased`` (a retention run: which events it erased)
-and ``key_map`` (the subject key map a key rotation or an erasure left). Its
-Merkle leaf is its canonical serialization (the payload: UTF-8 JSON, keys sorted,
-no insignificant whitespace), computed in SQL from the row's own columns
-(:data:`PAYLOAD_SQL`), so the columns the audit reads and the bytes the tree
-commits to cannot drift apart unnoticed: ``origine.ledger.check`` recomputes the
-leaf from the columns. The payload itself is not stored: it would double the
-ledger's size for bytes the columns already fix; bundles and checks recompute it.
+Each leaf is one row of ``ledger_leaves`` (its ``seq`` is its index in the tree).
+Three shapes (docs/ledger-format.md):
 
-This module is the only one that knows what a leaf says: the tree, the
-checkpoints and the check take leaves as bytes (their hashes), so the format can
-change without touching them. See docs/ledger-format.md.
+* ``delivery`` — one per committed delivery: what is constant for it (vendor, delivery
+  id, recipient, delivery time, the key id its subject keys are under, each file's
+  name, SHA-256 and row count, the manifest's claims);
+* ``row`` — one per accepted row: everything the row says (subject key, source,
+  collection time, consent with its purposes, time, proof and bundled flag, transfer
+  origin, vendor opt-out time, country code, line type) and its evidence
+  ``[delivery leaf seq, file index, row]``; nothing its delivery leaf already says;
+* events — one per later fact (``opted_out``, ``consent_withdrawn``, ``targeted``,
+  ``erased``, ``key_map``), with v1's fields.
+
+A leaf's bytes (the payload) are canonical JSON: keys in sorted order, no whitespace,
+no null or empty member, strings escaped as DuckDB's ``to_json`` does. They are computed
+in SQL from the row's own columns (:data:`PAYLOAD_SQL`), so the columns readers use
+and the bytes the tree commits to cannot drift apart unnoticed: the check recomputes
+every leaf from its columns. The payload is not stored.
+
+Readers see events, not leaves: the view ``ledger_events`` (:data:`EVENTS_VIEW`)
+expands each row leaf into the events it states (``collected``, ``transferred``,
+``consent_granted`` per purpose, ``opted_out``, ``delivered``) with its delivery's
+constants joined in, so consent, opt-out and custody queries read one shape.
+
+This module is the only one that knows what a leaf says: the tree, the checkpoints
+and the check take leaves as bytes (their hashes).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, Union
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-FORMAT = "origine-events-v1"
+FORMAT = "origine-ledger-v2"
 """The leaf format's name (docs/ledger-format.md)."""
+VERSION = 2
 
-
+LEAF_TYPES = ("delivery", "row")
 EVENT_TYPES = (
     "collected",
     "consent_granted",
@@ -43,9 +58,11 @@ EVENT_TYPES = (
     "erased",
     "key_map",
 )
+"""Event types readers see in ``ledger_events``; the first six (but withdrawals)
+come from row and delivery leaves, the others are leaves of their own."""
 
-# The flat columns of an event, in table order (seq, payload, leaf_hash and
-# erased_at are added around them).
+# The columns of an event, in table order: what an event leaf stores and what the
+# ``ledger_events`` view gives for every event.
 EVENT_COLUMNS = (
     ("type", "VARCHAR"),
     ("subject_key", "VARCHAR"),
@@ -67,43 +84,131 @@ EVENT_COLUMNS = (
     ("file_sha256", "VARCHAR"),
     ("row", "BIGINT"),
 )
-_COLS = ", ".join(f'"{name}"' for name, _ in EVENT_COLUMNS)
+FILES_TYPE = 'STRUCT(name VARCHAR, "rows" BIGINT, sha256 VARCHAR)[]'
+# What row and delivery leaves add. Row leaves reuse type, subject_key, at
+# (collected), bundled, proof (consent proof), party_from (transfer origin), source,
+# row; delivery leaves reuse type, key_id, at (delivered), party_to (recipient),
+# vendor, delivery_id.
+LEAF_EXTRA_COLUMNS = (
+    ("purposes", "VARCHAR[]"),
+    ("consent_at", "TIMESTAMPTZ"),
+    ("opted_out_at", "TIMESTAMPTZ"),
+    ("cc", "INTEGER"),
+    ("line", "VARCHAR"),
+    ("delivery_seq", "BIGINT"),
+    ("file_index", "INTEGER"),
+    ("files", FILES_TYPE),
+    ("claims", "VARCHAR"),
+)
+LEAF_COLUMNS = EVENT_COLUMNS + LEAF_EXTRA_COLUMNS
+"""Every stored column of a leaf, in ``ledger_leaves`` order (``seq`` before,
+``leaf_hash`` and ``erased_at`` after)."""
+_COLS = ", ".join(f'"{name}"' for name, _ in LEAF_COLUMNS)
 
 
-# The canonical serialization, as SQL over the flat columns. Keys are written in
-# sorted order (to_json keeps struct order); timestamps are UTC with microseconds.
-PAYLOAD_SQL = """to_json(struct_pack(
-    "at" := strftime("at", '%Y-%m-%dT%H:%M:%S.%fZ'),
-    "bundled" := "bundled",
-    "campaign" := "campaign_id",
-    "channel" := "channel",
-    "evidence" := struct_pack(
-        "delivery_id" := "delivery_id",
-        "file" := "file",
-        "file_sha256" := "file_sha256",
-        "kind" := "evidence_kind",
-        "row" := "row",
-        "vendor" := "vendor"
-    ),
-    "from" := "party_from",
-    "key_id" := "key_id",
-    "origin" := "origin",
-    "proof" := "proof",
-    "purpose" := "purpose",
-    "source" := "source",
-    "subject" := "subject_key",
-    "to" := "party_to",
-    "type" := "type",
-    "v" := 1
-))"""
-LEAF_SQL = f"unhex(sha256('\\x00'::BLOB || encode({PAYLOAD_SQL})))"  # from the flat columns
+# -- canonical JSON in SQL ---------------------------------------------------------
+# Members are written in sorted key order; a member whose value is NULL is left out
+# (concat_ws skips NULLs), so no null is ever written.
+
+def _member(key: str, value_sql: str, raw: bool = False) -> str:
+    value = f"({value_sql})" if raw else f"to_json({value_sql})"
+    return f"""CASE WHEN ({value_sql}) IS NOT NULL THEN '"{key}":' || {value} END"""
+
+
+def _object(members: dict[str, tuple[str, bool]]) -> str:
+    parts = ", ".join(_member(k, *members[k]) for k in sorted(members))
+    return f"('{{' || concat_ws(',', {parts}) || '}}')"
+
+
+def _nonempty(obj_sql: str) -> str:
+    return f"nullif({obj_sql}, '{{}}')"
+
+
+def _unix(col: str) -> str:
+    # whole seconds (row and delivery leaves store their instants truncated to the second)
+    return f'(epoch_us("{col}") // 1000000)'
+
+
+def _rfc3339(col: str) -> str:
+    return f"""strftime("{col}", '%Y-%m-%dT%H:%M:%S.%fZ')"""
+
+
+def _plain(value_sql: str) -> tuple[str, bool]:
+    return (value_sql, False)
+
+
+def _raw(value_sql: str) -> tuple[str, bool]:
+    return (value_sql, True)
+
+
+_CONSENT = _object({
+    "at": _plain(_unix("consent_at")),
+    "bundled": _plain('CASE WHEN "bundled" THEN true END'),
+    "proof": _plain('"proof"'),
+    "purposes": _plain('CASE WHEN len("purposes") > 0 THEN "purposes" END'),
+})
+ROW_PAYLOAD_SQL = _object({
+    "at": _plain(_unix("at")),
+    "cc": _plain('"cc"'),
+    "consent": _raw(_nonempty(_CONSENT)),
+    "ev": _raw("""'[' || "delivery_seq" || ',' || "file_index" || ',' || "row" || ']'"""),
+    "from": _plain('"party_from"'),
+    "line": _plain('"line"'),
+    "opted_out": _plain(_unix("opted_out_at")),
+    "source": _plain('"source"'),
+    "subject": _plain('"subject_key"'),
+    "type": _plain("'row'"),
+    "v": _plain(str(VERSION)),
+})
+DELIVERY_PAYLOAD_SQL = _object({
+    "at": _plain(_unix("at")),
+    "claims": _raw('"claims"'),
+    "delivery": _plain('"delivery_id"'),
+    "files": _plain('"files"'),
+    "key_id": _plain('"key_id"'),
+    "recipient": _plain('"party_to"'),
+    "type": _plain("'delivery'"),
+    "v": _plain(str(VERSION)),
+    "vendor": _plain('"vendor"'),
+})
+_EVIDENCE = _object({
+    "delivery_id": _plain('"delivery_id"'),
+    "file": _plain('"file"'),
+    "file_sha256": _plain('"file_sha256"'),
+    "kind": _plain('"evidence_kind"'),
+    "row": _plain('"row"'),
+    "vendor": _plain('"vendor"'),
+})
+EVENT_PAYLOAD_SQL = _object({
+    "at": _plain(_rfc3339("at")),
+    "bundled": _plain('"bundled"'),
+    "campaign": _plain('"campaign_id"'),
+    "channel": _plain('"channel"'),
+    "evidence": _raw(_nonempty(_EVIDENCE)),
+    "from": _plain('"party_from"'),
+    "key_id": _plain('"key_id"'),
+    "origin": _plain('"origin"'),
+    "proof": _plain('"proof"'),
+    "purpose": _plain('"purpose"'),
+    "source": _plain('"source"'),
+    "subject": _plain('"subject_key"'),
+    "to": _plain('"party_to"'),
+    "type": _plain('"type"'),
+    "v": _plain(str(VERSION)),
+})
+PAYLOAD_SQL = (
+    f"""(CASE "type" WHEN 'row' THEN {ROW_PAYLOAD_SQL} WHEN 'delivery' THEN {DELIVERY_PAYLOAD_SQL} """
+    f"ELSE {EVENT_PAYLOAD_SQL} END)"
+)
+"""A leaf's canonical bytes (as text), from its stored columns."""
+LEAF_SQL = f"unhex(sha256('\\x00'::BLOB || encode({PAYLOAD_SQL})))"  # RFC 9162 leaf hash, from the columns
 
 
 def events_sql(select_events: str, *, ordered: bool = True) -> str:
-    """Wrap a query yielding the flat event columns (plus ``ord``) with their canonical
-    payload, ordered by ``ord`` unless the source order already is the event order
-    (a sort of full payloads costs memory in proportion to the delivery);
-    :func:`write_events` adds the leaf hash."""
+    """Wrap a query yielding the leaf columns (see :func:`flat_columns`, plus ``ord``)
+    with their canonical payload, ordered by ``ord`` unless the source order already
+    is the leaf order (a sort of full payloads costs memory in proportion to the
+    delivery); :func:`write_events` adds the leaf hash."""
     return f"""
         WITH ev AS ({select_events})
         SELECT {_COLS}, {PAYLOAD_SQL} AS payload FROM ev {"ORDER BY ord" if ordered else ""}
@@ -111,58 +216,118 @@ def events_sql(select_events: str, *, ordered: bool = True) -> str:
 
 
 def flat_columns(**given: str) -> str:
-    """A SELECT list of every flat column: given expressions, NULL for the rest."""
+    """A SELECT list of every leaf column: given expressions, NULL for the rest."""
     parts = []
-    for name, sql_type in EVENT_COLUMNS:
-        expr = given.get(name, "NULL")
+    for name, sql_type in LEAF_COLUMNS:
+        expr = given.pop(name, "NULL")
         parts.append(f"CAST({expr} AS {sql_type}) AS \"{name}\"")
+    if given:
+        raise ValueError(f"not leaf columns: {sorted(given)}")
     return ", ".join(parts)
 
 
-def delivery_events_query(
-    rows_parquet: Path, *, recipient: str | None, delivered_at: datetime
-) -> tuple[list[str], list[Any]]:
-    """The queries giving one delivery's events, in a deterministic order.
+def canonical_json(value: Any) -> str:
+    """``value`` as canonical JSON text (sorted keys, no whitespace, UTF-8 kept): how a
+    delivery leaf embeds the manifest's claims."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
-    Per row: ``collected`` (source, collected_at), ``transferred`` (acquired_from ->
-    vendor), ``consent_granted`` per purpose (and one marked ``bundled`` for a
-    catch-all consent, which names no purpose), ``opted_out`` (vendor flag, every
-    channel), then ``delivered`` (vendor -> recipient at delivery time).
-    """
-    evidence = dict(
-        evidence_kind="'delivery'", vendor="vendor", delivery_id="delivery_id",
-        file="file", file_sha256="file_sha256", row="row", subject_key="subject_key", key_id="key_id",
+
+Query = Union[str, tuple[str, Sequence[Any]]]
+
+
+def delivery_leaves_queries(
+    rows_parquet: Path,
+    *,
+    delivery_seq: int,
+    vendor: str,
+    delivery_id: str,
+    recipient: str | None,
+    delivered_at: datetime,
+    key_id: str,
+    files: Sequence[dict[str, Any]],
+    claims: dict[str, Any] | None,
+) -> list[Query]:
+    """The queries giving one delivery's leaves, in order: its delivery leaf (which
+    will be leaf ``delivery_seq``), then one row leaf per accepted row in segment
+    order. ``files`` is the delivery's files in manifest order, each with ``name``,
+    ``rows`` (rows read) and ``sha256``; a row's file index is its position there.
+    Instants are truncated to the second (the leaf states Unix seconds)."""
+    files_json = json.dumps(
+        [{"name": f["name"], "rows": int(f["rows"]), "sha256": f["sha256"]} for f in files]
     )
-    # One query per event type, each a single scan of the segment in file order, so
-    # no sort is needed (sorting full payloads costs memory in proportion to the
-    # delivery): events are ordered by type, then by row, then by purpose (the row's
-    # purposes are stored sorted), the same way on every run.
-    rows = "(SELECT *, file_row_number AS ord FROM read_parquet($1, file_row_number = true))"
-    purposes = f"(SELECT *, unnest(consent_purposes) AS p FROM {rows})"
-
-    def part(relation: str, where: str, **cols: str) -> str:
-        select = f"SELECT {flat_columns(**cols, **evidence)}, ord FROM {relation} r {where}"
-        return events_sql(select, ordered=False)
-
-    queries = [
-        part(rows, "", type="'collected'", at="collected_at", source="source"),
-        part(rows, "WHERE acquired_from IS NOT NULL", type="'transferred'",
-             party_from="acquired_from", party_to="vendor"),
-        part(purposes, "", type="'consent_granted'", at="consent_at", purpose="p", bundled="false",
-             proof="consent_proof"),
-        part(rows, "WHERE bundled_consent", type="'consent_granted'", at="consent_at",
-             bundled="true", proof="consent_proof"),
-        part(rows, "WHERE opted_out_at IS NOT NULL", type="'opted_out'", at="opted_out_at",
-             channel="'all'", origin="'vendor-flag'"),
-        part(rows, "", type="'delivered'", at="$2::TIMESTAMPTZ", party_from="vendor", party_to="$3::VARCHAR"),
+    delivery = flat_columns(
+        type="'delivery'", at="date_trunc('second', $1::TIMESTAMPTZ)", vendor="$2::VARCHAR",
+        delivery_id="$3::VARCHAR", party_to="$4::VARCHAR", key_id="$5::VARCHAR",
+        files=f"from_json($6, '{_FILES_JSON_SHAPE}')", claims="$7::VARCHAR",
+    )
+    row = flat_columns(
+        type="'row'", subject_key="subject_key", at="date_trunc('second', collected_at)", source="source",
+        purposes="consent_purposes", consent_at="date_trunc('second', consent_at)", bundled="bundled_consent",
+        proof="consent_proof", party_from="acquired_from", opted_out_at="date_trunc('second', opted_out_at)",
+        cc="country_code", line="line_type", delivery_seq="$2::BIGINT",
+        file_index="list_position($3::VARCHAR[], file) - 1", row='"row"',
+    )
+    claims_text = canonical_json(claims) if claims else None
+    return [
+        (events_sql(f"SELECT {delivery}, 0 AS ord", ordered=False),
+         [delivered_at, vendor, delivery_id, recipient, key_id, files_json, claims_text]),
+        (events_sql(f"SELECT {row} FROM read_parquet($1)", ordered=False),
+         [str(rows_parquet), delivery_seq, [f["name"] for f in files]]),
     ]
-    return queries, [str(rows_parquet), delivered_at, recipient]
+
+
+_FILES_JSON_SHAPE = '[{"name": "VARCHAR", "rows": "BIGINT", "sha256": "VARCHAR"}]'
+
+
+def _events_view() -> str:
+    """``ledger_events``: every event leaf as stored, and each row leaf expanded into
+    the events it states, with its delivery leaf's constants; ``part`` orders the
+    events of one leaf."""
+    names = [name for name, _ in EVENT_COLUMNS]
+    deliveries = (
+        'SELECT seq AS d_seq, vendor AS d_vendor, delivery_id AS d_delivery_id, key_id AS d_key_id, '
+        '"at" AS d_at, party_to AS d_recipient, files AS d_files FROM ledger_leaves WHERE "type" = \'delivery\''
+    )
+    rows = (f"(SELECT l.*, d.* FROM ledger_leaves l LEFT JOIN ({deliveries}) d ON d.d_seq = l.delivery_seq "
+            "WHERE l.\"type\" = 'row')")
+    evidence = dict(
+        subject_key="subject_key", key_id="d_key_id",
+        evidence_kind="CASE WHEN d_seq IS NOT NULL THEN 'delivery' END", vendor="d_vendor",
+        delivery_id="d_delivery_id", file="d_files[file_index + 1].name",
+        file_sha256="d_files[file_index + 1].sha256", row='"row"',
+    )
+
+    def branch(part: int, relation: str, where: str, **cols: str) -> str:
+        given = {**evidence, **cols}
+        select = ", ".join(f'CAST({given.get(n, "NULL")} AS {t}) AS "{n}"' for n, t in EVENT_COLUMNS)
+        return f"SELECT seq, {part} AS part, {select}, leaf_hash, erased_at FROM {relation} {where}"
+
+    stored = ", ".join(f'"{n}"' for n in names)
+    return "CREATE OR REPLACE VIEW ledger_events AS\n" + "\nUNION ALL ".join([
+        f"SELECT seq, 0 AS part, {stored}, leaf_hash, erased_at FROM ledger_leaves "
+        "WHERE \"type\" NOT IN ('row', 'delivery')",
+        branch(1, rows, "", type="'collected'", at='"at"', source="source"),
+        branch(2, rows, "WHERE party_from IS NOT NULL", type="'transferred'", party_from="party_from",
+               party_to="d_vendor"),
+        branch(3, f"(SELECT *, unnest(purposes) AS p FROM {rows})", "", type="'consent_granted'",
+               at="consent_at", purpose="p", bundled="false", proof="proof"),
+        branch(4, rows, "WHERE bundled", type="'consent_granted'", at="consent_at", bundled="true",
+               proof="proof"),
+        branch(5, rows, "WHERE opted_out_at IS NOT NULL", type="'opted_out'", at="opted_out_at",
+               channel="'all'", origin="'vendor-flag'"),
+        branch(6, rows, "", type="'delivered'", at="d_at", party_from="d_vendor", party_to="d_recipient"),
+    ]) + ";\n"
+
+
+EVENTS_VIEW = _events_view()
 
 
 def write_events(
-    con: duckdb.DuckDBPyConnection, query: str | Sequence[str], params: Sequence[Any], out: Path
+    con: duckdb.DuckDBPyConnection, query: Query | Sequence[Query], params: Sequence[Any], out: Path
 ) -> int:
-    """Write the events a query yields to ``out`` (Parquet, in order, with leaf hashes).
+    """Write the leaves the queries yield to ``out`` (Parquet, in order, with leaf hashes).
+
+    A query is SQL (given ``params``, those it names) or ``(sql, its own params)``.
 
     The payloads come from SQL, streamed; their leaf hashes are computed here with
     hashlib, several times faster than DuckDB's ``sha256`` on this machine; the
@@ -175,7 +340,7 @@ def write_events(
     """
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = true")
-    queries = [query] if isinstance(query, str) else list(query)
+    queries = [query] if isinstance(query, (str, tuple)) else list(query)
     count = 0
     writer: pq.ParquetWriter | None = None
     schema: pa.Schema | None = None
@@ -217,19 +382,23 @@ def write_events(
 
 
 def _prefetched(
-    pool: ThreadPoolExecutor, con: duckdb.DuckDBPyConnection, queries: list[str], params: Sequence[Any]
+    pool: ThreadPoolExecutor, con: duckdb.DuckDBPyConnection, queries: list[Query], params: Sequence[Any]
 ) -> Iterator[pa.RecordBatch]:
     """The queries' batches, each with its leaf input (``0x00 || payload``, RFC 9162)
     as ``payload``; the next batch is fetched from DuckDB while the caller works on
     this one. Every query yields at least one (maybe empty) batch, for its schema."""
 
-    def reader(q: str) -> pa.RecordBatchReader:
-        # A parameter the query does not use is an error in DuckDB: pass only those it names.
-        used = [v for n, v in enumerate(params, 1) if f"${n}" in q] if "$" in q else list(params)
+    def reader(query: Query) -> pa.RecordBatchReader:
+        if isinstance(query, tuple):
+            q, used = query[0], list(query[1])
+        else:
+            # A parameter the query does not use is an error in DuckDB: pass only those it names.
+            q = query
+            used = [v for n, v in enumerate(params, 1) if f"${n}" in q] if "$" in q else list(params)
         leaf_input = f"SELECT * REPLACE ('\\x00'::BLOB || encode(payload) AS payload) FROM ({q})"
         return con.sql(leaf_input, params=used or None).to_arrow_reader(1 << 17)
 
-    def first(q: str) -> tuple[pa.RecordBatchReader, pa.RecordBatch | None]:
+    def first(q: Query) -> tuple[pa.RecordBatchReader, pa.RecordBatch | None]:
         r = reader(q)
         return r, _next_batch(r)
 

@@ -1,4 +1,5 @@
-"""The ledger's tables: events, tree nodes, signed heads, the key map, erasures."""
+"""The ledger's tables: leaves, tree nodes, signed heads, the key map, erasures; and
+the ``ledger_events`` view readers use."""
 
 from __future__ import annotations
 
@@ -6,20 +7,20 @@ import duckdb
 
 from origine.errors import OrigineError
 from origine.ledger.checkpoint import HEADS_SCHEMA
-from origine.ledger.events import EVENT_COLUMNS
+from origine.ledger.events import EVENTS_VIEW, LEAF_COLUMNS
 from origine.ledger.state import STATE_VIEWS
 from origine.ledger.tree import NODES_SCHEMA
 
 SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS ledger_events (
+CREATE TABLE IF NOT EXISTS ledger_leaves (
     seq BIGINT NOT NULL,
-    {", ".join(f'"{n}" {t}' for n, t in EVENT_COLUMNS)},
+    {", ".join(f'"{n}" {t}' for n, t in LEAF_COLUMNS)},
     leaf_hash BLOB NOT NULL,
     erased_at TIMESTAMPTZ
 );
 {NODES_SCHEMA}
 {HEADS_SCHEMA}
--- Ledger events keep the subject key they were recorded with; after key rotations
+-- Ledger leaves keep the subject key they were recorded with; after key rotations
 -- this gives each stored (key_id, subject_key) its key under the current generation
 -- (origine.rotation). The view ledger_current reads events through it. Its content
 -- is committed to by the latest key_map leaf.
@@ -28,7 +29,7 @@ CREATE TABLE IF NOT EXISTS subject_key_map (
     subject_key VARCHAR NOT NULL,
     current_key VARCHAR NOT NULL
 );
--- Which events each erasure leaf erased (the leaf commits to this list's digest).
+-- Which leaves each erasure leaf erased (the leaf commits to this list's digest).
 CREATE TABLE IF NOT EXISTS erasures (
     erasure_seq BIGINT NOT NULL,
     event_seq BIGINT NOT NULL
@@ -36,9 +37,10 @@ CREATE TABLE IF NOT EXISTS erasures (
 """
 
 V1_MESSAGE = (
-    "this home's ledger was written by an older origine (ledger format v1: tree heads "
-    "without signed C2SP checkpoints); origine has no migration for it: "
-    "ingest its deliveries again into a new home"
+    "this home's ledger was written by an older origine (ledger format v1: one leaf per "
+    "event{detail}); this origine writes and reads format v2 only and has no migration: "
+    "ingest its deliveries again into a new home (ORIGINE_HOME) and keep the old home "
+    "read-only with the origine version that wrote it"
 )
 
 
@@ -48,7 +50,12 @@ def require_current(con: duckdb.DuckDBPyConnection) -> None:
         "SELECT column_name FROM duckdb_columns() WHERE table_name = 'tree_heads'"
     ).fetchall()}
     if columns and "checkpoint" not in columns:
-        raise OrigineError(V1_MESSAGE)
+        raise OrigineError(V1_MESSAGE.format(detail=", tree heads without signed C2SP checkpoints"))
+    v1_table = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'ledger_events'"
+    ).fetchone()[0]  # type: ignore[index]
+    if v1_table:
+        raise OrigineError(V1_MESSAGE.format(detail=", stored in table ledger_events"))
 
 
 def install(con: duckdb.DuckDBPyConnection) -> None:
@@ -57,4 +64,5 @@ def install(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET TimeZone = 'UTC'")
     require_current(con)
     con.execute(SCHEMA)
+    con.execute(EVENTS_VIEW)
     con.execute(STATE_VIEWS)

@@ -56,7 +56,7 @@ CREATE OR REPLACE MACRO optouts_as_of(ts) AS TABLE
 CREATE OR REPLACE MACRO custody_as_of(ts) AS TABLE
     SELECT subject_key, list(struct_pack(party_from := party_from, party_to := party_to,
                                          "at" := "at", vendor := vendor, delivery_id := delivery_id)
-                             ORDER BY seq) AS chain
+                             ORDER BY seq, part) AS chain
     FROM ledger_current
     WHERE type IN ('transferred', 'delivered') AND coalesce("at", TIMESTAMPTZ '-infinity') <= ts
       AND erased_at IS NULL
