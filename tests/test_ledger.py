@@ -113,7 +113,7 @@ def test_unknown_purpose_word_is_a_finding(home, key, make_delivery) -> None:
 
 
 def _entries(con) -> list[bytes]:
-    return [p.encode() for (p,) in con.execute(f"SELECT {ledger.PAYLOAD_SQL} FROM ledger_events ORDER BY seq").fetchall()]
+    return [p.encode() for (p,) in con.execute(f"SELECT {ledger.PAYLOAD_SQL} FROM ledger_leaves ORDER BY seq").fetchall()]
 
 
 def test_proofs_verified_by_an_independent_verifier(populated) -> None:
@@ -179,19 +179,19 @@ def test_an_append_onto_a_rewritten_history_is_refused(populated) -> None:
     con.execute("UPDATE ledger_nodes SET hash = unhex(sha256('x')) WHERE level = ? AND idx = 0", [top])
     with pytest.raises(Exception, match="refusing to append"):
         apply_retention(con, now=utc(2030, 1, 1), days=30)
-    assert con.execute("SELECT count(*) FROM ledger_events WHERE type = 'erased'").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM ledger_leaves WHERE type = 'erased'").fetchone() == (0,)
 
 
 def test_retention_erases_attributes_and_keeps_old_heads_verifiable(populated, key) -> None:
     con = con_for(populated)
     old = ledger.latest_head(con)
-    old_leaves = [bytes(h) for (h,) in con.execute("SELECT leaf_hash FROM ledger_events ORDER BY seq").fetchall()]
+    old_leaves = [bytes(h) for (h,) in con.execute("SELECT leaf_hash FROM ledger_leaves ORDER BY seq").fetchall()]
     s2 = key.subject_key("+33612345679")  # last contact 2023-03-01
     result = apply_retention(con, now=utc(2026, 3, 15), days=3 * 365)
     assert result.subjects == 1 and result.events > 0
-    assert con.execute("SELECT count(*) FROM ledger_events WHERE subject_key = ?", [s2]).fetchall() == [(0,)]
+    assert con.execute("SELECT count(*) FROM ledger_leaves WHERE subject_key = ?", [s2]).fetchall() == [(0,)]
     assert con.execute("SELECT count(*) FROM delivery_rows WHERE subject_key = ?", [s2]).fetchall() == [(0,)]
-    erased = con.execute("SELECT type, subject_key, proof FROM ledger_events WHERE seq = ?", [result.erasure_seq]).fetchall()
+    erased = con.execute("SELECT type, subject_key, proof FROM ledger_leaves WHERE seq = ?", [result.erasure_seq]).fetchall()
     assert erased[0][0] == "erased" and erased[0][2] is not None
     check = ledger.check_ledger(con)
     assert check.ok, check.describe()
@@ -206,13 +206,14 @@ def test_retention_erases_attributes_and_keeps_old_heads_verifiable(populated, k
 @pytest.mark.parametrize(
     "tamper,first_bad",
     [
-        ("UPDATE ledger_events SET purpose = 'research.polling' WHERE seq = 3", 3),
-        ("UPDATE ledger_events SET vendor = replace(vendor, 'broker-a', 'broker-z') WHERE seq = 2", 2),
-        ("UPDATE ledger_events SET leaf_hash = unhex(sha256('forged')) WHERE seq = 6", 6),
-        ("UPDATE ledger_events SET leaf_hash = sha256('forged')::BLOB WHERE seq = 7", 7),  # 64 bytes
-        ("UPDATE ledger_events SET \"at\" = \"at\" - INTERVAL 1 DAY WHERE seq = 4", 4),
-        ("DELETE FROM ledger_events WHERE seq = 5", 5),
-        ("UPDATE ledger_events SET seq = CASE seq WHEN 1 THEN 2 WHEN 2 THEN 1 ELSE seq END", 1),
+        # seq 0 delivery A-1, 1 and 2 its row leaves, 3 delivery B-1, 4 its row leaf
+        ("UPDATE ledger_leaves SET purposes = ['research.polling'] WHERE seq = 1", 1),
+        ("UPDATE ledger_leaves SET vendor = replace(vendor, 'broker-a', 'broker-z') WHERE seq = 0", 0),
+        ("UPDATE ledger_leaves SET leaf_hash = unhex(sha256('forged')) WHERE seq = 2", 2),
+        ("UPDATE ledger_leaves SET leaf_hash = sha256('forged')::BLOB WHERE seq = 3", 3),  # 64 bytes
+        ("UPDATE ledger_leaves SET consent_at = consent_at - INTERVAL 1 DAY WHERE seq = 4", 4),
+        ("DELETE FROM ledger_leaves WHERE seq = 2", 2),
+        ("UPDATE ledger_leaves SET seq = CASE seq WHEN 1 THEN 2 WHEN 2 THEN 1 ELSE seq END", 1),
     ],
 )
 def test_edit_delete_reorder_are_detected(populated, tamper, first_bad) -> None:
@@ -230,15 +231,15 @@ def test_consistent_rewrite_is_caught_by_the_heads(populated) -> None:
     """An operator who rewrites an event and its leaf hash together is still
     caught: the recorded (signed) tree heads no longer match."""
     con = con_for(populated)
-    con.execute("UPDATE ledger_events SET source = 'forged' WHERE seq = 0")
-    con.execute(f"UPDATE ledger_events SET leaf_hash = {ledger.LEAF_SQL} WHERE seq = 0")
-    con.execute("UPDATE ledger_nodes SET hash = (SELECT leaf_hash FROM ledger_events WHERE seq = 0) WHERE level = 0 AND idx = 0")
+    con.execute("UPDATE ledger_leaves SET source = 'forged' WHERE seq = 1")
+    con.execute(f"UPDATE ledger_leaves SET leaf_hash = {ledger.LEAF_SQL} WHERE seq = 1")
+    con.execute("UPDATE ledger_nodes SET hash = (SELECT leaf_hash FROM ledger_leaves WHERE seq = 1) WHERE level = 0 AND idx = 1")
     check = ledger.check_ledger(con)
     assert not check.ok and check.first_bad_node == (1, 0), check.describe()
     # with every node above recomputed too, the signed roots differ
     size = ledger.tree_size(con)
     store = merkle.MemoryNodeStore()
-    leaves = [bytes(h) for (h,) in con.execute("SELECT leaf_hash FROM ledger_events ORDER BY seq").fetchall()]
+    leaves = [bytes(h) for (h,) in con.execute("SELECT leaf_hash FROM ledger_leaves ORDER BY seq").fetchall()]
     merkle.Frontier().extend(leaves, store)
     con.execute("DELETE FROM ledger_nodes")
     for level in range(size.bit_length()):
@@ -260,7 +261,7 @@ def test_stored_nodes_are_the_reference_trees_across_appends_and_row_groups(
         ingest(home, key, make_delivery, "phone,source,consent_purposes,consent_at\n" + rows,
                vendor="broker-a", delivery_id=f"A-{n}", delivered_at="2023-03-01T00:00:00Z")
     con = con_for(home)
-    leaves = [bytes(r[0]) for r in con.execute("SELECT leaf_hash FROM ledger_events ORDER BY seq").fetchall()]
+    leaves = [bytes(r[0]) for r in con.execute("SELECT leaf_hash FROM ledger_leaves ORDER BY seq").fetchall()]
     reference = merkle.MemoryNodeStore()
     merkle.Frontier().extend(leaves, reference)
     stored = con.execute("SELECT level, idx, hash FROM ledger_nodes ORDER BY level, idx").fetchall()
@@ -305,7 +306,7 @@ def test_write_events_streams_many_batches_and_queries_with_the_sql_leaf(tmp_pat
 
 
 def test_large_erasures_rewrite_the_ledger_with_the_same_result_as_in_place(populated, monkeypatch, tmp_path) -> None:
-    """Beyond IN_PLACE_MAX erased events retention rewrites ledger_events in one
+    """Beyond IN_PLACE_MAX erased events retention rewrites ledger_leaves in one
     statement instead of updating it (bounded memory): the ledger, the erasure record
     and its proof must be exactly what the in-place path gives, in seq order."""
     import shutil
@@ -320,11 +321,15 @@ def test_large_erasures_rewrite_the_ledger_with_the_same_result_as_in_place(popu
         monkeypatch.setattr(retention, "IN_PLACE_MAX", in_place_max)
         con = warehouse.connect(path)
         result = apply_retention(con, now=now, days=30, signer=load_signer(populated.keys))
-        rows = con.execute("SELECT * FROM ledger_events").fetchall()  # physical order
+        # an in-place UPDATE of list columns moves rows: compared in seq order, and the
+        # rewrite (which must keep seq order physically) checked apart
+        rows = con.execute("SELECT * FROM ledger_leaves").fetchall()
+        if in_place_max:
+            rows.sort(key=lambda r: r[0])
         erasures = con.execute("SELECT * FROM erasures ORDER BY event_seq").fetchall()
         check = ledger.check_ledger(con, public_key=load_signer(populated.keys).public)
         constraints = con.execute(
-            "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'ledger_events' AND constraint_type = 'NOT NULL'"
+            "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'ledger_leaves' AND constraint_type = 'NOT NULL'"
         ).fetchone()[0]
         con.close()
         return result, rows, erasures, check, constraints
@@ -375,17 +380,17 @@ def test_an_erasure_cannot_be_extended_behind_the_ledgers_back(populated, key) -
     con = con_for(populated)
     result = apply_retention(con, now=utc(2026, 3, 15), days=3 * 365)
     assert result.events and ledger.check_ledger(con).ok
-    at = con.execute('SELECT "at" FROM ledger_events WHERE seq = ?', [result.erasure_seq]).fetchone()[0]
-    target = con.execute("SELECT min(seq) FROM ledger_events WHERE subject_key = ?",
+    at = con.execute('SELECT "at" FROM ledger_leaves WHERE seq = ?', [result.erasure_seq]).fetchone()[0]
+    target = con.execute("SELECT min(seq) FROM ledger_leaves WHERE subject_key = ?",
                          [key.subject_key(MOBILE)]).fetchone()[0]
-    con.execute("UPDATE ledger_events SET erased_at = ? WHERE seq = ?", [at, target])
+    con.execute("UPDATE ledger_leaves SET erased_at = ? WHERE seq = ?", [at, target])
     con.execute("INSERT INTO erasures VALUES (?, ?)", [result.erasure_seq, target])
     check = ledger.check_ledger(con)
     assert not check.ok
     assert check.problems == [
-        f"event seq {target}: erased, but it still holds attributes (its leaf can no longer be checked; "
+        f"leaf seq {target}: erased, but it still holds attributes (its leaf can no longer be checked; "
         "erased data must be gone)",
-        f"event seq {result.erasure_seq}: the erasure leaf and the events listed as erased by it disagree "
+        f"leaf seq {result.erasure_seq}: the erasure leaf and the leaves listed as erased by it disagree "
         "(count or digest)"], check.describe()
 
 

@@ -113,7 +113,7 @@ def save_checkpoint(home: Path, where: Path) -> Path:
 
 def rebuild_tree(con: duckdb.DuckDBPyConnection) -> merkle.MemoryNodeStore:
     """What a careful forger does after editing events: every node recomputed."""
-    leaves = [bytes(h) for (h,) in con.execute("SELECT leaf_hash FROM ledger_events ORDER BY seq").fetchall()]
+    leaves = [bytes(h) for (h,) in con.execute("SELECT leaf_hash FROM ledger_leaves ORDER BY seq").fetchall()]
     store = merkle.MemoryNodeStore()
     merkle.Frontier().extend(leaves, store)
     con.execute("DELETE FROM ledger_nodes")
@@ -125,8 +125,8 @@ def rebuild_tree(con: duckdb.DuckDBPyConnection) -> merkle.MemoryNodeStore:
 def test_an_untouched_home_passes_with_and_without_anchors(home: Path, tmp_path: Path) -> None:
     code, out = check(home)
     assert code == 0 and out.startswith("ledger ok:"), out
-    events, heads = rows(home, "SELECT (SELECT count(*) FROM ledger_events), (SELECT count(*) FROM tree_heads)")[0]
-    assert f"{events} events, {heads} signed checkpoints" in out and heads == 3
+    events, heads = rows(home, "SELECT (SELECT count(*) FROM ledger_leaves), (SELECT count(*) FROM tree_heads)")[0]
+    assert f"{events} leaves, {heads} signed checkpoints" in out and heads == 3
     anchor = save_checkpoint(home, tmp_path / "anchor.txt")
     code, out = check(home, "--checkpoint", str(anchor), "--public-key", str(home / "keys" / "operator_ed25519.pub.pem"))
     assert code == 0 and f"extends the given checkpoint of size {events}" in out, out
@@ -137,10 +137,10 @@ def test_the_full_rewrite_with_recomputed_leaves_nodes_and_roots_and_old_signatu
     hashes, nodes, head roots and frontiers recomputed, the old signatures kept."""
     anchor = save_checkpoint(home, tmp_path / "anchor.txt")
     con = duckdb.connect(str(home / "warehouse.duckdb"))
-    [(gone,)] = con.execute("SELECT seq FROM ledger_events WHERE type = 'opted_out'").fetchall()
-    con.execute("DELETE FROM ledger_events WHERE type = 'opted_out'")
-    con.execute("UPDATE ledger_events SET seq = seq - 1 WHERE seq > ?", [gone])
-    con.execute(f"UPDATE ledger_events SET leaf_hash = {ledger.LEAF_SQL}")
+    [(gone,)] = con.execute("SELECT seq FROM ledger_leaves WHERE type = 'opted_out'").fetchall()
+    con.execute("DELETE FROM ledger_leaves WHERE type = 'opted_out'")
+    con.execute("UPDATE ledger_leaves SET seq = seq - 1 WHERE seq > ?", [gone])
+    con.execute(f"UPDATE ledger_leaves SET leaf_hash = {ledger.LEAF_SQL}")
     store = rebuild_tree(con)
     for size, recorded_at in con.execute("SELECT tree_size, recorded_at FROM tree_heads").fetchall():
         new = size - 1 if size > gone else size
@@ -187,14 +187,14 @@ def test_a_null_or_stripped_signature_is_refused(home: Path, how: str) -> None:
 
 def test_erased_at_set_without_an_erasure_leaf(home: Path) -> None:
     """Marking the opt-out erased would hide it from every later audit."""
-    [(seq,)] = rows(home, "SELECT seq FROM ledger_events WHERE type = 'opted_out'")
-    edit(home, "UPDATE ledger_events SET erased_at = now() WHERE type = 'opted_out'")
+    [(seq,)] = rows(home, "SELECT seq FROM ledger_leaves WHERE type = 'opted_out'")
+    edit(home, "UPDATE ledger_leaves SET erased_at = now() WHERE type = 'opted_out'")
     code, out = check(home)
-    assert code == 1 and f"event seq {seq}: marked erased, but no erasure leaf records it" in out, out
+    assert code == 1 and f"leaf seq {seq}: marked erased, but no erasure leaf records it" in out, out
     # listing it in erasures under some other event does not help
     edit(home, f"INSERT INTO erasures VALUES ({seq - 1}, {seq})")
     code, out = check(home)
-    assert code == 1 and f"event seq {seq}: listed as erased by seq {seq - 1}" in out, out
+    assert code == 1 and f"leaf seq {seq}: listed as erased by seq {seq - 1}" in out, out
 
 
 def test_a_key_map_row_inserted(home: Path) -> None:
@@ -225,7 +225,7 @@ def test_the_tail_truncated_is_caught_with_a_checkpoint_kept_outside(home: Path,
     anchor = save_checkpoint(home, tmp_path / "anchor.txt")
     sizes = [s for (s,) in rows(home, "SELECT tree_size FROM tree_heads ORDER BY tree_size")]
     cut = sizes[-2]
-    edit(home, f"DELETE FROM ledger_events WHERE seq >= {cut}",
+    edit(home, f"DELETE FROM ledger_leaves WHERE seq >= {cut}",
          f"DELETE FROM ledger_nodes WHERE idx >= ({cut}::BIGINT >> level)",
          f"DELETE FROM tree_heads WHERE tree_size > {cut}")
     code, out = check(home)
@@ -236,17 +236,17 @@ def test_the_tail_truncated_is_caught_with_a_checkpoint_kept_outside(home: Path,
 
 
 def test_two_events_swapped(home: Path) -> None:
-    edit(home, "UPDATE ledger_events SET seq = CASE seq WHEN 3 THEN 4 WHEN 4 THEN 3 ELSE seq END")
+    edit(home, "UPDATE ledger_leaves SET seq = CASE seq WHEN 3 THEN 4 WHEN 4 THEN 3 ELSE seq END")
     code, out = check(home)
-    assert code == 1 and "event seq 3: its leaf hash differs from the tree's leaf" in out, out
+    assert code == 1 and "leaf seq 3: its leaf hash differs from the tree's leaf" in out, out
 
 
 def test_a_leaf_edited_with_its_node_recomputed_names_the_seq(home: Path) -> None:
     """Columns, leaf hash and level-0 node changed together: the level-1 node above
     no longer matches, and the check names the event."""
-    edit(home, "UPDATE ledger_events SET source = 'forged' WHERE seq = 5",
-         f"UPDATE ledger_events SET leaf_hash = {ledger.LEAF_SQL} WHERE seq = 5",
-         "UPDATE ledger_nodes SET hash = (SELECT leaf_hash FROM ledger_events WHERE seq = 5) "
+    edit(home, "UPDATE ledger_leaves SET source = 'forged' WHERE seq = 5",
+         f"UPDATE ledger_leaves SET leaf_hash = {ledger.LEAF_SQL} WHERE seq = 5",
+         "UPDATE ledger_nodes SET hash = (SELECT leaf_hash FROM ledger_leaves WHERE seq = 5) "
          "WHERE level = 0 AND idx = 5")
     code, out = check(home)
     assert code == 1 and "seq 5 was edited with its leaf hash recomputed" in out, out
