@@ -4,8 +4,10 @@
 Layout, beside what the audit wrote (``summary.json``, ``targets.csv``,
 ``targets.parquet``)::
 
-    ledger/events.jsonl   one line per cited leaf (every event of a target, every
-                          key_map leaf), exactly the bytes hashed as its Merkle leaf
+    ledger/events.jsonl   one line per cited leaf (ledger format v2: a target's row
+                          and event leaves, the delivery leaves those row leaves
+                          name, every key_map leaf), exactly the bytes hashed as
+                          its Merkle leaf
     ledger/leaves.txt     the leaf index of each line of events.jsonl, ascending
     ledger/proof-nodes.txt  one batch proof for all of them (origine.ledger.batch_proof)
     ledger/proof.json     tree size, root and signed checkpoint proven against
@@ -49,9 +51,8 @@ BUNDLE_FILES = (
 )
 EVIDENCE_FILES = tuple(n for n in BUNDLE_FILES if n.startswith("ledger/"))
 BATCH_PROOF_FORMAT = "origine-batch-proof-v1"
-# The bytes of a leaf from ledger_events' columns. The leaf content lives here and in
-# _leaf_facts (what verify reads of a leaf): the two places a change of the leaf
-# format (one leaf per row) touches in this module.
+# The bytes of a leaf from ledger_leaves' columns (ledger format v2). What verify reads
+# of a leaf's bytes is _LEAVES_SQL: the two places the leaf format is known here.
 LEAF_BYTES_SQL = ledger.PAYLOAD_SQL
 
 
@@ -64,11 +65,13 @@ def write_evidence(
 ) -> int:
     """The ``ledger/`` files of a bundle for the audit's targets (docs/bundle-format.md).
 
-    The cited leaves are every live event of each target up to the summary's tree
-    size, and every ``key_map`` leaf (what links stored subject keys to the targets'
-    current keys after a rotation); they go from DuckDB to ``events.jsonl`` with
-    ``COPY``, never through Python lists. One batch proof for all of them against the
-    summary's checkpoint, from stored nodes only (immutable once written: rows a
+    The cited leaves (ledger format v2) are every live leaf stating something of a
+    target up to the summary's tree size (its row leaves, its opt-out, withdrawal
+    and ``targeted`` leaves), the delivery leaf each cited row leaf names in its
+    ``ev``, and every ``key_map`` leaf (what links stored subject keys to the
+    targets' current keys after a rotation). They go from DuckDB to ``events.jsonl``
+    with ``COPY``, never through Python lists. One batch proof for all of them against
+    the summary's checkpoint, from stored nodes only (immutable once written: leaves a
     concurrent ingest appends later change nothing here). With ``since`` (a
     checkpoint's note text the regulator holds), also the RFC 9162 consistency proof
     from its size. Returns the number of cited leaves.
@@ -81,14 +84,7 @@ def write_evidence(
     con.execute("SET preserve_insertion_order = true")
     con.execute(f"CREATE OR REPLACE TEMP TABLE _bundle_keys AS SELECT subject_key FROM read_parquet('{warehouse.sql_text(out_dir / 'targets.parquet')}') WHERE subject_key IS NOT NULL")
     try:
-        # Matched through ledger_current (targets carry current keys); the leaf bytes
-        # from the stored columns (what the leaf hash covers).
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _cited AS SELECT DISTINCT seq FROM ("
-            "SELECT seq FROM ledger_current_of('_bundle_keys') WHERE erased_at IS NULL AND seq < $1 "
-            "UNION ALL SELECT seq FROM ledger_events WHERE type = 'key_map' AND seq < $1) ORDER BY seq",
-            [size],
-        )
+        _cite(con, size)
         _copy_leaves(con, folder / "events.jsonl")
         con.execute(f"COPY (SELECT seq FROM _cited ORDER BY seq) TO '{warehouse.sql_text(folder / 'leaves.txt')}' "
                     "(FORMAT CSV, HEADER false)")
@@ -111,10 +107,55 @@ def write_evidence(
             doc["consistency"] = _consistency_from(con, since, size)
         (folder / "proof.json").write_text(json.dumps(doc, indent=1) + "\n")
     finally:
-        con.execute("DROP TABLE IF EXISTS _bundle_keys")
-        con.execute("DROP TABLE IF EXISTS _cited")
-        con.execute("DROP TABLE IF EXISTS _batch_proof")
+        for name in ("_bundle_keys", "_cited", "_cited_keys", "_batch_proof"):
+            con.execute(f"DROP TABLE IF EXISTS {name}")
     return cited
+
+
+def _cite(con: duckdb.DuckDBPyConnection, size: int) -> None:
+    """``_cited(seq)``: the leaves the bundle cites, below ``size``; ``_cited_keys``: the
+    stored ``(key_id, subject_key)`` of each cited leaf stating a subject (what the key
+    map must link to a target's current key).
+
+    Read from ``ledger_leaves`` directly, not through the ``ledger_events`` view: the
+    view expands every row leaf into its events, and citing needs only which leaves
+    name a target. A row leaf's key id is its delivery leaf's; an event leaf carries
+    its own. A subject is matched under its key of the current generation (stored,
+    unless the key map links it), as ``ledger_current_of`` does.
+    """
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _cited_keys AS
+        WITH l AS (
+            SELECT l.seq, l.subject_key,
+                   CASE WHEN l."type" = 'row' THEN d.key_id ELSE l.key_id END AS key_id
+            FROM ledger_leaves l
+            LEFT JOIN (SELECT seq AS d_seq, key_id FROM ledger_leaves WHERE "type" = 'delivery') d
+                   ON l."type" = 'row' AND d.d_seq = l.delivery_seq
+            WHERE l.erased_at IS NULL AND l.subject_key IS NOT NULL AND l.seq < $1
+        )
+        SELECT seq, key_id, subject_key FROM l
+        WHERE subject_key IN (SELECT subject_key FROM _bundle_keys)
+          AND NOT EXISTS (SELECT 1 FROM subject_key_map m
+                          WHERE m.key_id IS NOT DISTINCT FROM l.key_id AND m.subject_key = l.subject_key)
+        UNION ALL
+        SELECT l.seq, l.key_id, l.subject_key
+        FROM (SELECT * FROM subject_key_map WHERE current_key IN (SELECT subject_key FROM _bundle_keys)) m
+        JOIN l ON m.key_id IS NOT DISTINCT FROM l.key_id AND m.subject_key = l.subject_key
+        """,
+        [size],
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _cited AS SELECT DISTINCT seq FROM (
+            SELECT seq FROM _cited_keys
+            UNION ALL SELECT seq FROM ledger_leaves WHERE "type" = 'key_map' AND seq < $1
+            UNION ALL SELECT delivery_seq FROM ledger_leaves
+                      WHERE "type" = 'row' AND seq IN (SELECT seq FROM _cited_keys)
+        ) ORDER BY seq
+        """,
+        [size],
+    )
 
 
 # Cited leaves sorted per part of this many: one ORDER BY over millions of leaf bytes
@@ -125,7 +166,7 @@ _LEAVES_PER_PART = 1 << 18
 def _copy_leaves(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """The bytes of the leaves ``_cited`` lists, one per line in ascending index, from
     DuckDB to ``path`` (COPY, no Python lists): sorted part by part over ranges of
-    indices (the events table is stored in index order, so each range scans only its
+    indices (the leaves table is stored in index order, so each range scans only its
     own row groups), the parts appended in order."""
     bounds = [int(b) for (b,) in con.execute(
         f"SELECT seq FROM (SELECT seq, row_number() OVER (ORDER BY seq) - 1 AS n FROM _cited) "
@@ -138,7 +179,7 @@ def _copy_leaves(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                 high = bounds[i + 1] if i + 1 < len(bounds) else None
                 where = f"seq >= {low}" + (f" AND seq < {high}" if high is not None else "")
                 con.execute(
-                    f"COPY (SELECT {LEAF_BYTES_SQL} FROM ledger_events WHERE {where} AND seq IN "
+                    f"COPY (SELECT {LEAF_BYTES_SQL} FROM ledger_leaves WHERE {where} AND seq IN "
                     f"(SELECT seq FROM _cited WHERE {where}) ORDER BY seq) TO '{warehouse.sql_text(part)}' "
                     "(FORMAT CSV, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x1f')"
                 )
@@ -168,8 +209,8 @@ def _write_key_map(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             f"'digest ' || (n // {CHUNK}) || ' ' || count(*) || ' ' || sha256(string_agg(line, chr(10) ORDER BY n)) AS text "
             f"FROM _km GROUP BY n // {CHUNK} "
             f"UNION ALL SELECT 1, n // {CHUNK}, n, line FROM _km "
-            f"WHERE n // {CHUNK} IN (SELECT DISTINCT k.n // {CHUNK} FROM _km k JOIN ledger_events e "
-            "ON e.subject_key = k.subject_key AND e.key_id IS NOT DISTINCT FROM k.key_id JOIN _cited USING (seq))"
+            f"WHERE n // {CHUNK} IN (SELECT DISTINCT k.n // {CHUNK} FROM _km k JOIN _cited_keys e "
+            "ON e.subject_key = k.subject_key AND e.key_id IS NOT DISTINCT FROM k.key_id)"
         )
         con.execute(
             f"COPY (SELECT CASE WHEN part = 1 AND n % {CHUNK} = 0 THEN 'chunk ' || c || chr(10) || text "
@@ -652,25 +693,27 @@ def _check_since(path: Path, proof: dict[str, Any], checkpoint: Any, key: Any, r
 _BATCH = 1 << 16
 
 
-def _load_lines(con: duckdb.DuckDBPyConnection, table: str, lines: Iterable[bytes]) -> None:
-    """``table(n, line)`` from streamed lines, inserted a batch at a time (DuckDB spills)."""
+def _load_lines(con: duckdb.DuckDBPyConnection, table: str, lines: Iterable[bytes],
+                indices: Iterable[bytes]) -> None:
+    """``table(seq, line)`` from the streamed lines of events.jsonl and leaves.txt
+    (already checked to pair up, ascending), a batch at a time (DuckDB spills)."""
     import pyarrow as pa
 
-    con.execute(f"CREATE OR REPLACE TABLE {table} (n BIGINT, line VARCHAR)")
+    con.execute(f"CREATE OR REPLACE TABLE {table} (seq BIGINT, line VARCHAR)")
+    seqs: list[int] = []
     batch: list[str] = []
-    start = 0
-    for line in lines:
+    for line, index in zip(lines, indices):
+        seqs.append(int(index))
         batch.append(line.decode("utf-8", "replace"))
         if len(batch) == _BATCH:
-            _insert(con, table, pa, start, batch)
-            start += len(batch)
-            batch = []
+            _insert(con, table, pa, seqs, batch)
+            seqs, batch = [], []
     if batch:
-        _insert(con, table, pa, start, batch)
+        _insert(con, table, pa, seqs, batch)
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, pa: Any, start: int, batch: list[str]) -> None:
-    chunk = pa.table({"n": pa.array(range(start, start + len(batch)), pa.int64()), "line": pa.array(batch, pa.string())})
+def _insert(con: duckdb.DuckDBPyConnection, table: str, pa: Any, seqs: list[int], batch: list[str]) -> None:
+    chunk = pa.table({"seq": pa.array(seqs, pa.int64()), "line": pa.array(batch, pa.string())})
     con.register("_chunk", chunk)
     try:
         con.execute(f"INSERT INTO {table} SELECT * FROM _chunk")
@@ -678,18 +721,57 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, pa: Any, start: int, bat
         con.unregister("_chunk")
 
 
-# What verify reads of a leaf (the other place the leaf format is known here, beside
-# LEAF_BYTES_SQL): the event columns the audit's rules use, from the JSON line.
-_LEAF_FACTS_SQL = """
-    SELECT n AS seq, j->>'type' AS type, j->>'subject' AS subject_key, j->>'key_id' AS key_id,
-           strptime(j->>'at', '%Y-%m-%dT%H:%M:%S.%fZ')::TIMESTAMPTZ AS "at",
-           j->>'purpose' AS purpose, (j->>'bundled')::BOOLEAN AS bundled, j->>'channel' AS channel,
-           j->>'origin' AS origin, j->>'from' AS party_from, j->>'to' AS party_to, j->>'source' AS source,
-           j->>'proof' AS proof, j->>'campaign' AS campaign_id, j->'evidence'->>'kind' AS evidence_kind,
-           j->'evidence'->>'vendor' AS vendor, j->'evidence'->>'delivery_id' AS delivery_id,
-           (j->'evidence'->>'row')::BIGINT AS "row", NULL::TIMESTAMPTZ AS erased_at
-    FROM (SELECT n, line::JSON AS j FROM _lines)
-"""
+def _leaves_sql() -> str:
+    """What verify reads of a leaf: the ``ledger_leaves`` columns (ledger format v2,
+    docs/ledger-format.md) parsed from each cited leaf's bytes (``_lines``), so the
+    ledger's own ``ledger_events`` view and the audit's rules run over them unchanged.
+    Row and delivery leaves state Unix seconds; event leaves RFC 3339 instants.
+    ``_bytes`` (the line) is kept beside the columns: the bytes must be exactly what
+    the columns give back (``PAYLOAD_SQL``), so nothing in a leaf escapes this parse."""
+    from origine.ledger.events import LEAF_COLUMNS
+
+    summarized = "_type IN ('row', 'delivery')"
+    unix = lambda path: f"to_timestamp(({path})::BIGINT)"  # noqa: E731
+    at_text = "j->>'at'"
+    given = {
+        "type": "j->>'type'",
+        "subject_key": "j->>'subject'",
+        "key_id": "j->>'key_id'",
+        "at": f"CASE WHEN {summarized} THEN {unix(at_text)} "
+              "ELSE strptime(j->>'at', '%Y-%m-%dT%H:%M:%S.%fZ')::TIMESTAMPTZ END",
+        "purpose": "j->>'purpose'",
+        "bundled": "CASE WHEN _type = 'row' THEN (j->'consent'->>'bundled')::BOOLEAN ELSE (j->>'bundled')::BOOLEAN END",
+        "channel": "j->>'channel'",
+        "origin": "j->>'origin'",
+        "party_from": "j->>'from'",
+        "party_to": "CASE WHEN _type = 'delivery' THEN j->>'recipient' ELSE j->>'to' END",
+        "source": "j->>'source'",
+        "proof": "CASE WHEN _type = 'row' THEN j->'consent'->>'proof' ELSE j->>'proof' END",
+        "campaign_id": "j->>'campaign'",
+        "evidence_kind": "j->'evidence'->>'kind'",
+        "vendor": "CASE WHEN _type = 'delivery' THEN j->>'vendor' ELSE j->'evidence'->>'vendor' END",
+        "delivery_id": "CASE WHEN _type = 'delivery' THEN j->>'delivery' ELSE j->'evidence'->>'delivery_id' END",
+        "file": "j->'evidence'->>'file'",
+        "file_sha256": "j->'evidence'->>'file_sha256'",
+        "row": "CASE WHEN _type = 'row' THEN (j->'ev'->>2)::BIGINT ELSE (j->'evidence'->>'row')::BIGINT END",
+        "purposes": "from_json(j->'consent'->'purposes', '[\"VARCHAR\"]')",
+        "consent_at": unix("j->'consent'->>'at'"),
+        "opted_out_at": unix("j->>'opted_out'"),
+        "cc": "(j->>'cc')::INTEGER",
+        "line": "j->>'line'",
+        "delivery_seq": "(j->'ev'->>0)::BIGINT",
+        "file_index": "(j->'ev'->>1)::INTEGER",
+        "files": "from_json(j->'files', '[{\"name\": \"VARCHAR\", \"rows\": \"BIGINT\", \"sha256\": \"VARCHAR\"}]')",
+        "claims": "(j->'claims')::VARCHAR",
+    }
+    cols = ", ".join(f'CAST({given[n]} AS {t}) AS "{n}"' for n, t in LEAF_COLUMNS)
+    return (f"SELECT seq, {cols}, NULL::BLOB AS leaf_hash, NULL::TIMESTAMPTZ AS erased_at, _bytes "
+            "FROM (SELECT seq, _bytes, j, j->>'type' AS _type FROM "
+            "(SELECT seq, line AS _bytes, line::JSON AS j FROM _lines))")
+
+
+# Leaf types that are leaves of their own (the others are events the view derives).
+_LEAF_KINDS = ("row", "delivery", "opted_out", "consent_withdrawn", "targeted", "erased", "key_map")
 
 
 # The verifier's scratch database: in memory up to this, spilling to a temporary folder
@@ -803,12 +885,17 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str
 
 def _check_reasons(src: _Source, result: Verification, key: Any, since: Path | None) -> None:
     """Every verdict follows from its reasons by summary.json's rule table, and every
-    target's reasons are those the audit's rules give on the cited leaves (the
-    reasons of the ledger, re-derived with the audit's own SQL over the leaves; the
-    target's validity and line type as targets.csv states them)."""
+    target's reasons are those the audit's rules give on the cited leaves: the leaves'
+    bytes parsed (ledger format v2), expanded into events by the ledger's own view,
+    and the audit's own SQL run over them. Consents, opt-outs, transfers and
+    provenance come from the row leaves and the delivery leaves they name (which must
+    be cited), later events from their own leaves, the line type from the row leaves'
+    ``line``; only a target without any row leaf keeps targets.csv's line type and
+    validity (an invalid number has no leaf)."""
     from types import SimpleNamespace
 
     from origine import audit as audit_mod
+    from origine.ledger.events import EVENTS_VIEW, PAYLOAD_SQL
     from origine.ledger.state import STATE_VIEWS
 
     summary = _json(src, "summary.json", result)
@@ -830,18 +917,63 @@ def _check_reasons(src: _Source, result: Verification, key: Any, since: Path | N
     try:
         if not _load_targets(src, con, result):
             return
-        _load_lines(con, "_lines", src.lines("ledger/events.jsonl"))
+        _load_lines(con, "_lines", src.lines("ledger/events.jsonl"), src.lines("ledger/leaves.txt"))
         try:
-            con.execute(f"CREATE TABLE ledger_events AS {_LEAF_FACTS_SQL}")
+            con.execute(f"CREATE TABLE _parsed AS {_leaves_sql()}")
         except duckdb.Error:
-            result.fail("ledger/events.jsonl: a line is not an event of the leaf format")
+            bad = _first_unparsable(con)
+            result.fail(f"ledger/events.jsonl: leaf {bad} is not a leaf of ledger format v2 (not JSON of its shape)")
             return
         con.execute("DROP TABLE _lines")
+        # The bytes must be exactly those the parsed columns give back: a member this
+        # parse does not read, a duplicate key, another key order or version fails here.
+        bad = con.execute(
+            f"SELECT seq, _type FROM (SELECT *, \"type\" AS _type FROM _parsed) "
+            f"WHERE _type IS NULL OR _type NOT IN {_LEAF_KINDS!r} OR {PAYLOAD_SQL} IS DISTINCT FROM _bytes "
+            "ORDER BY seq LIMIT 1"
+        ).fetchone()
+        if bad:
+            result.fail(f"ledger/events.jsonl: leaf {bad[0]} is not a canonical leaf of ledger format v2"
+                        + (f" (type {str(bad[1])[:32]})" if bad[1] not in _LEAF_KINDS else ""))
+            return
+        con.execute("CREATE TABLE ledger_leaves AS SELECT * EXCLUDE (_bytes) FROM _parsed")
+        con.execute("DROP TABLE _parsed")
+        # A row leaf states only what its row says: vendor, delivery id, delivery time,
+        # recipient and key id are its delivery leaf's, which the bundle must cite.
+        orphan = con.execute(
+            "SELECT r.seq, r.delivery_seq, d.seq IS NULL FROM ledger_leaves r "
+            "LEFT JOIN ledger_leaves d ON d.\"type\" = 'delivery' AND d.seq = r.delivery_seq "
+            "WHERE r.\"type\" = 'row' AND (d.seq IS NULL OR r.file_index >= len(d.files) OR r.file_index < 0) "
+            "ORDER BY r.seq LIMIT 1"
+        ).fetchone()
+        if orphan:
+            seq, dseq, missing = orphan
+            result.fail(f"ledger/events.jsonl: row leaf {seq} names delivery leaf {dseq}, which the bundle does "
+                        "not cite" if missing else
+                        f"ledger/events.jsonl: row leaf {seq} names a file its delivery leaf {dseq} does not list")
+            return
+        con.execute(EVENTS_VIEW)
         if not _load_key_map(src, con, result):
             return
         con.execute(STATE_VIEWS)
-        con.execute("CREATE TEMP TABLE _targets AS SELECT subject_key, "
-                    "subject_key IS NULL OR list_contains(reasons, 'INVALID_NUMBER') AS invalid, line_type FROM _t")
+        # The number's line type is the row leaves' (under the target's current key).
+        con.execute(
+            """
+            CREATE TEMP TABLE _leaf_lines AS
+            SELECT coalesce(m.current_key, r.subject_key) AS subject_key, min(r.line) AS line
+            FROM ledger_leaves r
+            LEFT JOIN ledger_leaves d ON d."type" = 'delivery' AND d.seq = r.delivery_seq
+            LEFT JOIN subject_key_map m ON m.key_id IS NOT DISTINCT FROM d.key_id AND m.subject_key = r.subject_key
+            WHERE r."type" = 'row'
+            GROUP BY ALL
+            """
+        )
+        con.execute(
+            "CREATE TEMP TABLE _targets AS SELECT t.subject_key, "
+            "t.subject_key IS NULL OR (list_contains(t.reasons, 'INVALID_NUMBER') AND l.subject_key IS NULL) AS invalid, "
+            "CASE WHEN l.subject_key IS NOT NULL THEN l.line ELSE t.line_type END AS line_type "
+            "FROM _t t LEFT JOIN _leaf_lines l ON l.subject_key = t.subject_key"
+        )
         con.execute("CREATE TEMP TABLE _target_keys AS SELECT subject_key FROM _targets WHERE subject_key IS NOT NULL")
         audit_mod._collect_events(con, spec)  # type: ignore[arg-type]
         audit_mod._evaluate(con, spec, days)  # type: ignore[arg-type]
@@ -877,10 +1009,29 @@ def _check_reasons(src: _Source, result: Verification, key: Any, since: Path | N
                             f"{list(stated or [])}" + (f" (missing {', '.join(missing)})" if missing else "")
                             + (f" (not supported: {', '.join(extra)})" if extra else ""))
             return
+        stated = con.execute(
+            "SELECT t.subject_key, t.line_type, l.line FROM _t t JOIN _leaf_lines l USING (subject_key) "
+            "WHERE t.line_type IS DISTINCT FROM l.line ORDER BY t.subject_key LIMIT 1"
+        ).fetchone()
+        if stated:
+            result.fail(f"subject {str(stated[0])[:16]}…: targets.csv says line type {stated[1]}, "
+                        f"its row leaves say {stated[2]}")
+            return
         result.checked["reasons"] = len(order)
     finally:
-        for name in ("ledger_events", "subject_key_map", "_targets", "_target_keys", "_verdicts", "_order", "_per"):
+        con.execute("DROP VIEW IF EXISTS ledger_events")
+        for name in ("ledger_leaves", "_parsed", "_lines", "subject_key_map", "_targets", "_target_keys",
+                     "_leaf_lines", "_verdicts", "_order", "_per"):
             con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _first_unparsable(con: duckdb.DuckDBPyConnection) -> Any:
+    """The index of the first cited leaf that is not a JSON object (for the message)."""
+    row = con.execute(
+        "SELECT seq FROM _lines WHERE NOT coalesce(json_valid(line), false) "
+        "OR json_type(line::JSON) <> 'OBJECT' ORDER BY seq LIMIT 1"
+    ).fetchone()
+    return row[0] if row else "(one)"
 
 
 def _load_key_map(src: _Source, con: duckdb.DuckDBPyConnection, result: Verification) -> bool:

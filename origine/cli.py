@@ -516,7 +516,7 @@ def prove_cmd(seqs: tuple[int, ...], home: Path | None) -> None:
             for seq in seqs:
                 if not 0 <= seq < head.tree_size:
                     raise BadInput(f"no leaf {seq} in the tree of size {head.tree_size}", column="SEQ")
-                (payload,) = con.execute(f"SELECT {LEAF_BYTES_SQL} FROM ledger_events WHERE seq = ?", [seq]).fetchone()
+                (payload,) = con.execute(f"SELECT {LEAF_BYTES_SQL} FROM ledger_leaves WHERE seq = ?", [seq]).fetchone()
                 path = ledger_mod.inclusion_proofs(con, [seq], head.tree_size)[seq]
                 out.append({"leaf_index": seq, "leaf": payload,
                             "leaf_hash": base64.b64encode(merkle.leaf_hash(payload.encode())).decode(),
