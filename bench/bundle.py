@@ -1,8 +1,9 @@
 """Benchmark the regulator's bundle: audit + bundle and verify, against the floor.
 
-    .venv/bin/python bench/bundle.py [--rows N] [--keep] [--dir DIR]
+    .venv/bin/python bench/bundle.py [--rows N | --targets N] [--keep] [--dir DIR]
 
-Builds a home with one delivery of N rows (default 1M; bench/ingest.py's generator)
+Builds a home with one delivery of N rows (default 1M; bench/ingest.py's generator;
+``--targets N`` is the same option: the campaign targets every accepted row)
 through the real ingest (`origine ingest`, Dagster), then, each step a child process
 of its own (so its peak RSS is its own, from wait4):
 
@@ -11,7 +12,7 @@ of its own (so its peak RSS is its own, from wait4):
   validations, report, signature);
 * verify: `origine verify` of the bundle (streaming; every reason re-derived);
 * the floor, in the same run: DuckDB (2 threads) exporting the same cited leaves'
-  rows as JSON lines (`COPY … (FORMAT JSON)`).
+  stored rows (`ledger_leaves`, ledger format v2) as JSON lines (`COPY … (FORMAT JSON)`).
 
 Prints each time and its ratio to the floor, peak RSS, the bundle's size per target
 and the proof overhead: the share of the bundle that is neither the cited leaves
@@ -73,7 +74,7 @@ def floor(warehouse: Path, leaves: Path, out: Path) -> float:
     try:
         start = time.perf_counter()
         con.execute(
-            f"COPY (SELECT * FROM ledger_events WHERE seq IN (SELECT column0 FROM read_csv('{leaves}', header=false)) "
+            f"COPY (SELECT * FROM ledger_leaves WHERE seq IN (SELECT column0 FROM read_csv('{leaves}', header=false)) "
             f"ORDER BY seq) TO '{out}' (FORMAT JSON)"
         )
         return time.perf_counter() - start
@@ -83,7 +84,8 @@ def floor(warehouse: Path, leaves: Path, out: Path) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", "--targets", dest="rows", type=int, default=1_000_000,
+                        help="rows of the delivery, all targeted by the campaign (default 1M)")
     parser.add_argument("--dir", type=Path, default=None, help="work folder (kept; default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     args = parser.parse_args(argv)
