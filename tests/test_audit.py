@@ -99,7 +99,7 @@ def add_events(home: Home, events: list[dict[str, Any]]) -> None:
         params: list[Any] = []
         for i, ev in enumerate(events):
             parts = []
-            for name, sql_type in ledger.EVENT_COLUMNS:
+            for name, sql_type in ledger.LEAF_COLUMNS:
                 if name in ev:
                     params.append(ev[name])
                     parts.append(f'CAST(? AS {sql_type}) AS "{name}"')
@@ -456,8 +456,8 @@ def test_targeted_events_appended_once_and_verdicts_identical(home, key, make_de
         spec.sent_at, "sms", "EU24-SMS-01", "political.electoral", "campaign", "campaign.yaml", spec.sha256, key.key_id,
     )}
     assert first.summary["targeted_events"] == 5
-    # 3 rows x (collected, consent_granted, delivered), then the 5 targeted events
-    assert first.summary["ledger"]["tree_size"] == 3 * 3 + 5
+    # a delivery leaf and 3 row leaves (ledger format v2), then the 5 targeted leaves
+    assert first.summary["ledger"]["tree_size"] == 1 + 3 + 5
     # the CSV cannot inject formulas into a spreadsheet
     rows = list(csv.DictReader(io.StringIO(first.targets_csv.read_text())))
     injected = [r for r in rows if "HYPERLINK" in r["sources"]]
