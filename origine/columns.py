@@ -100,7 +100,7 @@ def process_batch(
         **_constants(base, na),
         "row": pa.array(batch.rows[acc], pa.int64()),
         "subject_key": keys.take(take),
-        "key_id": pa.array([ctx.key.key_id] * na, pa.string()),
+        "key_id": _constants({"key_id": ctx.key.key_id}, na)["key_id"],
         "country_code": result.column("country_code").combine_chunks().take(take).cast(pa.int32()),
         "line_type": result.column("line_type").combine_chunks().take(take),
     }
@@ -239,7 +239,9 @@ def _column(batch: ColumnBatch, name: str, n: int) -> pa.Array | list[Any]:
 
 
 def _constants(base: dict[str, Any], n: int) -> dict[str, pa.Array]:
-    return {k: pa.array([v] * n, pa.string()) for k, v in base.items()}
+    # One value taken n times: building n Python references first cost 6 ms a column.
+    zeros = pa.array(np.zeros(n, dtype=np.int64))
+    return {k: pa.array([v], pa.string()).take(zeros) for k, v in base.items()}
 
 
 def _mask(arr: pa.Array) -> np.ndarray:

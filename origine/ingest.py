@@ -18,7 +18,9 @@ import os
 import shutil
 import sys
 import uuid
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -34,7 +36,7 @@ from origine.keys import HashKey
 from origine.manifest import CheckedFile, Delivery
 from origine.profiles import CANONICAL, Profile
 from origine.purposes import ParsedPurposes, parse_purposes
-from origine.readers import NotColumnar, Record, open_batches, open_records
+from origine.readers import ColumnBatch, NotColumnar, Record, open_batches, open_records
 from origine.special_categories import special_category
 
 # Row flags: accepted rows that carry a fact the audit must see.
@@ -50,6 +52,8 @@ ROWS_NOT_UTF8 = "ROWS_NOT_UTF8"
 PERSONAL_DATA_IN_TEXT = "PERSONAL_DATA_IN_TEXT"
 
 _BATCH = 50_000
+_WORKERS = 2  # column batches in flight at once (the ingest's share of the cores)
+_COLUMN_BATCH = 100_000  # rows per column batch
 _MAX_WORD = 80
 
 ROWS_SCHEMA = pa.schema(
@@ -248,6 +252,15 @@ class Counters:
         seen_rows, seen_kinds = self.personal_text.get(field_name, (0, set()))
         self.personal_text[field_name] = (seen_rows + rows, seen_kinds | kinds)
 
+    def merge(self, other: "Counters") -> None:
+        """Add ``other``'s counts (a batch's) to these."""
+        self.flags.update(other.flags)
+        self.unknown_words.update(other.unknown_words)
+        self.unreadable_dates.update(other.unreadable_dates)
+        self.special.extend(other.special)
+        for name, (rows, kinds) in other.personal_text.items():
+            self.personal_text_in(name, rows, kinds)
+
     def findings(self, rows_parquet: Path) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = list(self.special)
         for name, (rows, kinds) in sorted(self.personal_text.items()):
@@ -284,6 +297,15 @@ def _duplicate_rows(rows_parquet: Path) -> int:
     return int(total - distinct)
 
 
+# The segment's columns with few distinct values. Arrow dictionary-encodes only these:
+# on keys, row numbers and instants a dictionary is built and then dropped (at 1.8M
+# rows the write took 0.61 s of CPU instead of 0.80, and the file is 10% smaller).
+_FEW_VALUES = [
+    "vendor", "delivery_id", "file", "file_sha256", "key_id", "country_code", "line_type", "source",
+    "consent_purposes", "consent_proof", "acquired_from", "flags",
+]
+
+
 class _SegmentWriter:
     """Buffers rows and quarantine entries into the segment's Parquet files."""
 
@@ -294,7 +316,9 @@ class _SegmentWriter:
         self.quarantine: list[dict[str, Any]] = []
 
     def __enter__(self) -> "_SegmentWriter":
-        self._rows_writer = pq.ParquetWriter(self.rows_path, ROWS_SCHEMA, compression="zstd")
+        self._rows_writer = pq.ParquetWriter(
+            self.rows_path, ROWS_SCHEMA, compression="zstd", use_dictionary=_FEW_VALUES
+        )
         self._q_writer = pq.ParquetWriter(self.quarantine_path, QUARANTINE_SCHEMA, compression="zstd")
         return self
 
@@ -367,17 +391,53 @@ def _read_file(
             report.rows_accepted += row_engine(batch, mapping, m.country, base, ctx, writer, reasons, counters, name)
             bar.update(len(batch))
     else:
-        shape, batches = open_batches(checked.local_path, shown, columnar=columnar)
-        for cbatch in batches:
-            if mapping is None:
-                mapping = _columns(shape.columns, profile, shown, report, counters)
-            report.rows_read += len(cbatch)
-            rows, quarantine = columns.process_batch(
-                cbatch, mapping, m.country, base, ctx, reasons, counters, name, (ROWS_SCHEMA, QUARANTINE_SCHEMA)
+        shape, batches = open_batches(checked.local_path, shown, size=_COLUMN_BATCH, columnar=columnar)
+
+        def process(cbatch: ColumnBatch, mapping: dict[str, str]) -> _BatchResult:
+            # Counts of its own: batches run side by side, and are merged in file order.
+            own = _BatchResult(len(cbatch), Counter(), Counters())
+            own.rows, own.quarantine = columns.process_batch(
+                cbatch, mapping, m.country, base, ctx, own.reasons, own.counters, name,
+                (ROWS_SCHEMA, QUARANTINE_SCHEMA),
             )
-            writer.write(rows, quarantine)
-            report.rows_accepted += rows.num_rows
-            bar.update(len(cbatch))
+            return own
+
+        def done(result: _BatchResult) -> None:
+            writer.write(result.rows, result.quarantine)
+            report.rows_read += result.read
+            report.rows_accepted += result.rows.num_rows
+            reasons.update(result.reasons)
+            counters.merge(result.counters)
+            bar.update(result.read)
+
+        # Most of a batch's work is in Arrow, DuckDB and RE2, which release the GIL:
+        # two batches in flight keep two cores busy. Results are taken in file order,
+        # so the segment, the counts and the first error are those of one batch at a time.
+        with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="origine-batch") as pool:
+            pending: deque[Future[_BatchResult]] = deque()
+            read = iter(batches)
+            try:
+                while True:
+                    try:
+                        cbatch = next(read)
+                    except StopIteration:
+                        break
+                    except BaseException:
+                        # The reader failed after the pending batches: an error of
+                        # theirs comes first, as it would one batch at a time.
+                        for future in pending:
+                            future.result()
+                        raise
+                    if mapping is None:
+                        mapping = _columns(shape.columns, profile, shown, report, counters)
+                    pending.append(pool.submit(process, cbatch, mapping))
+                    while len(pending) > _WORKERS:
+                        done(pending.popleft().result())
+                while pending:
+                    done(pending.popleft().result())
+            finally:
+                for future in pending:  # after an error: the batches behind it are moot
+                    future.cancel()
     bar.close()
 
     # Again at the end: JSON Lines discovers its keys as it goes, and a file with
@@ -398,6 +458,17 @@ def _read_file(
             file=shown,
         )
     return report
+
+
+@dataclass
+class _BatchResult:
+    """One column batch's output and counts, before they are merged in file order."""
+
+    read: int
+    reasons: Counter[str]
+    counters: "Counters"
+    rows: pa.Table = field(default=None)  # type: ignore[assignment]
+    quarantine: pa.Table = field(default=None)  # type: ignore[assignment]
 
 
 def _batches(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
