@@ -145,7 +145,7 @@ def warehouse_delivery(
 def warehouse_expectations(
     warehouse_delivery: dict[str, Any], origine: OrigineHome
 ) -> dg.AssetCheckResult:
-    """Great Expectations suites `deliveries` and `ledger_events` after the commit, over
+    """Great Expectations suites `deliveries` and `ledger_leaves` after the commit, over
     what this commit added: its delivery row and the events it appended (the weekly
     `ledger_check` job validates the whole ledger)."""
     from origine import stage_checks

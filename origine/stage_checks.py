@@ -29,7 +29,7 @@ from origine.validation import (
     validate_delivery,
 )
 
-WHOLE_WAREHOUSE_SUITES = ("deliveries", "ledger_events")
+WHOLE_WAREHOUSE_SUITES = ("deliveries", "ledger_leaves")
 """The suites the weekly ledger check runs over whole tables."""
 
 
@@ -67,23 +67,30 @@ def validate_committed(
     appended: tuple[int, int] | None,
     context_root: Path | None,
 ) -> list[SuiteResult]:
-    """The ``deliveries`` suite for one committed delivery, and ``ledger_events`` for the
-    events its commit appended (``appended``, from :func:`appended_seq_range`; ``None``
+    """The ``deliveries`` suite for one committed delivery, and ``ledger_leaves`` for the
+    leaves its commit appended (``appended``, from :func:`appended_seq_range`; ``None``
     for a duplicate, which appended nothing, so only its delivery row is checked).
 
-    The events are those in the ``seq`` range *and* of this delivery, so an event in the
-    range that is another's, or one the commit lost, fails a blocking row-count check.
+    The leaves are those in the ``seq`` range *and* of this delivery (its delivery leaf,
+    first, and the row leaves naming it), so a leaf in the range that is another's, or
+    one the commit lost, fails a blocking row-count check.
     """
     results = [validate_delivery(warehouse, "deliveries", vendor, delivery_id, context_root=context_root)]
     if appended is not None:
-        events = validate(ValidationRequest(
-            warehouse, "ledger_events", filters=delivery_filters(vendor, delivery_id),
-            seq_range=appended, context_root=context_root,
+        first, last = appended
+        # of_delivery: the delivery leaf a leaf is or names; another delivery's leaf
+        # (or an event leaf) in the range falls outside the batch and fails the count
+        leaves = validate(ValidationRequest(
+            warehouse, "ledger_leaves", context_root=context_root,
+            query=f"""SELECT *, CASE type WHEN 'delivery' THEN seq WHEN 'row' THEN delivery_seq END AS of_delivery
+                      FROM ledger_leaves WHERE type <> 'delivery' OR (vendor = '{sql_text(vendor)}'
+                                                                      AND delivery_id = '{sql_text(delivery_id)}')""",
+            filters={"of_delivery": first}, seq_range=appended,
         ))
         results.append(_expect_rows(
-            events, appended[1] - appended[0] + 1,
+            leaves, last - first + 1,
             why="The ledger holds, under the seq range this commit appended, exactly this "
-                "delivery's events.",
+                "delivery's leaves.",
         ))
     return results
 
@@ -92,7 +99,7 @@ def validate_audit(
     warehouse: Path, targets_parquet: Path, campaign: Mapping[str, Any], *, context_root: Path | None
 ) -> list[SuiteResult]:
     """An audit's checks: ``audit_verdicts`` over the targets file it wrote, and
-    ``ledger_events`` over the ``targeted`` events of this campaign spec (``campaign``
+    ``ledger_leaves`` over the ``targeted`` leaves of this campaign spec (``campaign``
     is the summary's ``campaign``: ``campaign_id`` and the spec's ``file_sha256``) —
     the same events whether this run appended them or an earlier audit of the same
     spec did, so a re-audit's checks read the same."""
@@ -114,12 +121,12 @@ def validate_audit(
         # One pass over three columns finds the range; every expectation then reads only
         # the row groups holding it (the ledger is stored in seq order).
         first, last = con.execute(
-            "SELECT min(seq), max(seq) FROM ledger_events "
+            "SELECT min(seq), max(seq) FROM ledger_leaves "
             "WHERE type = ? AND campaign_id = ? AND file_sha256 = ?",
             [filters["type"], filters["campaign_id"], filters["file_sha256"]],
         ).fetchone()  # type: ignore[misc]
         events = validate(ValidationRequest(
-            warehouse, "ledger_events", connection=con, filters=filters, context_root=context_root,
+            warehouse, "ledger_leaves", connection=con, filters=filters, context_root=context_root,
             seq_range=(int(first), int(last)) if first is not None else None,
         ))
     return [verdicts, events]
@@ -127,7 +134,7 @@ def validate_audit(
 
 def validate_whole_ledger(warehouse: Path, *, context_root: Path | None) -> list[SuiteResult]:
     """:data:`WHOLE_WAREHOUSE_SUITES` over whole tables: every delivery and every ledger
-    event, whichever run added them (the weekly ledger check)."""
+    leaf, whichever run added them (the weekly ledger check)."""
     return [validate(warehouse, suite, context_root=context_root) for suite in WHOLE_WAREHOUSE_SUITES]
 
 

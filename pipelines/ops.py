@@ -52,7 +52,7 @@ def check_ledger_op(context: dg.OpExecutionContext, origine: OrigineHome) -> dic
 
 @dg.op
 def validate_ledger_op(context: dg.OpExecutionContext, origine: OrigineHome) -> dict:
-    """Great Expectations suites `deliveries` and `ledger_events` over whole tables.
+    """Great Expectations suites `deliveries` and `ledger_leaves` over whole tables.
 
     Each ingest and audit validates only what it added (its delivery, its events), so a
     check costs what its run costs; this validates everything, whichever run added it,

@@ -177,7 +177,7 @@ def test_every_suite_runs_clean_on_a_real_home(made) -> None:
         assert not doc["errors"] and doc["passed"], doc["suite"]
     with warehouse.session(home.warehouse) as con:
         apply_retention(con, now=datetime(2030, 1, 1, tzinfo=timezone.utc))
-    for suite in ("normalized_rows", "deliveries", "quarantine", "ledger_events"):
+    for suite in ("normalized_rows", "deliveries", "quarantine", "ledger_leaves"):
         result = validate(home.warehouse, suite)
         assert not result.errors and result.passed, (suite, [o.describe() for o in result.blocking_failures + result.errors])
 

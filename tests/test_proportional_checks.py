@@ -48,7 +48,7 @@ def suite_results(check: dg.AssetCheckEvaluation) -> dict[str, dict]:
 def ledger_size(home) -> int:
     con = duckdb.connect(str(home.warehouse), read_only=True)
     try:
-        return int(con.execute("SELECT count(*) FROM ledger_events").fetchone()[0])
+        return int(con.execute("SELECT count(*) FROM ledger_leaves").fetchone()[0])
     finally:
         con.close()
 
@@ -60,24 +60,24 @@ def test_an_ingest_checks_its_own_events_and_the_weekly_job_checks_all(home, key
     instance = dg.DagsterInstance.ephemeral()
     first, check1 = run_ingest(instance, make_delivery({"a.csv": rows(12345000, 6)}, delivery_id="D-1"))
     assert check1.passed
-    assert suite_results(check1)["ledger_events"]["rows"] == first.events
+    assert suite_results(check1)["ledger_leaves"]["rows"] == first.events
     size1 = ledger_size(home)
     assert first.events and size1 == first.events
 
     # A bad event in the first delivery (a type outside the documented set).
     con = duckdb.connect(str(home.warehouse))
-    con.execute("UPDATE ledger_events SET type = 'bogus' WHERE seq = 1")
+    con.execute("UPDATE ledger_leaves SET type = 'bogus' WHERE seq = 1")
     con.close()
 
     second, check2 = run_ingest(instance, make_delivery({"b.csv": rows(12346000, 9)}, delivery_id="D-2"))
     results = suite_results(check2)
     assert check2.passed, check2.metadata["failed_expectations"]
-    assert second.events and results["ledger_events"]["rows"] == second.events
-    assert results["ledger_events"]["rows"] != ledger_size(home) == size1 + second.events
-    assert results["ledger_events"]["seq_range"] == [size1, size1 + second.events - 1]
-    assert results["ledger_events"]["filters"] == {"vendor": second.vendor, "delivery_id": "D-2"}
+    assert second.events and results["ledger_leaves"]["rows"] == second.events
+    assert results["ledger_leaves"]["rows"] != ledger_size(home) == size1 + second.events
+    assert results["ledger_leaves"]["seq_range"] == [size1, size1 + second.events - 1]
+    assert results["ledger_leaves"]["filters"] == {"of_delivery": size1}  # its delivery leaf and row leaves
     assert results["deliveries"]["rows"] == 1
-    count = next(o for o in results["ledger_events"]["results"]
+    count = next(o for o in results["ledger_leaves"]["results"]
                  if o["expectation_type"] == "expect_table_row_count_to_equal")
     assert count["success"] and count["observed_value"] == second.events
 
@@ -88,7 +88,7 @@ def test_an_ingest_checks_its_own_events_and_the_weekly_job_checks_all(home, key
                    if e.is_step_failure and e.step_key == "validate_ledger_op")
     error = failure.step_failure_data.error
     message = error.message + (error.cause.message if error.cause else "")
-    assert "ledger_events" in message and "expect_column_values_to_be_in_set type" in message
+    assert "ledger_leaves" in message and "expect_column_values_to_be_in_set type" in message
     assert "bogus" not in message  # the value itself is never echoed
 
 
@@ -98,7 +98,7 @@ def test_the_weekly_job_validates_the_whole_warehouse(home, key, make_delivery) 
     run_ingest(instance, make_delivery({"b.csv": rows(12346000, 5)}, delivery_id="D-2"))
     weekly = build_definitions().resolve_job_def("ledger_check").execute_in_process(instance=instance)
     assert weekly.success
-    assert weekly.output_for_node("validate_ledger_op") == {"deliveries": 2, "ledger_events": ledger_size(home)}
+    assert weekly.output_for_node("validate_ledger_op") == {"deliveries": 2, "ledger_leaves": ledger_size(home)}
 
 
 def test_committed_events_outside_the_delivery_fail_the_row_count(home, key, make_delivery) -> None:
@@ -112,11 +112,12 @@ def test_committed_events_outside_the_delivery_fail_the_row_count(home, key, mak
     ok = stage_checks.validate_committed(home.warehouse, b.vendor, "D-2", appended=right, context_root=None)
     assert not stage_checks.failure_summary(ok) and ok[1].rows == b.events
 
-    wrong = (right[0] - 2, right[1])  # two of D-1's events inside the range
+    wrong = (right[0] - 2, right[1])  # two of D-1's leaves inside the range
     bad = stage_checks.validate_committed(home.warehouse, b.vendor, "D-2", appended=wrong, context_root=None)
     failures = stage_checks.failure_summary(bad)
-    assert failures == ["ledger_events: [blocking] expect_table_row_count_to_equal: failed, "
-                        f"observed {b.events}"]
+    # the batch is the leaves of the delivery leaf the range starts at: not D-2's count
+    assert len(failures) == 1 and failures[0].startswith(
+        "ledger_leaves: [blocking] expect_table_row_count_to_equal: failed, observed")
     assert not bad[1].passed and not bad[1].success
 
     # A duplicate appended nothing: only its delivery row is checked.
@@ -132,13 +133,13 @@ def test_appended_seq_range() -> None:
 
 def test_seq_range_must_be_ordered(tmp_path) -> None:
     with pytest.raises(ValidationError, match="first <= last"):
-        ValidationRequest(tmp_path / "w.duckdb", "ledger_events", seq_range=(5, 4))
+        ValidationRequest(tmp_path / "w.duckdb", "ledger_leaves", seq_range=(5, 4))
     with pytest.raises(TypeError):
-        validate(ValidationRequest(tmp_path / "w.duckdb", "ledger_events"), "deliveries")
+        validate(ValidationRequest(tmp_path / "w.duckdb", "ledger_leaves"), "deliveries")
 
 
 def test_an_audit_validates_its_verdicts_and_its_targeted_events(home, key, make_delivery, tmp_path) -> None:
-    """validations.json: the ledger_events check covers the campaign's targeted events,
+    """validations.json: the ledger_leaves check covers the campaign's targeted events,
     not the ledger the deliveries wrote; a re-audit's checks read the same."""
     from origine.export import audit_bundle
 
@@ -159,7 +160,7 @@ def test_an_audit_validates_its_verdicts_and_its_targeted_events(home, key, make
     assert targeted == result.appended == 5
     checks = {v["suite"]: v for v in json.loads((out / "validations.json").read_text())}
     assert checks["audit_verdicts"]["rows"] == 5 and checks["audit_verdicts"]["passed"]
-    assert checks["ledger_events"]["rows"] == targeted and checks["ledger_events"]["passed"]
+    assert checks["ledger_leaves"]["rows"] == targeted and checks["ledger_leaves"]["passed"]
 
     again = tmp_path / "again"
     audit_bundle(campaign, home, key, again)
@@ -181,12 +182,12 @@ def test_the_batch_is_exactly_the_events_in_range_and_of_the_delivery(sizes, pic
 
     ids = [f"{quote}{i}" for i in range(len(sizes))]
     con = duckdb.connect()
-    con.execute("CREATE TABLE ledger_events (seq BIGINT, vendor VARCHAR, delivery_id VARCHAR)")
+    con.execute("CREATE TABLE ledger_leaves (seq BIGINT, vendor VARCHAR, delivery_id VARCHAR)")
     seq = 0
     ranges = []
     for delivery_id, n in zip(ids, sizes):
         if n:
-            con.executemany("INSERT INTO ledger_events VALUES (?, 'acme', ?)",
+            con.executemany("INSERT INTO ledger_leaves VALUES (?, 'acme', ?)",
                             [[seq + i, delivery_id] for i in range(n)])
         ranges.append(stage_checks.appended_seq_range(seq + n, n))
         seq += n
@@ -196,7 +197,7 @@ def test_the_batch_is_exactly_the_events_in_range_and_of_the_delivery(sizes, pic
     first, last = ranges[k][0] + shift, ranges[k][1] + shift
     if first > last or first < 0:
         return
-    sql = batch_query(table="ledger_events", filters={"vendor": "acme", "delivery_id": ids[k]}, seq_range=(first, last))
+    sql = batch_query(table="ledger_leaves", filters={"vendor": "acme", "delivery_id": ids[k]}, seq_range=(first, last))
     got = sorted(r[0] for r in con.execute(f"SELECT seq FROM ({sql})").fetchall())
     expected = [s for s in range(first, last + 1) if ranges[k][0] <= s <= ranges[k][1]]
     assert got == expected

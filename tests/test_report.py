@@ -84,7 +84,7 @@ def summary_doc(targets: int = 3_000_000) -> dict[str, Any]:
 
 
 VALIDATIONS = [{"suite": "audit_verdicts", "passed": True, "rows": 3000000},
-               {"suite": "ledger_events", "passed": False, "rows": 123456789}]
+               {"suite": "ledger_leaves", "passed": False, "rows": 123456789}]
 
 
 class _Text(HTMLParser):

@@ -17,7 +17,7 @@ SUITE_TABLES = {
     "normalized_rows": "delivery_rows",
     "deliveries": "deliveries",
     "quarantine": "quarantine",
-    "ledger_events": "ledger_events",
+    "ledger_leaves": "ledger_leaves",
     "audit_verdicts": "audit_targets",
 }
 
@@ -53,10 +53,10 @@ SELECT 'acme' AS vendor, 'd1' AS delivery_id, 'rows.csv' AS file, ({N} + i)::BIG
        CASE WHEN i % 5 = 2 THEN sha256('q' || i) END AS subject_key
 FROM range(1, 8) r(i);
 
-CREATE TABLE ledger_events AS
+CREATE TABLE ledger_leaves AS
 SELECT i::BIGINT AS seq, sha256('s' || (i % 50)::VARCHAR) AS subject_key,
-       (['collected', 'consent_granted', 'consent_withdrawn', 'opted_out', 'transferred',
-         'delivered', 'targeted', 'erased'])[1 + i % 8] AS type,
+       (['row', 'row', 'consent_withdrawn', 'opted_out', 'row',
+         'row', 'targeted', 'erased'])[1 + i % 8] AS type,
        unhex(sha256('leaf' || i)) AS leaf_hash, NULL::TIMESTAMPTZ AS erased_at
 FROM range(1, {N} + 1) r(i);
 
@@ -99,10 +99,10 @@ BROKEN = [
     # quarantine
     "UPDATE quarantine SET reason = 'PHONE_TOO_SHORT' WHERE row IN (201, 202)",
     f"UPDATE quarantine SET subject_key = '{RAW_PHONE}' WHERE row = 203",
-    # ledger_events
-    "UPDATE ledger_events SET seq = 5 WHERE seq = 6",
-    "UPDATE ledger_events SET type = 'sold' WHERE seq IN (10, 11, 12)",
-    "UPDATE ledger_events SET leaf_hash = unhex(left(sha256('x'), 62)) WHERE seq = 20",
+    # ledger_leaves
+    "UPDATE ledger_leaves SET seq = 5 WHERE seq = 6",
+    "UPDATE ledger_leaves SET type = 'sold' WHERE seq IN (10, 11, 12)",
+    "UPDATE ledger_leaves SET leaf_hash = unhex(left(sha256('x'), 62)) WHERE seq = 20",
     # audit_verdicts
     "UPDATE audit_targets SET verdict = 'probably_fine' WHERE subject_key = sha256('s1')",
     "UPDATE audit_targets SET reasons = [] WHERE subject_key IN (sha256('s2'), sha256('s4'))",
@@ -222,8 +222,8 @@ def test_quarantine_broken(broken_results: dict[str, v.SuiteResult]) -> None:
     assert key.unexpected_count == 1 and key.unexpected_subject_keys == []
 
 
-def test_ledger_events_broken(broken_results: dict[str, v.SuiteResult]) -> None:
-    result = broken_results["ledger_events"]
+def test_ledger_leaves_broken(broken_results: dict[str, v.SuiteResult]) -> None:
+    result = broken_results["ledger_leaves"]
     bad = failed(result)
     assert set(bad) == {
         ("expect_column_values_to_be_unique", "seq"),
@@ -412,9 +412,9 @@ def test_validation_is_read_only_and_releases_the_file(good_db: Path, tmp_path: 
 
 
 def test_to_dict_is_json_and_complete(good_db: Path) -> None:
-    result = v.validate(good_db, "ledger_events")
+    result = v.validate(good_db, "ledger_leaves")
     data = json.loads(json.dumps(result.to_dict()))
-    assert data["suite"] == "ledger_events" and data["success"] is True
+    assert data["suite"] == "ledger_leaves" and data["success"] is True
     assert data["blocking_failures"] == 0 and len(data["results"]) == len(result.results)
     first = data["results"][0]
     assert {
@@ -439,7 +439,7 @@ def _regex_suite(folder: Path) -> Path:
         folder,
         """
 suite: regexes
-table: ledger_events
+table: ledger_leaves
 checks:
   - expect: column_values_to_match_regex
     column: type
@@ -451,7 +451,7 @@ checks:
     why: ends with ed
   - expect: column_values_to_match_regex_list
     column: type
-    regex_list: ["^c", "d$"]
+    regex_list: ["^o", "t$"]
     match_on: all
     why: starts with c and ends with d
   - expect: column_values_to_not_match_regex_list
@@ -468,12 +468,12 @@ def test_regex_expectations_run_in_duckdb(good_db: Path, tmp_path: Path) -> None
     con = duckdb.connect(str(good_db), read_only=True)
     try:
         def count(where: str) -> int:
-            return con.execute(f"SELECT count(*) FROM ledger_events WHERE NOT ({where})").fetchone()[0]
+            return con.execute(f"SELECT count(*) FROM ledger_leaves WHERE NOT ({where})").fetchone()[0]
 
         expected = [
             count("regexp_matches(type, '^(collected|consent_)')"),
             count("NOT regexp_matches(type, 'ed$')"),
-            count("regexp_matches(type, '^c') AND regexp_matches(type, 'd$')"),
+            count("regexp_matches(type, '^o') AND regexp_matches(type, 't$')"),
             count("NOT regexp_matches(type, '^c') AND NOT regexp_matches(type, '^t')"),
         ]
     finally:
@@ -588,13 +588,13 @@ def test_importing_loads_great_expectations_only_when_a_check_runs(module: str) 
 def test_validate_takes_a_request_or_the_same_fields_as_keywords(tmp_path: Path) -> None:
     """One request object; the keyword form builds the same one (no second parameter list)."""
     db = make_db(tmp_path / "w.duckdb")
-    by_request = v.validate(v.ValidationRequest(db, "ledger_events", seq_range=(10, 19), unexpected_sample=0))
-    by_keywords = v.validate(db, "ledger_events", seq_range=(10, 19), unexpected_sample=0)
+    by_request = v.validate(v.ValidationRequest(db, "ledger_leaves", seq_range=(10, 19), unexpected_sample=0))
+    by_keywords = v.validate(db, "ledger_leaves", seq_range=(10, 19), unexpected_sample=0)
     assert by_request.rows == by_keywords.rows == 10
     assert by_request.seq_range == (10, 19) and by_request.to_dict()["seq_range"] == [10, 19]
     assert [o.to_dict() for o in by_request.results] == [o.to_dict() for o in by_keywords.results]
     with pytest.raises(TypeError):
-        v.validate(db, "ledger_events", no_such_option=1)
+        v.validate(db, "ledger_leaves", no_such_option=1)
 
 
 def test_validate_waits_for_another_process_write_lock(tmp_path: Path) -> None:
@@ -616,9 +616,9 @@ def test_validate_waits_for_another_process_write_lock(tmp_path: Path) -> None:
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(v.ValidationError, match="lock"):
-            v.validate(db, "ledger_events", lock_wait=0)
+            v.validate(db, "ledger_leaves", lock_wait=0)
         started = time.monotonic()
-        result = v.validate(db, "ledger_events", lock_wait=60)
+        result = v.validate(db, "ledger_leaves", lock_wait=60)
         assert result.rows == N and result.passed
         assert time.monotonic() - started > 0.5  # it waited for the holder
     finally:
