@@ -145,40 +145,45 @@ def build(root: Path, events: int, targets: int, route: str, payload: bool) -> d
         FROM delivery_rows GROUP BY vendor, delivery_id
         """
     )
-    # The events ingest would record for those rows, plus a few DPO withdrawals.
-    flat = ledger.EVENT_COLUMNS
-
-    def select(**given: str) -> str:
-        cols = ", ".join(f'CAST({given.get(n, "NULL")} AS {t}) AS "{n}"' for n, t in flat)
-        return cols
-
-    evidence = dict(evidence_kind="'delivery'", vendor="vendor", delivery_id="delivery_id", file="file",
-                    file_sha256="file_sha256", row="row", subject_key="subject_key", key_id="key_id")
-    def part(relation: str, k: int, **given: str) -> str:
-        cols = select(**{**evidence, **given})
-        return f"SELECT {cols}, row * 8 + {k} AS o FROM {relation}"
-
-    dpo = dict(evidence_kind="'dpo'", vendor="NULL", delivery_id="NULL", file="'dpo.csv'",
-               file_sha256="repeat('d', 64)", row="NULL")
-    parts = [
-        part("delivery_rows", 0, type="'collected'", at="collected_at", source="source"),
-        part("delivery_rows WHERE acquired_from IS NOT NULL", 1, type="'transferred'",
-             party_from="acquired_from", party_to="vendor"),
-        part("(SELECT *, unnest(consent_purposes) AS p FROM delivery_rows)", 2, type="'consent_granted'",
-             at="consent_at", purpose="p", bundled="false", proof="consent_proof"),
-        part("delivery_rows WHERE opted_out_at IS NOT NULL", 4, type="'opted_out'", at="opted_out_at",
-             channel="'all'", origin="'vendor-flag'"),
-        part("delivery_rows", 5, type="'delivered'", at="TIMESTAMPTZ '2024-06-05 07:00:00+00'",
-             party_from="vendor", party_to="'party-a'"),
-        part("delivery_rows WHERE subject_key < '04'", 6, type="'consent_withdrawn'",
-             at="TIMESTAMPTZ '2024-03-01'", purpose="'political.electoral'", origin="'dpo-request'", **dpo),
-    ]
-    names = ", ".join(f'"{n}"' for n, _ in flat)
+    # The leaves ingest would record for those rows (ledger format v2: a delivery leaf
+    # per delivery, then one row leaf per row), plus a few DPO withdrawals as event leaves.
+    con.execute(
+        """
+        CREATE TEMP TABLE dseq AS
+        SELECT vendor, delivery_id, count(*) AS n,
+               sum(count(*) + 1) OVER (ORDER BY vendor, delivery_id) - count(*) - 1 AS seq
+        FROM delivery_rows GROUP BY vendor, delivery_id
+        """
+    )
+    delivery = ledger.flat_columns(
+        type="'delivery'", at="TIMESTAMPTZ '2024-06-05 07:00:00+00'", vendor="vendor", delivery_id="delivery_id",
+        party_to="'party-a'", key_id="(SELECT value FROM meta WHERE name = 'key_id')",
+        files="[struct_pack(name := 'contacts.csv', \"rows\" := n, sha256 := repeat('a', 64))]",
+    )
+    row = ledger.flat_columns(
+        type="'row'", subject_key="r.subject_key", at="r.collected_at", source="r.source",
+        purposes="r.consent_purposes", consent_at="r.consent_at", bundled="r.bundled_consent",
+        proof="r.consent_proof", party_from="r.acquired_from", opted_out_at="r.opted_out_at",
+        cc="r.country_code", line="r.line_type", delivery_seq="d.seq", file_index="0", row='r."row"',
+    )
+    withdrawal = ledger.flat_columns(
+        type="'consent_withdrawn'", subject_key="subject_key", key_id="key_id", at="TIMESTAMPTZ '2024-03-01'",
+        purpose="'political.electoral'", origin="'dpo-request'", evidence_kind="'dpo'", file="'dpo.csv'",
+        file_sha256="repeat('d', 64)",
+    )
+    names = ", ".join(f'"{n}"' for n, _ in ledger.LEAF_COLUMNS)
     leaf = ledger.LEAF_SQL if payload else "unhex(repeat('00', 32))"
     con.execute(
         f"""
-        INSERT INTO ledger_events (seq, {names}, leaf_hash, erased_at)
-        SELECT row_number() OVER () - 1, {names}, {leaf}, NULL FROM ({' UNION ALL '.join(parts)})
+        INSERT INTO ledger_leaves (seq, {names}, leaf_hash, erased_at)
+        SELECT seq, {names}, {leaf}, NULL FROM (
+            SELECT seq, {delivery} FROM dseq
+            UNION ALL
+            SELECT d.seq + r."row" AS seq, {row} FROM delivery_rows r JOIN dseq d USING (vendor, delivery_id)
+            UNION ALL
+            SELECT (SELECT sum(n + 1) FROM dseq) + row_number() OVER (ORDER BY subject_key) - 1 AS seq, {withdrawal}
+            FROM delivery_rows WHERE subject_key < '04'
+        )
         """
     )
     # The synthetic events' tree and a signed checkpoint of it: every later append (the
@@ -187,14 +192,14 @@ def build(root: Path, events: int, targets: int, route: str, payload: bool) -> d
     with tempfile.TemporaryDirectory(dir=home.scratch) as tmp:
         nodes = ledger.ParquetNodeWriter(Path(tmp) / "nodes.parquet")
         try:
-            for batch in con.sql("SELECT leaf_hash FROM ledger_events ORDER BY seq").to_arrow_reader(1 << 16):
+            for batch in con.sql("SELECT leaf_hash FROM ledger_leaves ORDER BY seq").to_arrow_reader(1 << 16):
                 frontier.extend(batch.column(0).to_pylist(), nodes)
         finally:
             nodes.close()
-        con.execute("INSERT INTO ledger_nodes SELECT 0, seq, leaf_hash FROM ledger_events")
+        con.execute("INSERT INTO ledger_nodes SELECT 0, seq, leaf_hash FROM ledger_leaves")
         con.execute("INSERT INTO ledger_nodes SELECT * FROM read_parquet(?)", [str(nodes.path)])
     ledger.record_head(con, frontier, reason="bench: synthetic ledger", signer=load_signer(home.keys))
-    size = frontier.size
+    size = con.execute("SELECT count(*) FROM ledger_events").fetchone()[0]  # type: ignore[index]
     rows = con.execute("SELECT count(*) FROM delivery_rows").fetchone()[0]  # type: ignore[index]
     con.execute("CHECKPOINT")
     con.close()
@@ -254,6 +259,7 @@ def measure(root: Path, what: str) -> dict[str, object]:
         "verdicts": result.summary["verdicts"],
         "reasons": {k: v for k, v in result.summary["reasons"].items() if v},
         "appended": result.appended,
+        "held_s": result.warehouse_seconds,
         "summary_sha256": hashlib.sha256(result.summary_path.read_bytes()).hexdigest(),
         "csv_sha256": hashlib.sha256(result.targets_csv.read_bytes()).hexdigest(),
     }
@@ -310,6 +316,7 @@ def main(argv: list[str] | None = None) -> None:
             label = "audit (appends targeted)" if what == "audit" else "re-audit (appends nothing)"
             print(f"{label:<43} {r['seconds']:7.2f} s  {r['targets'] / r['seconds']:14,.0f} targets/s  "
                   f"peak RSS {r['rss_mib']:8.1f} MiB  ({r['seconds'] / base['seconds']:.1f}x baseline)")
+            print(f"  warehouse held {r['held_s']:.2f} s (an ingest in another process waits that long)")
             sys.stdout.flush()
             if what == "audit":
                 first = r

@@ -48,6 +48,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timezone
@@ -133,6 +134,8 @@ class AuditResult:
     targets_parquet: Path
     appended: int = 0  # targeted events appended to the ledger by this run (0 on a re-audit)
     files: list[Path] = field(default_factory=list)
+    # Seconds this run held the warehouse open (an ingest in another process waits that long).
+    warehouse_seconds: float = 0.0
 
     def count(self, verdict: str) -> int:
         """Targets with ``verdict``."""
@@ -160,6 +163,7 @@ def audit(
     file_targets, file_stats = _read_target_file(campaign, key) if campaign.target_file else (None, None)
     report, report_stats = _read_send_report(campaign, key) if campaign.send_report else (None, None)
 
+    held = time.monotonic()
     with warehouse.session(home.warehouse) as con:
         warehouse.check_key_readonly(con, key.key_id)
         refuse_edited_spec(con, campaign)
@@ -192,6 +196,7 @@ def audit(
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         parquet_path, csv_path = _write_targets(con, out_dir)
+    held = time.monotonic() - held
     summary_path = out_dir / "summary.json"
     _atomic_write(summary_path, (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     return AuditResult(
@@ -202,6 +207,7 @@ def audit(
         targets_parquet=parquet_path,
         appended=appended,
         files=[summary_path, csv_path, parquet_path],
+        warehouse_seconds=held,
     )
 
 
