@@ -2,6 +2,7 @@
 each materialization appends the file's opt-out / withdrawal events to the ledger."""
 
 from pathlib import Path
+from typing import Optional
 
 import dagster as dg
 
@@ -14,10 +15,15 @@ suppression_files_partitions = dg.DynamicPartitionsDefinition(name="suppression_
 
 
 class SuppressionConfig(dg.Config):
-    """A suppression file to ingest."""
+    """A suppression file to ingest, and how to read what it leaves out (as ``origine suppress``'s options)."""
 
     path: str
     country: str = "FR"
+    # origin / channel of every row when the file has no such column (--origin, --channel)
+    origin: Optional[str] = None
+    channel: Optional[str] = None
+    # IANA zone of dates without an offset (--timezone); UTC unless told
+    timezone: str = "UTC"
 
 
 def suppression_run_config(path: str) -> dict:
@@ -34,7 +40,9 @@ def suppression_list(
     opt-out / withdrawal events; counts as metadata, never a number."""
     home = origine.get_home()
     report = ingest_suppressions(Path(config.path), warehouse_path=home.warehouse, key=origine.get_key(),
-                                 region=config.country, signer=load_signer(home.keys))
+                                 region=config.country.upper(), default_origin=config.origin,
+                                 default_channel=config.channel, signer=load_signer(home.keys),
+                                 tz=config.timezone)
     return dg.Output(report.summary(), metadata={
         "rows_read": report.rows_read, "rows_accepted": report.rows_accepted,
         "rows_quarantined": report.rows_quarantined, "duplicate": report.duplicate,

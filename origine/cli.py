@@ -177,19 +177,21 @@ def suppress(paths: tuple[Path, ...], home: Path | None, country: str, origin: s
 
     A campaign's send report records its own STOP replies when the campaign is
     audited (origin campaign:<id>); this command is for lists from elsewhere.
+    Each file is a Dagster run of the suppression_list asset (one partition per file).
     """
+    from pipelines import runs  # the CLI starts runs: the one way origine/ reaches pipelines/
     from origine.signing import load_signer
-    from origine.suppressions import check_timezone, ingest_suppressions
+    from origine.suppressions import check_timezone
 
     def go() -> list[dict[str, Any]]:
         check_timezone(tz)
-        h = resolve_home(home).ensure()
-        key = h.load_key()
-        signer = load_signer(h.keys)
+        h = resolve_home(home)
+        runs.activate(h)
+        key = h.load_key()  # refuse early: no key, or the demo key outside a demo home
+        load_signer(h.keys)
         return [
-            ingest_suppressions(p, warehouse_path=h.warehouse, key=key, region=country.upper(),
-                                default_origin=origin, default_channel=channel, signer=signer,
-                                tz=tz).summary()
+            runs.suppress_via_dagster(h, p, key=key, country=country.upper(), origin=origin, channel=channel,
+                                      tz=tz)
             for p in paths
         ]
 
@@ -418,9 +420,11 @@ def audit_cmd(campaign: Path, out_dir: Path, home: Path | None, validity_days: i
 
     --out must be a new or empty folder, or an earlier bundle of the same campaign
     (replaced); anything else is refused (exit 2) before the ledger records the audit.
+    The audit is a Dagster run of the campaign_audit and campaign_bundle assets (one
+    partition per spec).
     """
+    from pipelines import runs  # the CLI starts runs: the one way origine/ reaches pipelines/
     from origine.bundle import archive_path
-    from origine.export import audit_bundle
 
     def go() -> Any:
         archive = archive_path(out_dir) if as_zip else None
@@ -429,10 +433,11 @@ def audit_cmd(campaign: Path, out_dir: Path, home: Path | None, validity_days: i
             from origine.send_list import require_target_file
 
             require_target_file(load_campaign(campaign))
-        h = resolve_home(home).ensure()
-        note = _read_checkpoint_file(since) if since is not None else None
-        return (*audit_bundle(campaign, h, h.load_key(), out_dir, validity_days=validity_days, archive=archive,
-                              lang=lang, since=note), archive)
+        h = resolve_home(home)
+        runs.activate(h)
+        h.load_key()  # refuse early: no key, or the demo key outside a demo home
+        return (*runs.audit_via_dagster(h, campaign, out_dir, validity_days=validity_days, as_zip=as_zip,
+                                        lang=lang, since=since), archive)
 
     result, manifest, archive = _guarded(go, home)
     if send_list is not None:
@@ -460,13 +465,6 @@ def audit_cmd(campaign: Path, out_dir: Path, home: Path | None, validity_days: i
         click.echo(f"bundle {out_dir} signed by {manifest['signer']}" + (f"; zipped as {archive}" if archive else ""))
     if any(result.count(v) for v in fail_on):
         sys.exit(1)
-
-
-def _read_checkpoint_file(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        raise BadInput("unreadable checkpoint (not UTF-8 text)", file=str(path), column="--since") from None
 
 
 @main.command("verify")

@@ -6,16 +6,21 @@ run in the instance under ``$ORIGINE_HOME/dagster`` and shows in the UI.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from origine.errors import BadInput, DeliveryConflict, HashKeyError, OrigineError, storage_problem
 from origine.home import PG_URL_ENV, Home, check_pg_url
 from origine.ingest_report import DeliveryReport
 from origine.manifest import partition_key, peek_identity
 from origine.pids import process_id
+
+if TYPE_CHECKING:  # origine.audit loads the audit's stack: only an audit run needs it
+    from origine.audit import AuditResult
+    from origine.keys import HashKey
 
 _ERRORS: dict[str, type[OrigineError]] = {
     "BadInput": BadInput,
@@ -114,7 +119,6 @@ def ingest_via_dagster(home: Home, path: Path, *, progress: bool = False) -> Del
     # imported here: the code location is heavy and only a run needs it
     from assets.partitions import deliveries_partitions
     from origine.intake import check_conflict
-    from pipelines.definitions import build_definitions
     from pipelines.jobs import INGEST_JOB, delivery_run_config
 
     vendor, delivery_id = peek_identity(path)
@@ -122,25 +126,123 @@ def ingest_via_dagster(home: Home, path: Path, *, progress: bool = False) -> Del
     # a re-delivery with other bytes is refused before any run: it would fail in the
     # committed delivery's partition and show that good partition as failed
     check_conflict(Path(path), home)
-    instance = open_instance(home)
-    reclaim_dead_runs(instance)
-    if not instance.has_dynamic_partition(deliveries_partitions.name, key):
-        instance.add_dynamic_partitions(deliveries_partitions.name, [key])
     run_config = delivery_run_config(str(Path(path).resolve()))
     run_config["ops"]["delivery_segment"]["config"]["progress"] = progress
+    result = _execute(home, INGEST_JOB, deliveries_partitions.name, key, run_config)
+    if not result.success:
+        raise _run_error(result, path, home)
+    return DeliveryReport.from_dict(result.output_for_node("warehouse_delivery"))
+
+
+def _execute(home: Home, job_name: str, partitions: str, key: str, run_config: dict[str, Any], *,
+             checks: bool = True) -> Any:
+    """Run ``job_name`` in-process in partition ``key`` of the dynamic ``partitions`` (registered
+    when new, as the sensors do), tagged as a CLI run of this process; its result.
+
+    ``checks=False`` leaves the asset checks out of the run (the assets still materialize).
+    """
+    from pipelines.definitions import build_definitions
+
+    instance = open_instance(home)
+    reclaim_dead_runs(instance)
+    if not instance.has_dynamic_partition(partitions, key):
+        instance.add_dynamic_partitions(partitions, [key])
     # The run's events go to the instance (and the UI); the terminal gets the summary.
     run_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
-    job = build_definitions().resolve_job_def(INGEST_JOB)
-    result = job.execute_in_process(
+    job = build_definitions().resolve_job_def(job_name)
+    if not checks:
+        job = job.get_subset(asset_selection=set(job.asset_layer.selected_asset_keys), asset_check_selection=set())
+    return job.execute_in_process(
         run_config=run_config,
         instance=instance,
         partition_key=key,
         raise_on_error=False,
         tags={"origine/source": "cli", **process_tags()},
     )
+
+
+def file_partition_key(name: str) -> str:
+    """A file's name as a dynamic partition key: Dagster refuses ``...`` and control
+    characters in one (both are legal in a file name)."""
+    key = "".join(c if c.isprintable() else "_" for c in name).replace("...", "._.")
+    return key or "_"
+
+
+def suppress_via_dagster(home: Home, path: Path, *, key: HashKey, country: str = "FR", origin: str | None = None,
+                         channel: str | None = None, tz: str = "UTC") -> dict[str, Any]:
+    """Run the ``suppressions_job`` (the ``suppression_list`` asset) for one file; return its
+    report's summary (what ``SuppressionReport.summary`` gives).
+
+    The run sees the file through a link named by its scrubbed name (as the ledger stores it)
+    in a folder of its own: a file named after a number ("stop-0611223399.csv") would
+    otherwise put the number in Dagster's storage (run config, partition key, error events).
+    An error names the file as the user gave it, as before.
+    """
+    import shutil
+    import tempfile
+
+    from assets.suppressions import suppression_files_partitions, suppression_run_config
+    from origine.freetext import scrub_text
+
+    given = Path(path)
+    name = scrub_text(given.name, key, country).text
+    folder = Path(tempfile.mkdtemp(prefix="suppress-", dir=home.scratch))
+    link = folder / file_partition_key(name)
+    try:
+        try:
+            link.symlink_to(given.absolute())
+        except OSError:  # a scrubbed name too long for the file system: the file as it is
+            link = given
+        run_config = suppression_run_config(str(link))
+        run_config["ops"]["suppression_list"]["config"].update(
+            {"country": country, "origin": origin, "channel": channel, "timezone": tz})
+        result = _execute(home, "suppressions_job", suppression_files_partitions.name, file_partition_key(name),
+                          run_config)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     if not result.success:
-        raise _run_error(result, path, home)
-    return DeliveryReport.from_dict(result.output_for_node("warehouse_delivery"))
+        raise _renamed(_run_error(result, given, home), str(link), str(given))
+    return result.output_for_node("suppression_list")
+
+
+def audit_via_dagster(home: Home, campaign: Path, out_dir: Path, *, validity_days: int, as_zip: bool = False,
+                      lang: str | None = None, since: Path | None = None) -> tuple[AuditResult, dict[str, Any]]:
+    """Run the ``campaign_audit`` job (the ``campaign_audit`` and ``campaign_bundle`` assets) for
+    one spec, in the partition named by its stem, the bundle written to ``out_dir``; return
+    the audit's result and the bundle's manifest, read back from the bundle the run wrote.
+
+    The spec stays where it is (a spec of the inbox is not retired), and the run leaves out
+    the ``bundle_verifies`` check: `origine verify` is the user's step, as before.
+    """
+    from assets.audits import CAMPAIGN_BUNDLE, campaign_run_config, campaigns_partitions
+    from origine.audit import AuditResult
+    from origine.bundle import MANIFEST
+
+    run_config = campaign_run_config(str(campaign))
+    run_config["ops"]["audit_campaign"]["config"].update({
+        "out": str(out_dir), "zip": as_zip, "lang": lang, "since": str(since) if since is not None else None,
+        "validity_days": validity_days, "retire": False,
+    })
+    result = _execute(home, "campaign_audit", campaigns_partitions.name, file_partition_key(Path(campaign).stem),
+                      run_config, checks=False)
+    if not result.success:
+        raise _run_error(result, campaign, home)
+    [bundle] = [m for m in result.get_asset_materialization_events() if m.asset_key == CAMPAIGN_BUNDLE]
+    folder = Path(bundle.materialization.metadata["bundle"].value)
+    summary_path = folder / "summary.json"
+    audited = AuditResult(
+        summary=json.loads(summary_path.read_text(encoding="utf-8")), out_dir=folder, summary_path=summary_path,
+        targets_csv=folder / "targets.csv", targets_parquet=folder / "targets.parquet",
+    )
+    return audited, json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+
+
+def _renamed(exc: OrigineError, alias: str, given: str) -> OrigineError:
+    """``exc`` naming ``given`` where the run named ``alias``."""
+    text = str(exc)
+    if alias == given or alias not in text:
+        return exc
+    return type(exc)(text.replace(alias, given))
 
 
 def _run_error(result: Any, path: Path, home: Home | None = None) -> OrigineError:
