@@ -22,12 +22,16 @@ if TYPE_CHECKING:  # origine.audit loads the audit's stack: only an audit run ne
     from origine.audit import AuditResult
     from origine.keys import HashKey
 
-_ERRORS: dict[str, type[OrigineError]] = {
-    "BadInput": BadInput,
-    "DeliveryConflict": DeliveryConflict,
-    "HashKeyError": HashKeyError,
-    "OrigineError": OrigineError,
-}
+def _error_classes() -> dict[str, type[OrigineError]]:
+    """Every error class a run may report to the user, by name: ``OrigineError`` and its
+    subclasses (the run is in this process, so each class that was raised is loaded)."""
+    found: dict[str, type[OrigineError]] = {}
+    todo: list[type[OrigineError]] = [OrigineError, BadInput, DeliveryConflict, HashKeyError]
+    while todo:
+        cls = todo.pop()
+        found.setdefault(cls.__name__, cls)
+        todo.extend(cls.__subclasses__())
+    return found
 
 
 def activate(home: Home, *, demo: bool = False) -> None:
@@ -162,8 +166,8 @@ def _execute(home: Home, job_name: str, partitions: str, key: str, run_config: d
 
 
 def file_partition_key(name: str) -> str:
-    """A file's name as a dynamic partition key: Dagster refuses ``...`` and control
-    characters in one (both are legal in a file name)."""
+    """A file's name as a dynamic partition key: ``...`` is Dagster's range syntax (a static
+    partition refuses it) and control characters break the UI; both are legal in a file name."""
     key = "".join(c if c.isprintable() else "_" for c in name).replace("...", "._.")
     return key or "_"
 
@@ -187,11 +191,12 @@ def suppress_via_dagster(home: Home, path: Path, *, key: HashKey, country: str =
     given = Path(path)
     name = scrub_text(given.name, key, country).text
     folder = Path(tempfile.mkdtemp(prefix="suppress-", dir=home.scratch))
-    link = folder / file_partition_key(name)
+    # named as the ledger will store it: the domain scrubs the name it reads, and a token it leaves as is
+    link = folder / name
     try:
         try:
             link.symlink_to(given.absolute())
-        except OSError:  # a scrubbed name too long for the file system: the file as it is
+        except OSError:  # a scrubbed name too long for the file system, or "." given: the path as it is
             link = given
         run_config = suppression_run_config(str(link))
         run_config["ops"]["suppression_list"]["config"].update(
@@ -253,16 +258,17 @@ def _run_error(result: Any, path: Path, home: Home | None = None) -> OrigineErro
             failed = check.metadata.get("failed_expectations")
             detail = "; ".join(failed.value) if failed is not None else check.description or ""
             return BadInput(f"blocking check {check.check_name} failed: {detail}", file=str(path))
+    errors = _error_classes()
     for event in result.all_events:
         if not event.is_step_failure:
             continue
         error = event.step_failure_data.error
         # Dagster wraps user errors; the domain error is the innermost cause.
-        while error is not None and error.cause is not None and error.cls_name not in _ERRORS:
+        while error is not None and error.cause is not None and error.cls_name not in errors:
             error = error.cause
-        if error is not None and error.cls_name in _ERRORS:
+        if error is not None and error.cls_name in errors:
             message = error.message.split(": ", 1)[1] if ": " in error.message else error.message
-            exc = _ERRORS[error.cls_name](message.strip())
+            exc = errors[error.cls_name](message.strip())
             if isinstance(exc, BadInput):
                 exc.message = message.strip()
             return exc
