@@ -96,3 +96,13 @@ def test_every_one_character_change_of_a_shape_is_read_as_the_reference_reads_it
     for zone in (timezone.utc, ZoneInfo("Europe/Paris")):
         stamps, bad = parse_instants(pa.array(values, pa.string()), zone)
         assert (stamps.to_pylist(), bad.tolist()) == reference(values, zone)
+
+
+def test_every_day_of_leap_and_century_years_including_impossible_ones() -> None:
+    """The calendar arithmetic (days from the civil date, month lengths, leap years)
+    against Python's, over years where it differs: 1, 4, 100, 400, 1900, 2000, 2024, 9999."""
+    values = [f"{y:04d}-{m:02d}-{d:02d}T12:34:56" for y in (1, 4, 100, 400, 1900, 1970, 2000, 2023, 2024, 9999)
+              for m in range(0, 14) for d in range(0, 33)]
+    values += [f"{d:02d}/{m:02d}/{y:04d}" for y in (1600, 1700, 2100) for m in (2, 3) for d in (28, 29, 30)]
+    stamps, bad = parse_instants(pa.array(values, pa.string()), timezone.utc)
+    assert (stamps.to_pylist(), bad.tolist()) == reference(values, timezone.utc)
