@@ -1,8 +1,12 @@
 """An independent verifier of origine's ledger, written in this file from the texts of
-RFC 9162 (section 2.1: Merkle trees, inclusion and consistency proofs) and C2SP
-(tlog-checkpoint, signed-note), with hashlib and cryptography's Ed25519 only: it
-imports neither origine.merkle, origine.signing nor origine.ledger. It checks what
-origine's CLI prints and what its bundles carry, and the vectors in tests/vectors/ledger.
+RFC 9162 (section 2.1: Merkle trees, inclusion and consistency proofs), C2SP
+(tlog-checkpoint, signed-note) and docs/ledger-format.md (leaf format v2: the leaves'
+members, their canonical bytes, evidence, list digests), with hashlib, json and
+cryptography's Ed25519 only: it imports neither origine.merkle, origine.signing nor
+origine.ledger. It checks what origine's CLI prints and what its bundles carry, and the
+vectors in tests/vectors/ledger. Other tests (test_ledger_leaf_format.py) use its leaf
+parser to prove the format page complete: every leaf origine writes must come back
+byte for byte from the page's rules.
 """
 
 from __future__ import annotations
@@ -174,6 +178,245 @@ def raw_key(pem: bytes) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+# ---------------------------------------------------------------- docs/ledger-format.md: leaves (v2)
+
+
+class BadLeaf(Rejected):
+    """A leaf that is not format v2: ``reason`` is ``canonical``, ``version``, ``shape``
+    or ``evidence`` (tests/vectors/ledger/expected.json)."""
+
+    def __init__(self, seq: int, reason: str, what: str) -> None:
+        super().__init__(f"leaf {seq}: {reason}: {what}")
+        self.seq, self.reason = seq, reason
+
+
+_SHORT = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
+
+
+def json_string(s: str, *, lower_hex: bool = False) -> str:
+    """Section 1.5's table: the short escapes, other U+0000-U+001F as \\u00XX (uppercase
+    hex; lowercase inside ``claims``, 1.6), everything else as is."""
+    out = ['"']
+    for ch in s:
+        if ch in _SHORT:
+            out.append(_SHORT[ch])
+        elif ord(ch) < 0x20:
+            out.append(("\\u%04x" if lower_hex else "\\u%04X") % ord(ch))
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def claims_json(value: object) -> str:
+    """Section 1.6: the claims object's form (nulls, empties and floats kept; Python's
+    float repr; keys by code point; lowercase hex escapes)."""
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("not finite")
+        return repr(value)
+    if isinstance(value, str):
+        return json_string(value, lower_hex=True)
+    if isinstance(value, list):
+        return "[" + ",".join(claims_json(v) for v in value) + "]"
+    assert isinstance(value, dict)
+    return "{" + ",".join(json_string(k, lower_hex=True) + ":" + claims_json(value[k]) for k in sorted(value)) + "}"
+
+
+def leaf_json(value: object, *, top: bool = True) -> str:
+    """Section 1.5: the canonical bytes (as text) of a parsed leaf; a delivery leaf's
+    ``claims`` in 1.6's form."""
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json_string(value)
+    if isinstance(value, list):
+        return "[" + ",".join(leaf_json(v, top=False) for v in value) + "]"
+    assert isinstance(value, dict), type(value)
+    members = []
+    for k in sorted(value):
+        v = value[k]
+        text = claims_json(v) if (top and k == "claims" and value.get("type") == "delivery") else leaf_json(v, top=False)
+        members.append(json_string(k) + ":" + text)
+    return "{" + ",".join(members) + "}"
+
+
+def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("a key given twice")
+    return out
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_hex64(v: object) -> bool:
+    return isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
+
+
+def _is_instant(v: object) -> bool:
+    if not isinstance(v, str) or len(v) != 27:
+        return False
+    shape = "dddd-dd-ddTdd:dd:dd.ddddddZ"
+    return all((c.isdigit() and c.isascii()) if p == "d" else c == p for c, p in zip(v, shape))
+
+
+def _empty_or_null(value: object, where: str) -> str | None:
+    """Where a null, or an empty object or list, or a false sits (none outside claims)."""
+    if value is None:
+        return where
+    if isinstance(value, (dict, list)) and not value:
+        return where
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not (where == "" and k == "claims"):
+                found = _empty_or_null(v, f"{where}.{k}")
+                if found is not None:
+                    return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _empty_or_null(v, f"{where}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+_STR, _INT, _SECONDS, _HEX = "string", "int", "seconds", "hex64"
+ROW_MEMBERS = {"at": _SECONDS, "cc": _INT, "consent": "consent", "ev": "ev", "from": _STR, "line": _STR,
+               "opted_out": _SECONDS, "source": _STR, "subject": _HEX, "type": _STR, "v": _INT}
+ROW_REQUIRED = {"ev", "subject", "type", "v"}
+CONSENT_MEMBERS = {"at": _SECONDS, "bundled": "true", "proof": _STR, "purposes": "strings"}
+DELIVERY_MEMBERS = {"at": _SECONDS, "claims": "object", "delivery": _STR, "files": "files", "key_id": _STR,
+                    "recipient": _STR, "type": _STR, "v": _INT, "vendor": _STR}
+DELIVERY_REQUIRED = {"at", "delivery", "files", "key_id", "type", "v", "vendor"}
+EVENT_MEMBERS = {"at": "instant", "bundled": "bool", "campaign": _STR, "channel": _STR, "evidence": "evidence",
+                 "from": _STR, "key_id": _STR, "origin": _STR, "proof": _STR, "purpose": _STR, "source": _STR,
+                 "subject": _HEX, "to": _STR, "type": _STR, "v": _INT}
+EVIDENCE_MEMBERS = {"delivery_id": _STR, "file": _STR, "file_sha256": _HEX, "kind": _STR, "row": _INT, "vendor": _STR}
+# the members docs/ledger-format.md 1.3 says each event type sets
+EVENT_REQUIRED = {
+    "opted_out": {"subject", "key_id", "at", "channel", "origin", "evidence"},
+    "consent_withdrawn": {"subject", "key_id", "at", "purpose", "origin", "evidence"},
+    "targeted": {"subject", "key_id", "at", "channel", "campaign", "purpose", "evidence"},
+    "erased": {"at", "origin", "source", "proof", "evidence"},
+    "key_map": {"at", "origin", "proof", "evidence"},
+}
+
+
+def _shape_ok(kind: str, v: object) -> bool:
+    if kind == _STR:
+        return isinstance(v, str)
+    if kind in (_INT, _SECONDS):
+        return _is_int(v)
+    if kind == _HEX:
+        return _is_hex64(v)
+    if kind == "instant":
+        return _is_instant(v)
+    if kind == "bool":
+        return isinstance(v, bool)
+    if kind == "true":
+        return v is True
+    if kind == "object":
+        return isinstance(v, dict)
+    if kind == "strings":
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+    if kind == "ev":
+        return isinstance(v, list) and len(v) == 3 and all(_is_int(x) and x >= 0 for x in v) and v[2] >= 1
+    if kind == "files":
+        return isinstance(v, list) and all(
+            isinstance(f, dict) and set(f) == {"name", "rows", "sha256"} and isinstance(f["name"], str)
+            and _is_int(f["rows"]) and f["rows"] >= 0 and _is_hex64(f["sha256"]) for f in v)
+    if kind == "consent":
+        return isinstance(v, dict) and _members_ok(v, CONSENT_MEMBERS, set())
+    if kind == "evidence":
+        return isinstance(v, dict) and _members_ok(v, EVIDENCE_MEMBERS, set())
+    raise AssertionError(kind)
+
+
+def _members_ok(obj: dict, members: dict[str, str], required: set[str]) -> bool:
+    return required <= set(obj) and set(obj) <= set(members) and all(_shape_ok(members[k], v) for k, v in obj.items())
+
+
+def parse_leaf(seq: int, data: bytes) -> dict:
+    """A leaf's value once its bytes are format v2's canonical bytes and its members
+    those of its type; :class:`BadLeaf` otherwise."""
+    try:
+        text = data.decode("utf-8")
+        value = json.loads(text, object_pairs_hook=_pairs, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadLeaf(seq, "canonical", f"not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise BadLeaf(seq, "canonical", "not an object")
+    found = _empty_or_null(value, "")
+    if found is not None:
+        raise BadLeaf(seq, "canonical", f"{found or 'the leaf'} is null or empty")
+    try:
+        again = leaf_json(value)
+    except (AssertionError, ValueError) as exc:
+        raise BadLeaf(seq, "canonical", f"not serializable ({exc})") from None
+    if again != text:
+        raise BadLeaf(seq, "canonical", "re-serialized, its bytes differ")
+    if value.get("v") != 2 or not _is_int(value.get("v")):
+        raise BadLeaf(seq, "version", f"v is {value.get('v')!r}, not 2")
+    kind = value.get("type")
+    if kind == "row":
+        ok = _members_ok(value, ROW_MEMBERS, ROW_REQUIRED)
+    elif kind == "delivery":
+        ok = _members_ok(value, DELIVERY_MEMBERS, DELIVERY_REQUIRED)
+    elif kind in EVENT_REQUIRED:
+        ok = _members_ok(value, EVENT_MEMBERS, EVENT_REQUIRED[kind] | {"type", "v"})  # type: ignore[index]
+    else:
+        ok = False
+    if not ok:
+        raise BadLeaf(seq, "shape", f"members of a {kind!r} leaf")
+    # false is never written in row and delivery leaves (section 1.5): their one boolean
+    # is consent.bundled, and the shapes above admit only true there
+    return value
+
+
+def check_leaves(leaves: list[bytes], erased: dict[int, bytes] | None = None) -> list[dict | None]:
+    """Every leaf parsed and checked (docs/ledger-format.md section 1), each row leaf's
+    evidence naming an earlier delivery leaf and a file of it. ``erased``: the seqs
+    whose bytes are gone (section 5), with their leaf hashes; they parse to None."""
+    erased = erased or {}
+    out: list[dict | None] = []
+    for seq, data in enumerate(leaves):
+        if seq in erased:
+            out.append(None)
+            continue
+        value = parse_leaf(seq, data)
+        if value["type"] == "row":
+            d, f, _ = value["ev"]
+            named = out[d] if d < seq else None
+            if named is None or named["type"] != "delivery" or f >= len(named["files"]):
+                raise BadLeaf(seq, "evidence", f"ev {value['ev']} names no earlier delivery leaf and file of it")
+        out.append(value)
+    return out
+
+
+def list_digest(lines: list[str]) -> str:
+    """Section 5: chunks of 65,536 lines, each hashed joined by \\n; the chunk digests
+    (lowercase hex) hashed joined by \\n."""
+    chunks = [lines[i:i + 65536] for i in range(0, len(lines), 65536)]
+    digests = [hashlib.sha256("\n".join(c).encode()).hexdigest() for c in chunks]
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
+
+
+
 # ---------------------------------------------------------------- the checks
 
 
@@ -245,7 +488,7 @@ def test_every_stored_checkpoint_verifies_and_roots_the_stored_leaves(built: dic
     con = duckdb.connect(str(built["home"] / "warehouse.duckdb"), read_only=True)
     try:
         notes = [n for (n,) in con.execute("SELECT checkpoint FROM tree_heads ORDER BY tree_size").fetchall()]
-        hashes = [bytes(x) for (x,) in con.execute("SELECT leaf_hash FROM ledger_events ORDER BY seq").fetchall()]
+        hashes = [bytes(x) for (x,) in con.execute("SELECT leaf_hash FROM ledger_leaves ORDER BY seq").fetchall()]
     finally:
         con.close()
     assert len(notes) == 3
@@ -253,6 +496,33 @@ def test_every_stored_checkpoint_verifies_and_roots_the_stored_leaves(built: dic
         origin, size, root = read_checkpoint(note.encode(), built["key"], "broker.example/ledger")
         assert mth_of_hashes(hashes[:size]) == root
     assert read_checkpoint(built["latest"], built["key"])[1] == len(hashes)
+
+
+def test_every_leaf_origine_wrote_is_format_v2_and_hashes_to_the_signed_root(built: dict) -> None:
+    """All the home's leaves, as `origine prove` prints their bytes: each parses as
+    docs/ledger-format.md says, comes back byte for byte from its rules, and the row
+    leaves' evidence names their delivery leaf; their hashes are the stored ones and
+    MTH of them is the latest signed root."""
+    from origine.cli import main  # the CLI only: the checks below are this file's own
+
+    _, size, root = read_checkpoint(built["latest"], built["key"])
+    proved = CliRunner().invoke(main, ["prove", *map(str, range(size)), "--home", str(built["home"])])
+    assert proved.exit_code == 0, proved.output
+    leaves = [p["leaf"].encode() for p in json.loads(proved.stdout)["proofs"]]
+    parsed = check_leaves(leaves)
+    kinds = [p["type"] for p in parsed if p]
+    assert kinds.count("delivery") == 1 and kinds.count("row") == 3
+    assert {"opted_out", "targeted"} <= set(kinds)
+    delivery = parsed[0]
+    assert delivery and delivery["type"] == "delivery" and delivery["files"][0]["rows"] == 3
+    assert [p["ev"] for p in parsed if p and p["type"] == "row"] == [[0, 0, 1], [0, 0, 2], [0, 0, 3]]
+    assert mth_of_hashes([leaf(x) for x in leaves]) == root
+    con = duckdb.connect(str(built["home"] / "warehouse.duckdb"), read_only=True)
+    try:
+        stored = [bytes(x) for (x,) in con.execute("SELECT leaf_hash FROM ledger_leaves ORDER BY seq").fetchall()]
+    finally:
+        con.close()
+    assert stored == [leaf(x) for x in leaves]
 
 
 def test_the_bundles_inclusion_proofs_verify_against_its_signed_checkpoint(built: dict) -> None:
@@ -331,3 +601,52 @@ def test_the_vectors_valid_and_tampered() -> None:
     assert verify_consistency(old_size, size, old_root, root, [base64.b64decode(x) for x in consistency["proof"]])
     bad = json.loads(vector("consistency.bad.json"))
     assert not verify_consistency(old_size, size, old_root, root, [base64.b64decode(x) for x in bad["proof"]])
+
+
+def test_the_vector_leaves_valid_and_tampered() -> None:
+    """The valid leaves pass the format check of docs/ledger-format.md; each tampered
+    ledger beside them is rejected for the reason expected.json gives, though its own
+    checkpoint (if any) is validly signed over exactly its bytes."""
+    key = raw_key(vector("key.pub.pem"))
+    valid = vector("leaves.txt").split(b"\n")[:-1]
+    parsed = check_leaves(valid)
+    assert [p["type"] for p in parsed if p] == [
+        "delivery", "row", "row", "row", "row", "opted_out", "consent_withdrawn", "targeted", "erased", "key_map",
+        "delivery", "row"]
+    _, _, root = read_checkpoint(vector("checkpoint.note"), key)
+    expected = json.loads(vector("expected.json"))
+    assert expected and set(expected) == {p.name for p in VECTORS.glob("leaves.bad-*.txt")}
+    for name, reason in expected.items():
+        leaves = vector(name).split(b"\n")[:-1]
+        note = VECTORS / name.replace(".txt", ".note")
+        if reason == "root":
+            check_leaves(leaves)  # well-formed, but not what was signed
+            assert mth_of_hashes([leaf(x) for x in leaves]) != root
+            continue
+        _, size, signed = read_checkpoint(note.read_bytes(), key)
+        assert (size, signed) == (len(leaves), mth_of_hashes([leaf(x) for x in leaves])), name
+        with pytest.raises(BadLeaf) as caught:
+            check_leaves(leaves)
+        assert caught.value.reason == reason, (name, str(caught.value))
+
+
+def test_the_vector_erasure_and_key_map_lists() -> None:
+    """Leaf 8 (erased) and leaf 9 (key_map) state the count and list digest of
+    erasures.json's seqs and key-map.txt's lines (docs/ledger-format.md 5, 6); the bad
+    lists do not match."""
+    parsed = check_leaves(vector("leaves.txt").split(b"\n")[:-1])
+
+    def states(seq: int, lines: list[str]) -> bool:
+        p = parsed[seq]
+        assert p is not None
+        return (p["evidence"]["row"], p["proof"]) == (len(lines), list_digest(lines))
+
+    for name, ok in (("erasures.json", True), ("erasures.bad.json", False)):
+        for seq, erased in json.loads(vector(name)).items():
+            assert parsed[int(seq)]["type"] == "erased"  # type: ignore[index]
+            assert states(int(seq), [str(s) for s in sorted(erased)]) is ok, name
+    for name, ok in (("key-map.txt", True), ("key-map.bad.txt", False)):
+        lines = vector(name).decode().split("\n")[:-1]
+        assert states(9, lines) is ok, name
+    assert list_digest([]) == hashlib.sha256(b"").hexdigest()
+    assert list_digest(["2"]) == hashlib.sha256(hashlib.sha256(b"2").hexdigest().encode()).hexdigest()
