@@ -89,7 +89,7 @@ def expiring_consents(
     if within_days <= 0 or validity_days <= 0:
         raise ValueError("within_days and validity_days must be positive")
     has_ledger = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'ledger_events'"
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'ledger_leaves'"
     ).fetchone()[0]
     if not has_ledger:
         table = pa.table({"subject_key": pa.array([], pa.string()), "purpose": pa.array([], pa.string()),

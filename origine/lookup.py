@@ -103,7 +103,7 @@ def lookup(con: duckdb.DuckDBPyConnection, subject_key: str) -> LookupAnswer:
                 'SELECT s.file, q."row", q.reason, q."column" FROM suppression_quarantine q '
                 "JOIN suppression_files s ON s.sha256 = q.file_sha256 WHERE q.subject_key = ? "
                 'ORDER BY s.file, q."row"', [subject_key]).fetchall())
-    if "ledger_events" not in tables:
+    if "ledger_leaves" not in tables:
         return answer
     for (seq, type_, at, vendor, delivery_id, source, purpose, bundled, channel, origin,
          party_from, party_to, campaign_id, kind, file, row, proof) in _current_events(con, subject_key):

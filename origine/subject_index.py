@@ -1,10 +1,10 @@
-"""A lookup index of the ledger: which events hold a stored subject key, found in milliseconds.
+"""A lookup index of the ledger: which leaves hold a stored subject key, found in milliseconds.
 
 ``lookup`` must answer "what do you hold on this number?" in well under a second on a
 ledger of tens of millions of events; filtering ``ledger_events`` on a random hex key
 reads the whole key column (1.4 s at 5M events). The index is a derived table,
-``subject_index(h, seq)``: ``h`` the first 60 bits of each event's stored subject key,
-``seq`` the event, **sorted by h**, so DuckDB's per-row-group min/max (zone maps)
+``subject_index(h, seq)``: ``h`` the first 60 bits of each leaf's stored subject key,
+``seq`` the leaf (``ledger_leaves``), **sorted by h**, so DuckDB's per-row-group min/max (zone maps)
 skip every row group but one for a point query. It covers events up to
 ``subject_index_meta.indexed_upto``; a lookup reads the index for those and scans only
 the later events (a ``seq`` range: the zone maps of the events table, which is in
@@ -53,9 +53,9 @@ def refresh(con: duckdb.DuckDBPyConnection, *, force: bool = False) -> dict[str,
 
     Runs in its own transaction on a writable connection.
     """
-    if "ledger_events" not in _tables(con):
+    if "ledger_leaves" not in _tables(con):
         return {"rebuilt": False, "indexed_upto": -1, "tail": 0}
-    last = con.execute("SELECT coalesce(max(seq), -1) FROM ledger_events").fetchall()[0][0]
+    last = con.execute("SELECT coalesce(max(seq), -1) FROM ledger_leaves").fetchall()[0][0]
     upto = indexed_upto(con)
     tail = int(last) - upto
     if not force and tail <= min(TAIL_MAX, max(1, int((last + 1) * TAIL_SHARE))):
@@ -65,7 +65,7 @@ def refresh(con: duckdb.DuckDBPyConnection, *, force: bool = False) -> dict[str,
         con.execute("SET preserve_insertion_order = true")  # the sort order is what makes it an index
         con.execute(
             f"""CREATE OR REPLACE TABLE subject_index AS
-                SELECT {_H} AS h, seq FROM ledger_events
+                SELECT {_H} AS h, seq FROM ledger_leaves
                 WHERE subject_key IS NOT NULL AND seq <= ? ORDER BY h, seq""",
             [last],
         )
@@ -83,7 +83,7 @@ def refresh(con: duckdb.DuckDBPyConnection, *, force: bool = False) -> dict[str,
 
 def _map_leaf(con: duckdb.DuckDBPyConnection) -> int:
     """The seq of the latest ``key_map`` leaf: every change of the map records one."""
-    return int(con.execute("SELECT coalesce(max(seq), -1) FROM ledger_events WHERE type = 'key_map'")
+    return int(con.execute("SELECT coalesce(max(seq), -1) FROM ledger_leaves WHERE type = 'key_map'")
                .fetchall()[0][0])
 
 
@@ -93,7 +93,7 @@ def mapped_keys(con: duckdb.DuckDBPyConnection, subject_key: str) -> list[tuple[
     if "subject_index_meta" in _tables(con):
         recorded = con.execute("SELECT map_leaf FROM subject_index_meta").fetchall()
         # the latest key_map leaf: a scan of the few events after the index, else the index's own
-        later = con.execute("SELECT max(seq) FROM ledger_events WHERE type = 'key_map' AND seq > ?",
+        later = con.execute("SELECT max(seq) FROM ledger_leaves WHERE type = 'key_map' AND seq > ?",
                             [indexed_upto(con)]).fetchall()[0][0]
         if recorded and later is None:
             return [(k, s) for k, s in con.execute(

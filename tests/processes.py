@@ -186,9 +186,9 @@ def ledger_state(home: Home) -> LedgerState:
     con = duckdb.connect(str(home.warehouse), read_only=True)
     try:
         tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        if "ledger_events" not in tables:
+        if "ledger_leaves" not in tables:
             return LedgerState(0, 0, None, {})
-        events = con.execute("SELECT count(*) FROM ledger_events").fetchone()[0]  # type: ignore[index]
+        events = con.execute("SELECT count(*) FROM ledger_leaves").fetchone()[0]  # type: ignore[index]
         heads = con.execute("SELECT count(*) FROM tree_heads").fetchone()[0]  # type: ignore[index]
         head = con.execute(
             "SELECT tree_size, root_hash FROM tree_heads ORDER BY tree_size DESC, recorded_at DESC LIMIT 1"

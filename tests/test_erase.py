@@ -81,7 +81,7 @@ def test_erase_on_request(home, key, make_delivery, tmp_path) -> None:
                                   "--home", str(home.root), "--json"])
     assert result.exit_code == 0, result.output
     done = json.loads(result.stdout)
-    assert done["subjects"] == 1 and done["events"] == 3  # collected, consent_granted, delivered
+    assert done["subjects"] == 1 and done["events"] == 1  # its row leaf (collected, consent, delivered)
     answer = json.loads(runner.invoke(main, ["lookup", "0612345678", "--home", str(home.root), "--json"]).stdout)
     assert answer["events"] == [] and answer["quarantined"] == []
     other = json.loads(runner.invoke(main, ["lookup", "0698765432", "--home", str(home.root), "--json"]).stdout)
@@ -111,18 +111,18 @@ def test_erase_on_request(home, key, make_delivery, tmp_path) -> None:
     assert key.subject_key(UK) not in dump
 
 
-# SQL that changes ledger_events in place (an append goes through ledger.append_events)
+# SQL that changes the stored leaves in place (an append goes through ledger.append_events)
 _LEDGER_WRITE = re.compile(
     r"\b(?:UPDATE|INSERT\s+INTO|DELETE\s+FROM|ALTER\s+TABLE|DROP\s+TABLE(?:\s+IF\s+EXISTS)?|TRUNCATE)"
-    r"\s+\"?ledger_events\b"
-    r"|rewrite_table\(\s*\w+\s*,\s*[\"']ledger_events[\"']",
+    r"\s+\"?ledger_(?:leaves|events|nodes)\b"
+    r"|rewrite_table\(\s*\w+\s*,\s*[\"']ledger_(?:leaves|events|nodes)[\"']",
     re.IGNORECASE,
 )
 
 
-def test_only_the_ledger_package_writes_ledger_events() -> None:
+def test_only_the_ledger_package_writes_the_ledger() -> None:
     """docs/architecture.md: only origine/ledger/ writes the ledger. Retention's erasure
-    of attributes (an UPDATE or a rewrite of ledger_events) lived in origine/retention.py."""
+    of attributes (an UPDATE or a rewrite of the ledger table) lived in origine/retention.py."""
     root = Path(__file__).resolve().parents[1] / "origine"
     writers = sorted(
         str(path.relative_to(root.parent))

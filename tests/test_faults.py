@@ -78,7 +78,7 @@ def _assert_recovers(home: Home, delivery: Path, before, expected, *, committed:
     assert (after.heads, after.head, after.nodes) == (expected.heads, expected.head, expected.nodes)
     ledger_check_ok(home)
     for segment in committed_segments(home):
-        assert ".partial-" not in segment and (Path(segment) / "events.parquet").is_file()
+        assert ".partial-" not in segment and (Path(segment) / "rows.parquet").is_file()
 
 
 @pytest.fixture
