@@ -24,6 +24,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -762,7 +763,7 @@ def _leaves_sql() -> str:
         "delivery_seq": "(j->'ev'->>0)::BIGINT",
         "file_index": "(j->'ev'->>1)::INTEGER",
         "files": "from_json(j->'files', '[{\"name\": \"VARCHAR\", \"rows\": \"BIGINT\", \"sha256\": \"VARCHAR\"}]')",
-        "claims": "(j->'claims')::VARCHAR",
+        "claims": "NULL",  # the raw text, set by _read_claims
     }
     cols = ", ".join(f'CAST({given[n]} AS {t}) AS "{n}"' for n, t in LEAF_COLUMNS)
     return (f"SELECT seq, {cols}, NULL::BLOB AS leaf_hash, NULL::TIMESTAMPTZ AS erased_at, _bytes "
@@ -895,7 +896,7 @@ def _check_reasons(src: _Source, result: Verification, key: Any, since: Path | N
     from types import SimpleNamespace
 
     from origine import audit as audit_mod
-    from origine.ledger.events import EVENTS_VIEW, PAYLOAD_SQL
+    from origine.ledger.events import EVENTS_VIEW
     from origine.ledger.state import STATE_VIEWS
 
     summary = _json(src, "summary.json", result)
@@ -917,41 +918,12 @@ def _check_reasons(src: _Source, result: Verification, key: Any, since: Path | N
     try:
         if not _load_targets(src, con, result):
             return
-        _load_lines(con, "_lines", src.lines("ledger/events.jsonl"), src.lines("ledger/leaves.txt"))
-        try:
-            con.execute(f"CREATE TABLE _parsed AS {_leaves_sql()}")
-        except duckdb.Error:
-            bad = _first_unparsable(con)
-            result.fail(f"ledger/events.jsonl: leaf {bad} is not a leaf of ledger format v2 (not JSON of its shape)")
+        problem = read_leaves(con, src.lines("ledger/events.jsonl"), src.lines("ledger/leaves.txt"))
+        if problem:
+            result.fail(f"ledger/events.jsonl: {problem}")
             return
-        con.execute("DROP TABLE _lines")
-        # The bytes must be exactly those the parsed columns give back: a member this
-        # parse does not read, a duplicate key, another key order or version fails here.
-        bad = con.execute(
-            f"SELECT seq, _type FROM (SELECT *, \"type\" AS _type FROM _parsed) "
-            f"WHERE _type IS NULL OR _type NOT IN {_LEAF_KINDS!r} OR {PAYLOAD_SQL} IS DISTINCT FROM _bytes "
-            "ORDER BY seq LIMIT 1"
-        ).fetchone()
-        if bad:
-            result.fail(f"ledger/events.jsonl: leaf {bad[0]} is not a canonical leaf of ledger format v2"
-                        + (f" (type {str(bad[1])[:32]})" if bad[1] not in _LEAF_KINDS else ""))
-            return
-        con.execute("CREATE TABLE ledger_leaves AS SELECT * EXCLUDE (_bytes) FROM _parsed")
-        con.execute("DROP TABLE _parsed")
-        # A row leaf states only what its row says: vendor, delivery id, delivery time,
-        # recipient and key id are its delivery leaf's, which the bundle must cite.
-        orphan = con.execute(
-            "SELECT r.seq, r.delivery_seq, d.seq IS NULL FROM ledger_leaves r "
-            "LEFT JOIN ledger_leaves d ON d.\"type\" = 'delivery' AND d.seq = r.delivery_seq "
-            "WHERE r.\"type\" = 'row' AND (d.seq IS NULL OR r.file_index >= len(d.files) OR r.file_index < 0) "
-            "ORDER BY r.seq LIMIT 1"
-        ).fetchone()
-        if orphan:
-            seq, dseq, missing = orphan
-            result.fail(f"ledger/events.jsonl: row leaf {seq} names delivery leaf {dseq}, which the bundle does "
-                        "not cite" if missing else
-                        f"ledger/events.jsonl: row leaf {seq} names a file its delivery leaf {dseq} does not list")
-            return
+        result.checked["leaves"] = {str(t): int(n) for t, n in con.execute(
+            'SELECT "type", count(*) FROM ledger_leaves GROUP BY 1 ORDER BY 1').fetchall()}
         con.execute(EVENTS_VIEW)
         if not _load_key_map(src, con, result):
             return
@@ -1023,6 +995,97 @@ def _check_reasons(src: _Source, result: Verification, key: Any, since: Path | N
         for name in ("ledger_leaves", "_parsed", "_lines", "subject_key_map", "_targets", "_target_keys",
                      "_leaf_lines", "_verdicts", "_order", "_per"):
             con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def read_leaves(con: duckdb.DuckDBPyConnection, lines: Iterable[bytes], indices: Iterable[bytes]) -> str | None:
+    """Table ``ledger_leaves`` in ``con`` from the bytes of cited leaves (``lines``, one
+    leaf each, and their leaf indices), read as ledger format v2
+    (docs/bundle-format.md §5.1); returns what does not hold, naming the leaf, or None.
+
+    Every leaf must be canonical: the columns parsed from it give back exactly its
+    bytes (the ledger's ``PAYLOAD_SQL``; a delivery leaf's ``claims`` object is
+    checked in Python, whose ``json.dumps`` wrote it). Every row leaf must name, in
+    its ``ev``, an earlier cited delivery leaf and one of that leaf's files.
+    """
+    from origine.ledger.events import PAYLOAD_SQL
+
+    _load_lines(con, "_lines", lines, indices)
+    try:
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE _parsed AS {_leaves_sql()}")
+        except duckdb.Error:
+            return f"leaf {_first_unparsable(con)} is not a leaf of ledger format v2 (not JSON of its shape)"
+        bad_claims = _read_claims(con)
+        if bad_claims is not None:
+            return f"leaf {bad_claims} is not a canonical leaf of ledger format v2 (its claims)"
+        # A member this parse does not read, a duplicate key, a null, another key
+        # order, spacing, escaping or version: the bytes do not come back.
+        bad = con.execute(
+            f"SELECT seq, _type FROM (SELECT *, \"type\" AS _type FROM _parsed) "
+            f"WHERE _type IS NULL OR _type NOT IN {_LEAF_KINDS!r} OR {PAYLOAD_SQL} IS DISTINCT FROM _bytes "
+            "ORDER BY seq LIMIT 1"
+        ).fetchone()
+        if bad:
+            kind = "" if bad[1] in _LEAF_KINDS else f" (type {str(bad[1])[:32]})"
+            return f"leaf {bad[0]} is not a canonical leaf of ledger format v2{kind}"
+        con.execute("CREATE OR REPLACE TABLE ledger_leaves AS SELECT * EXCLUDE (_bytes) FROM _parsed")
+    finally:
+        con.execute("DROP TABLE IF EXISTS _parsed")
+        con.execute("DROP TABLE IF EXISTS _lines")
+    # A row leaf states only what its row says: vendor, delivery id, delivery time,
+    # recipient and key id are its delivery leaf's, which the bundle must cite.
+    orphan = con.execute(
+        "SELECT r.seq, r.delivery_seq, d.seq IS NULL, r.delivery_seq >= r.seq FROM ledger_leaves r "
+        "LEFT JOIN ledger_leaves d ON d.\"type\" = 'delivery' AND d.seq = r.delivery_seq "
+        "WHERE r.\"type\" = 'row' AND (d.seq IS NULL OR r.delivery_seq >= r.seq "
+        "OR r.file_index >= len(d.files) OR r.file_index < 0) "
+        "ORDER BY r.seq LIMIT 1"
+    ).fetchone()
+    if orphan:
+        seq, dseq, missing, later = orphan
+        if missing:
+            return f"row leaf {seq} names delivery leaf {dseq}, which the bundle does not cite as a delivery leaf"
+        if later:
+            return f"row leaf {seq} names delivery leaf {dseq}, which comes after it"
+        return f"row leaf {seq} names a file its delivery leaf {dseq} does not list"
+    return None
+
+
+_CLAIMS_AT = re.compile(r'\{(?:"at":-?[0-9]+,)?"claims":')
+
+
+def _read_claims(con: duckdb.DuckDBPyConnection) -> int | None:
+    """Set the ``claims`` of each parsed delivery leaf to its raw text, when that text
+    is the canonical JSON origine writes (docs/ledger-format.md: Python's ``json.dumps``
+    with sorted keys, numbers kept as the vendor's); returns the first leaf whose
+    claims are not, else None. Delivery leaves are one per delivery: few, so Python."""
+    import pyarrow as pa
+
+    from origine.ledger.events import canonical_json
+
+    rows: list[tuple[int, str]] = []
+    for seq, line in con.execute(
+        "SELECT seq, _bytes FROM _parsed WHERE \"type\" = 'delivery' AND _bytes LIKE '%\"claims\":%' ORDER BY seq"
+    ).fetchall():
+        found = _CLAIMS_AT.match(line)
+        if found is None:
+            continue  # claims elsewhere than canonical order: the round trip fails on it
+        try:
+            value, end = json.JSONDecoder().raw_decode(line, found.end())
+            raw = line[found.end():end]
+            if not isinstance(value, dict) or canonical_json(value) != raw:
+                return int(seq)
+        except ValueError:
+            return int(seq)
+        rows.append((int(seq), raw))
+    if rows:
+        con.register("_claims", pa.table({"seq": pa.array([r[0] for r in rows], pa.int64()),
+                                          "claims": pa.array([r[1] for r in rows], pa.string())}))
+        try:
+            con.execute("UPDATE _parsed SET claims = c.claims FROM _claims c WHERE _parsed.seq = c.seq")
+        finally:
+            con.unregister("_claims")
+    return None
 
 
 def _first_unparsable(con: duckdb.DuckDBPyConnection) -> Any:

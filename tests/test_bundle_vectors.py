@@ -86,7 +86,10 @@ def _build_bundle(work: Path) -> Path:
     (delivery / "c.csv").write_text(header + "".join(",".join(r) + "\n" for r in ROWS))
     (delivery / "manifest.yaml").write_text(yaml.safe_dump({
         "delivery_id": "VEC-1", "vendor": "acme", "recipient": "party-a", "delivered_at": "2024-02-01T00:00:00Z",
-        "country": "FR", "files": [{"path": "c.csv"}]}, sort_keys=False))
+        "country": "FR", "files": [{"path": "c.csv"}],
+        # claims as the delivery leaf keeps them verbatim (a float, a big integer, a null)
+        "claims": {"row_count": 10, "consent_rate": 0.9, "panel": {"size": 100000000000000000000, "ratio": 1e-07,
+                                                                   "note": None}}}, sort_keys=False))
     intake.commit(intake.prepare(delivery, home, key), home, label="vectors")
     # a delivery the campaign does not target: its leaves are not cited (the proof holds nodes)
     other = work / "other"
@@ -122,9 +125,10 @@ def build(dest: Path = VECTORS) -> None:
         work = Path(tmp)
         valid = _build_bundle(work)
         home = _Home(work / "home" / "keys")
-        if dest.exists():
-            shutil.rmtree(dest)
-        dest.mkdir(parents=True)
+        dest.mkdir(parents=True, exist_ok=True)
+        for old in dest.iterdir():  # everything but the README is written here
+            if old.name != "README.md":
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
         shutil.copytree(valid, dest / "valid")
         bundle.zip_bundle(valid, dest / "valid.zip")
         (dest / "key.pub.pem").write_bytes(Signer(Ed25519PrivateKey.from_private_bytes(SEED)).public_pem())
