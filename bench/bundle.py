@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
         total = sum(sizes.values())
         content = sizes["ledger/events.jsonl"] + sizes["targets.csv"] + sizes["targets.parquet"]
         targets = checked["targets"]
-        print(f"targets {targets:,}, cited leaves {checked['proofs']:,}, tree size {checked['tree_size']:,}")
+        kinds = ", ".join(f"{t} {n:,}" for t, n in (checked.get("leaves") or {}).items())
+        print(f"targets {targets:,}, cited leaves {checked['proofs']:,} ({kinds}), tree size {checked['tree_size']:,}")
         print(f"floor  (duckdb COPY of the cited leaves as JSON lines, 2 threads): {floor_s:8.2f}s "
               f"({floor_bytes / 1e6:,.0f} MB)")
         print(f"audit + bundle: {audit_s:8.2f}s  ratio {audit_s / floor_s:5.1f}x  peak RSS {audit_peak:7,.0f} MiB")
