@@ -204,3 +204,18 @@ def test_verify_reads_the_ledger_vectors_leaves_and_refuses_each_bad_one(name) -
             assert problem is not None and problem.startswith(("leaf ", "row leaf ")), (name, problem)
     finally:
         con.close()
+
+
+def test_a_line_type_restated_without_changing_any_reason_fails(made) -> None:  # noqa: F811
+    """``mobile`` restated as ``fixed_line_or_mobile`` changes no SMS reason; the
+    targets still must state the line type their row leaves say."""
+    home, out, _, _ = made
+
+    def restate(rows):
+        row = next(r for r in rows if r["line_type"] == "mobile")
+        row["line_type"] = "fixed_line_or_mobile"
+
+    _forge(out, home, restate)
+    check = bundle.verify_bundle(out, home_keys=home.keys)
+    assert not check.ok and "line type fixed_line_or_mobile" in check.problems[0], check.problems
+    assert "its row leaves say mobile" in check.problems[0]
