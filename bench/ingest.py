@@ -246,6 +246,25 @@ def step_peaks(dagster_home: Path, sampler: RssSampler) -> list[tuple[str, float
     return out
 
 
+def leaf_sizes(warehouse: Path) -> str:
+    """The ledger's leaves per type, and the row leaves' size (median, p99, max), in
+    bytes of their canonical JSON (ledger format v2, recomputed from the stored columns)."""
+    from origine import ledger
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        counts = dict(con.execute('SELECT "type", count(*) FROM ledger_leaves GROUP BY ALL ORDER BY ALL').fetchall())
+        median, p99, biggest = con.execute(
+            "SELECT median(n), quantile_disc(n, 0.99), max(n) FROM (SELECT octet_length(encode("
+            f"{ledger.PAYLOAD_SQL})) AS n FROM ledger_leaves WHERE \"type\" = 'row')"
+        ).fetchone()
+    finally:
+        con.close()
+    return (f"ledger leaves {counts}; row leaf bytes: median {median:.0f}, p99 {p99}, max {biggest}"
+            if median is not None else f"ledger leaves {counts}; no row leaf")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -303,6 +322,7 @@ def main() -> None:
           f"{report['quarantine_reasons']}")
     for step, seconds, cpu, peak_mib in step_peaks(tmp / "home" / "dagster", sampler):
         print(f"  step {step:52s} {seconds:8.1f}s  CPU {cpu:7.1f}s  peak RSS {peak_mib:7,.0f} MiB")
+    print(leaf_sizes(tmp / "home" / "warehouse.duckdb"))
     if not args.keep:
         import shutil
 
