@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 import dagster as dg
 
+from assets.privacy import errors_scrubbed
 from origine.audit import DEFAULT_VALIDITY_DAYS, VERDICTS
 from pipelines.resources import OrigineHome
 
@@ -54,15 +55,18 @@ def campaign_run_config(path: str) -> dict:
     # at millions of targets), so every commit waited for it; the audit takes the
     # warehouse's own lock for its append only, and an ingest commits meanwhile
     # (tests/test_bundle.py::test_an_ingest_started_while_an_audit_writes_its_bundle...).
-    # only so a run can leave the check out: the two assets are one step (see the body)
+    #
+    # Subsettable only so a run can leave the check out: the two assets are one step (see the body).
     can_subset=True,
 )
 def campaign_audit(context: dg.AssetExecutionContext, config: CampaignAuditConfig, origine: OrigineHome):
-    """Audit one campaign (as ``origine audit``) into a signed bundle under ``bundles/<spec>/<run id>``,
-    then verify the bundle as a regulator would (``origine verify``).
+    """Audit one campaign into a signed bundle in ``config.out`` (``origine audit`` runs this
+    asset), by default under ``bundles/<spec>/<run id>``, then, unless the run leaves the check
+    out, verify the bundle as a regulator would (``origine verify``).
 
     A spec from the home's ``campaigns/`` folder then moves to ``campaigns/audited/`` and
-    the raw target and send-report files it named there are deleted (``origine.campaign_inbox``).
+    the raw target and send-report files it named there are deleted (``origine.campaign_inbox``),
+    unless ``config.retire`` is false.
     """
     from origine.bundle import archive_path
     from origine.campaign_inbox import Retired, retire_campaign
@@ -71,13 +75,14 @@ def campaign_audit(context: dg.AssetExecutionContext, config: CampaignAuditConfi
     if set(context.selected_asset_keys) != {CAMPAIGN_AUDIT, CAMPAIGN_BUNDLE}:
         # refused before the ledger records anything: the audit writes its bundle
         raise dg.Failure("campaign_audit and campaign_bundle are materialized together: select both")
-    home = origine.get_home()
+    home, key = origine.get_home(), origine.get_key()
     spec = Path(config.path)
     out_dir = Path(config.out) if config.out else home.bundles / spec.stem / context.run_id
-    archive = archive_path(out_dir) if config.zip else None
-    note = read_checkpoint(Path(config.since)) if config.since else None
-    result, manifest = audit_bundle(spec, home, origine.get_key(), out_dir, validity_days=config.validity_days,
-                                    archive=archive, lang=config.lang, since=note)
+    with errors_scrubbed(key, _region(spec)):  # a target file or send report named after a number
+        archive = archive_path(out_dir) if config.zip else None
+        note = read_checkpoint(Path(config.since)) if config.since else None
+        result, manifest = audit_bundle(spec, home, key, out_dir, validity_days=config.validity_days,
+                                        archive=archive, lang=config.lang, since=note)
     s = result.summary
     retired = retire_campaign(spec, home.campaigns, s["campaign"]["file_sha256"]) if config.retire else Retired()
     context.log.info(f"campaign {s['campaign_id']}: {s['targets']} targets audited; bundle {out_dir}")
@@ -103,6 +108,18 @@ def campaign_audit(context: dg.AssetExecutionContext, config: CampaignAuditConfi
     # and verifying costs about twice the audit)
     if context.selected_asset_check_keys:
         yield bundle_verifies(out_dir, home.keys)
+
+
+def _region(spec: Path) -> str:
+    """The campaign's country, which reads its numbers; FR when the spec does not load (the
+    audit then fails on it, naming it)."""
+    from origine.campaign import load_campaign
+    from origine.errors import OrigineError
+
+    try:
+        return load_campaign(spec).country
+    except OrigineError:
+        return "FR"
 
 
 def read_checkpoint(path: Path) -> str:

@@ -6,6 +6,7 @@ from typing import Optional
 
 import dagster as dg
 
+from assets.privacy import errors_scrubbed
 from origine.signing import load_signer
 from origine.suppressions import ingest_suppressions
 from pipelines.resources import OrigineHome
@@ -38,11 +39,12 @@ def suppression_list(
 ) -> dg.Output[dict]:
     """One suppression file (STOP replies, DPO requests, do-not-call lists) ingested as
     opt-out / withdrawal events; counts as metadata, never a number."""
-    home = origine.get_home()
-    report = ingest_suppressions(Path(config.path), warehouse_path=home.warehouse, key=origine.get_key(),
-                                 region=config.country.upper(), default_origin=config.origin,
-                                 default_channel=config.channel, signer=load_signer(home.keys),
-                                 tz=config.timezone)
+    home, key = origine.get_home(), origine.get_key()
+    with errors_scrubbed(key, config.country.upper()):  # the file may be named after a number
+        report = ingest_suppressions(Path(config.path), warehouse_path=home.warehouse, key=key,
+                                     region=config.country.upper(), default_origin=config.origin,
+                                     default_channel=config.channel, signer=load_signer(home.keys),
+                                     tz=config.timezone)
     return dg.Output(report.summary(), metadata={
         "rows_read": report.rows_read, "rows_accepted": report.rows_accepted,
         "rows_quarantined": report.rows_quarantined, "duplicate": report.duplicate,

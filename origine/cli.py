@@ -435,9 +435,9 @@ def audit_cmd(campaign: Path, out_dir: Path, home: Path | None, validity_days: i
             require_target_file(load_campaign(campaign))
         h = resolve_home(home)
         runs.activate(h)
-        h.load_key()  # refuse early: no key, or the demo key outside a demo home
-        return (*runs.audit_via_dagster(h, campaign, out_dir, validity_days=validity_days, as_zip=as_zip,
-                                        lang=lang, since=since), archive)
+        key = h.load_key()  # refuse early: no key, or the demo key outside a demo home
+        return (*runs.audit_via_dagster(h, campaign, out_dir, key=key, validity_days=validity_days,
+                                        as_zip=as_zip, lang=lang, since=since), archive)
 
     result, manifest, archive = _guarded(go, home)
     if send_list is not None:

@@ -19,6 +19,8 @@ from pipelines.ops import (
 )
 
 INGEST_JOB = "ingest_delivery"
+SUPPRESSIONS_JOB = "suppressions_job"
+CAMPAIGN_AUDIT_JOB = "campaign_audit"
 
 
 def delivery_run_config(path: str) -> dict:
@@ -50,7 +52,7 @@ def ledger_check() -> None:
 
 
 suppressions_job = dg.define_asset_job(
-    "suppressions_job",
+    SUPPRESSIONS_JOB,
     selection=dg.AssetSelection.assets(suppression_list),
     partitions_def=suppression_files_partitions,
     description="Ingest a suppression file (STOP replies, DPO requests, do-not-call lists), one partition per file.",
@@ -58,7 +60,7 @@ suppressions_job = dg.define_asset_job(
 
 
 campaign_audit = dg.define_asset_job(
-    "campaign_audit",
+    CAMPAIGN_AUDIT_JOB,
     selection=dg.AssetSelection.assets(campaign_audit_assets),
     partitions_def=campaigns_partitions,
     description="Audit a campaign spec into a signed bundle (as `origine audit`), one partition per spec.",

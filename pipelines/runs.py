@@ -187,6 +187,7 @@ def suppress_via_dagster(home: Home, path: Path, *, key: HashKey, country: str =
 
     from assets.suppressions import suppression_files_partitions, suppression_run_config
     from origine.freetext import scrub_text
+    from pipelines.jobs import SUPPRESSIONS_JOB
 
     given = Path(path)
     name = scrub_text(given.name, key, country).text
@@ -201,37 +202,40 @@ def suppress_via_dagster(home: Home, path: Path, *, key: HashKey, country: str =
         run_config = suppression_run_config(str(link))
         run_config["ops"]["suppression_list"]["config"].update(
             {"country": country, "origin": origin, "channel": channel, "timezone": tz})
-        result = _execute(home, "suppressions_job", suppression_files_partitions.name, file_partition_key(name),
+        result = _execute(home, SUPPRESSIONS_JOB, suppression_files_partitions.name, file_partition_key(name),
                           run_config)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if not result.success:
-        raise _renamed(_run_error(result, given, home), str(link), str(given))
+        raise _as_given(_run_error(result, given, home), [(link, given)], country, key)
     return result.output_for_node("suppression_list")
 
 
-def audit_via_dagster(home: Home, campaign: Path, out_dir: Path, *, validity_days: int, as_zip: bool = False,
-                      lang: str | None = None, since: Path | None = None) -> tuple[AuditResult, dict[str, Any]]:
+def audit_via_dagster(home: Home, campaign: Path, out_dir: Path, *, key: HashKey, validity_days: int,
+                      as_zip: bool = False, lang: str | None = None,
+                      since: Path | None = None) -> tuple[AuditResult, dict[str, Any]]:
     """Run the ``campaign_audit`` job (the ``campaign_audit`` and ``campaign_bundle`` assets) for
     one spec, in the partition named by its stem, the bundle written to ``out_dir``; return
     the audit's result and the bundle's manifest, read back from the bundle the run wrote.
 
     The spec stays where it is (a spec of the inbox is not retired), and the run leaves out
-    the ``bundle_verifies`` check: `origine verify` is the user's step, as before.
+    the ``bundle_verifies`` check: `origine verify` is the user's step, as before. An error
+    names the files as the user gave them (the run stored their names scrubbed).
     """
     from assets.audits import CAMPAIGN_BUNDLE, campaign_run_config, campaigns_partitions
     from origine.audit import AuditResult
     from origine.bundle import MANIFEST
+    from pipelines.jobs import CAMPAIGN_AUDIT_JOB
 
     run_config = campaign_run_config(str(campaign))
     run_config["ops"]["audit_campaign"]["config"].update({
         "out": str(out_dir), "zip": as_zip, "lang": lang, "since": str(since) if since is not None else None,
         "validity_days": validity_days, "retire": False,
     })
-    result = _execute(home, "campaign_audit", campaigns_partitions.name, file_partition_key(Path(campaign).stem),
+    result = _execute(home, CAMPAIGN_AUDIT_JOB, campaigns_partitions.name, file_partition_key(Path(campaign).stem),
                       run_config, checks=False)
     if not result.success:
-        raise _run_error(result, campaign, home)
+        raise _as_given(_run_error(result, campaign, home), *_campaign_paths(campaign, out_dir, since), key)
     [bundle] = [m for m in result.get_asset_materialization_events() if m.asset_key == CAMPAIGN_BUNDLE]
     folder = Path(bundle.materialization.metadata["bundle"].value)
     summary_path = folder / "summary.json"
@@ -242,12 +246,30 @@ def audit_via_dagster(home: Home, campaign: Path, out_dir: Path, *, validity_day
     return audited, json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
 
 
-def _renamed(exc: OrigineError, alias: str, given: str) -> OrigineError:
-    """``exc`` naming ``given`` where the run named ``alias``."""
+def _campaign_paths(campaign: Path, out_dir: Path, since: Path | None) -> tuple[list[tuple[Path, Path]], str]:
+    """The paths an audit's error may name (the spec, the files it names, --out and --since),
+    and the region their numbers are read in (the campaign's country)."""
+    from origine.campaign import load_campaign
+
+    paths = [Path(campaign), Path(out_dir), *([since] if since is not None else [])]
+    try:
+        spec = load_campaign(Path(campaign))
+    except OrigineError:
+        return [(p, p) for p in paths], "FR"
+    return [(p, p) for p in [*paths, spec.target_file, spec.send_report] if p is not None], spec.country
+
+
+def _as_given(exc: OrigineError, paths: list[tuple[Path, Path]], region: str, key: HashKey) -> OrigineError:
+    """``exc`` naming each path as the user gave it, where the run named it (``(as run, as
+    given)`` pairs) in the form Dagster stored: scrubbed (``assets.privacy``)."""
+    from origine.freetext import scrub_text
+
     text = str(exc)
-    if alias == given or alias not in text:
-        return exc
-    return type(exc)(text.replace(alias, given))
+    for ran, given in paths:
+        for form in {str(ran), scrub_text(str(ran), key, region).text}:
+            if form != str(given):
+                text = text.replace(form, str(given))
+    return exc if text == str(exc) else type(exc)(text)
 
 
 def _run_error(result: Any, path: Path, home: Home | None = None) -> OrigineError:

@@ -114,6 +114,28 @@ def test_audit_is_a_run_of_the_campaign_assets_and_leaves_the_inbox_alone(home, 
         assert not instance.event_log_storage.get_asset_check_execution_history(check, limit=5)
 
 
+def test_a_bad_send_report_named_after_a_number_is_named_as_given_and_scrubbed_in_dagster(
+        home, key, make_delivery, tmp_path) -> None:
+    """The audit's error names the send report by its path; through a run, the step's error
+    put "0622334455" in Dagster's event log and run storage."""
+    from tests.test_file_names_privacy import REPORT_NUMBER, TARGET_NUMBER, _campaign, _deliver
+
+    _deliver(home, key, make_delivery)
+    spec = _campaign(tmp_path / "campaign")
+    report = tmp_path / "campaign" / "0622334455.csv"
+    report.write_text("phone;sent_at;reponse;date reponse\n06 12 34 56 78;not a date;STOP;07/06/2024 18:03\n",
+                      encoding="utf-8")
+    result = cli("audit", str(spec), "--out", str(tmp_path / "out"), "--home", str(home.root))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"origine: error: {report}, row 1, column 'sent_at': ")
+    with dg.DagsterInstance.from_config(str(home.dagster)) as instance:
+        [run] = instance.get_runs()
+        assert run.status == dg.DagsterRunStatus.FAILURE
+        [failure] = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+        assert f"{tel_token(REPORT_NUMBER, key)}.csv, row 1" in failure.dagster_event.step_failure_data.error.cause.message
+    assert_no_raw_number(Scanner([REPORT_NUMBER, TARGET_NUMBER, ROW]).scan_tree(home.root))
+
+
 def test_an_unreadable_since_is_bad_input_before_the_ledger(home, key, campaign_folder, tmp_path) -> None:
     held = tmp_path / "held.bin"
     held.write_bytes(b"\xff\xfe not a checkpoint")
