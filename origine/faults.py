@@ -23,11 +23,14 @@ The points, in the order one ingest reaches them:
 ``commit.before_commit``  everything inserted; COMMIT is next
 ``commit.after_commit``   committed; the run has not reported back yet
 
-One point pauses instead of killing (:func:`pause`, for ``origine audit``):
+Two points pause instead of killing (:func:`pause`, for ``origine audit``):
 ``ORIGINE_FAULT_POINT=bundle.after_evidence ORIGINE_FAULT_PAUSE=5`` sleeps 5 s once
 the bundle's evidence is exported and the warehouse released, while the rest of the
 bundle is written (the test that an ingest then commits without waiting); with
-``ORIGINE_FAULT_RESUME=FILE`` it ends as soon as FILE exists.
+``ORIGINE_FAULT_RESUME=FILE`` it ends as soon as FILE exists. ``audit.verdicts``
+pauses the same way once the audit has read its snapshot and released the warehouse,
+before it computes the verdicts; with ``ORIGINE_FAULT_PAUSED=FILE`` a pause first
+writes FILE (so a test knows the warehouse is released).
 
 Never set these variables in production.
 """
@@ -69,7 +72,7 @@ def point(name: str) -> None:
     timer.start()
 
 
-PAUSE_POINTS = ("bundle.after_evidence",)
+PAUSE_POINTS = ("bundle.after_evidence", "audit.verdicts")
 PAUSE_ENV = "ORIGINE_FAULT_PAUSE"
 
 
@@ -82,6 +85,9 @@ def pause(name: str) -> None:
 
         # With ORIGINE_FAULT_RESUME=FILE the pause ends as soon as FILE exists.
         resume = os.environ.get("ORIGINE_FAULT_RESUME")
+        paused = os.environ.get("ORIGINE_FAULT_PAUSED")
+        if paused:
+            Path(paused).write_text("paused")
         deadline = time.monotonic() + float(os.environ.get(PAUSE_ENV) or 0)
         while time.monotonic() < deadline and not (resume and Path(resume).exists()):
             time.sleep(0.05)
