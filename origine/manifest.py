@@ -357,14 +357,23 @@ def parse_manifest(raw: bytes, *, label: str, json_format: bool = False) -> Mani
     if not isinstance(claims, dict):
         raise BadInput("expected a mapping", file=label, column="claims")
     recipient = doc.get("recipient")
+    recipient = str(recipient) if recipient not in (None, "") else None
+    claims = _jsonable(claims)
+    # Refused here, not at the commit after the whole read: the delivery leaf writes
+    # them as JSON text (docs/ledger-format.md), which holds neither.
+    for where, value in (("recipient", recipient), ("claims", claims)):
+        bad = _unwritable(value, where)
+        if bad:
+            raise BadInput("a number that is not finite (NaN, infinity) or text that is not valid Unicode "
+                           "(an unpaired surrogate): the ledger cannot record it", file=label, column=bad)
     return Manifest(
         delivery_id=delivery_id,
         vendor=vendor,
-        recipient=str(recipient) if recipient not in (None, "") else None,
+        recipient=recipient,
         delivered_at=delivered_at,
         country=country,
         files=files,
-        claims=_jsonable(claims),
+        claims=claims,
         timezone=tz_name,
     )
 
@@ -449,6 +458,27 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
+
+
+def _unwritable(value: Any, where: str) -> str | None:
+    """The path (``claims.rate``) of the first value JSON text cannot carry: a float that
+    is not finite, a string with an unpaired surrogate; None when there is none."""
+    if isinstance(value, float):
+        return None if value == value and value not in (float("inf"), float("-inf")) else where
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        if isinstance(k, str) and _unwritable(k, where):
+            return where  # the key itself: not named (it cannot be printed)
+        found = _unwritable(v, f"{where}.{k}" if isinstance(k, str) else f"{where}[{k}]")
+        if found:
+            return found
+    return None
 
 
 def peek_identity(path: Path) -> tuple[str, str]:

@@ -18,10 +18,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from origine import intake, ledger
+from origine.errors import BadInput
 from origine.home import Home
 from origine.keys import HashKey
 from origine.ledger.events import PAYLOAD_SQL
@@ -238,3 +240,34 @@ def test_a_canonical_form_is_the_only_one_accepted() -> None:
             assert "canonical" in str(exc), other
         else:
             raise AssertionError(other)
+
+
+@pytest.mark.parametrize(("name", "manifest", "column"), [
+    ("manifest.yaml", "claims: {consent_rate: .nan}", "claims.consent_rate"),
+    ("manifest.yaml", "claims: {x: [1, -.inf]}", "claims.x[1]"),
+    ("manifest.yaml", 'claims: {x: "\\ud800"}', "claims.x"),
+    ("manifest.yaml", 'recipient: "party \\udfff"', "recipient"),
+    ("manifest.json", '"claims": {"rate": 1E400}', "claims.rate"),
+    ("manifest.json", '"claims": {"\\ud800": 1}', "claims"),
+])
+def test_a_claim_the_leaf_cannot_write_is_bad_input_before_the_read(
+    tmp_path: Path, home: Home, key: HashKey, name: str, manifest: str, column: str
+) -> None:
+    """A non-finite number or an unpaired surrogate in the claims or recipient passed the
+    manifest check and failed the commit, after the whole read, with a traceback
+    (ValueError from the delivery leaf's canonical JSON, or DuckDB's conversion error):
+    now BadInput naming the manifest and the claim, and nothing is committed."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "c.csv").write_text("phone\n0612345678\n")
+    fields = {"delivery_id": "D-1", "vendor": "acme", "delivered_at": "2024-06-05T09:00:00+02:00",
+              "country": "FR", "files": ["c.csv"]}
+    if name.endswith(".json"):
+        text = json.dumps(fields)[:-1] + ", " + manifest + "}"
+    else:
+        text = "".join(f"{k}: {json.dumps(v)}\n" for k, v in fields.items()) + manifest + "\n"
+    (folder / name).write_text(text, encoding="utf-8")
+    with pytest.raises(BadInput) as caught:
+        intake.commit(intake.prepare(folder, home, key), home, label="d")
+    assert caught.value.column == column and name in str(caught.value)
+    assert not home.warehouse.exists() or _leaves(home)[0] == []
