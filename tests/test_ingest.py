@@ -370,7 +370,7 @@ def test_preparing_the_same_bytes_again_keeps_the_existing_segment(home, key, ma
     concurrent commit may be reading; segments depend only on the bytes."""
     path = make_delivery({"a.csv": b"phone\n0612345678\n"})
     first = intake.prepare(path, home, key)
-    events = Path(first.segment) / "events.parquet"
+    events = Path(first.segment) / "rows.parquet"
     before = events.stat().st_ino
     second = intake.prepare(path, home, key)
     assert second.segment == first.segment and events.stat().st_ino == before
