@@ -1,6 +1,6 @@
 """Consents about to expire: who must be asked again before a consent stops counting.
 
-The rule is the audit's (``origine/audit.py``): for a (subject, purpose), the consent
+The rule is the audit's (``origine/audit/rules.py``): for a (subject, purpose), the consent
 in force at an instant is the latest specific (not bundled) ``consent_granted`` event
 at or before it, provided no ``consent_withdrawn`` for that purpose came at or after
 it; erased events count for nothing. A consent granted at ``g`` is valid while

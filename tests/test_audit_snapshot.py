@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from origine import audit as audit_mod
+from origine.audit import run as audit_run
 from origine import ledger
 from origine.audit import LedgerMoved, audit
 from origine.errors import OrigineError
@@ -65,14 +65,14 @@ def _between(monkeypatch: pytest.MonkeyPatch, action: Callable[[int], None]) -> 
     """Run ``action(attempt)`` after each snapshot, the warehouse released, before the
     verdicts are computed; returns the tree size each snapshot was read at."""
     sizes: list[int] = []
-    real = audit_mod._compute
+    real = audit_run._compute
 
     def compute(snap: Any, *args: Any, **kwargs: Any) -> Any:
         sizes.append(snap.tree_size)
         action(len(sizes))
         return real(snap, *args, **kwargs)
 
-    monkeypatch.setattr(audit_mod, "_compute", compute)
+    monkeypatch.setattr(audit_run, "_compute", compute)
     return sizes
 
 
