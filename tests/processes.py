@@ -202,7 +202,9 @@ def ledger_state(home: Home) -> LedgerState:
         content: dict[tuple[str, str], Counter[tuple[Any, ...]]] = {}
         for row in con.execute(
             "SELECT vendor, delivery_id, type, subject_key, purpose, \"at\", \"file\", \"row\", source, "
-            "party_from, party_to, leaf_hash FROM ledger_events"
+            # not the leaf hash: a row leaf names its delivery leaf's seq, which depends on
+            # the order deliveries commit in
+            "party_from, party_to FROM ledger_events"
         ).fetchall():
             content.setdefault((row[0], row[1]), Counter())[tuple(row[2:])] += 1
         rows = dict(con.execute(
