@@ -411,7 +411,9 @@ def _jsonl(opener: Callable[[], BinaryIO], name: str, shape: FileShape) -> Itera
             except ValueError:
                 yield Record(row, None, MALFORMED_ROW)
                 continue
-            if not isinstance(obj, dict):
+            if not isinstance(obj, dict) or (("\\ud" in line or "\\uD" in line) and not _unicode_text(obj)):
+                # a lone surrogate escape (\ud800) decodes to no character: the row is
+                # not text any store can hold, so it is malformed (never a crash later)
                 yield Record(row, None, MALFORMED_ROW)
                 continue
             values = {str(k).strip(): json_cell(v) for k, v in obj.items()}
@@ -420,6 +422,15 @@ def _jsonl(opener: Callable[[], BinaryIO], name: str, shape: FileShape) -> Itera
                     seen[key] = None
                     shape.columns = list(seen)
             yield Record(row, values)
+
+
+def _unicode_text(obj: Any) -> bool:
+    """Whether every string in a decoded JSON value (keys included) is valid Unicode."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def json_cell(value: Any) -> Any:
