@@ -88,6 +88,9 @@ def lookup_number(home: "Home", number: str, region: str) -> LookupAnswer:
 
 def lookup(con: duckdb.DuckDBPyConnection, subject_key: str) -> LookupAnswer:
     """Every live event about ``subject_key``, in ledger order, and what follows from them."""
+    from origine.ledger import require_current
+
+    require_current(con)  # a home of an older format is refused, not read as holding nothing
     answer = LookupAnswer(subject_key)
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     if "quarantine" in tables:

@@ -274,6 +274,23 @@ def test_a_v1_home_is_refused_clearly(home: Path) -> None:
     assert code != 0 and "format v1" in out and "Traceback" not in out, out
 
 
+def test_a_home_with_one_leaf_per_event_is_refused_by_every_command(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A home written before ledger format v2 stored its leaves (one per event) in the
+    table ledger_events: every command refuses it naming the format and what to do,
+    instead of reading it as v2 or failing deep inside."""
+    edit(home, "DROP VIEW ledger_events", "CREATE TABLE ledger_events AS SELECT * FROM ledger_leaves",
+         "DROP TABLE ledger_leaves")
+    code, out = check(home)
+    assert code != 0 and "format v1" in out and "new home" in out and "Traceback" not in out, out
+    monkeypatch.setenv("ORIGINE_HASH_KEY", TEST_KEY_HEX)
+    for args in (["ledger", "head"], ["lookup", "0612345678"]):
+        result = CliRunner().invoke(main, [*args, "--home", str(home)])
+        assert result.exit_code != 0 and "format v1" in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+
+
 def test_check_head_and_checkpoint_work_on_a_read_only_copy(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 17 item 10: a regulator's copy is read-only (chmod -R a-w; and root ignores
     modes, so every DuckDB open must be read-only too); nothing in it changes."""
