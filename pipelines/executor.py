@@ -88,10 +88,12 @@ def _celery_config_field() -> dg.Field:
     return dg.Field(celery_executor.config_schema.config_type, is_required=False)
 
 
-FORKSERVER: dict[str, Any] = {"forkserver": {"preload_modules": ["pipelines.definitions", "origine.stage_checks"]}}
+FORKSERVER: dict[str, Any] = {"forkserver": {"preload_modules": ["pipelines.definitions", "origine.stage_checks", "origine.validation.run"]}}
 """Step processes forked from one process per run that imported the code location and Great
 Expectations once, instead of each importing them (Dagster's default, ``spawn``): 2 deliveries
-of 20,000 rows through the daemon took 84-105 s instead of 157-165 s (bench/partitions.py)."""
+of 20,000 rows through the daemon took 84-105 s instead of 157-165 s (bench/partitions.py).
+``origine.stage_checks`` loads GX only when a check runs (the CLI's in-process runs import it
+once anyway), so ``origine.validation.run`` is named here for the check steps' sake."""
 
 
 def _default_config() -> dict[str, Any]:
