@@ -10,9 +10,8 @@ import dagster as dg
 from assets.partitions import deliveries_partitions
 # origine.stage_checks is imported inside the check steps: it loads Great Expectations, most of
 # this code location's import time, which the run process and the other steps never need.
-from origine import intake
 from origine.errors import BadInput
-from origine.ingest_report import DeliveryReport
+from origine.ingest import DeliveryReport, intake
 from pipelines.resources import OrigineHome
 
 

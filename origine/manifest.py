@@ -194,7 +194,7 @@ def open_delivery(path: Path, *, scratch: Path | None = None) -> Iterator[Delive
     A zip is extracted into a private temporary folder under ``scratch`` that is
     removed on exit, so raw numbers are not left behind. Its name carries this
     process's id and host (``unzip-<pid>-<host>-<random>``): a run killed before its
-    clean-up leaves it, and :func:`origine.intake.sweep_dead_partials` on the same host
+    clean-up leaves it, and :func:`origine.ingest.intake.sweep_dead_partials` on the same host
     removes it once that pid is gone (a home shared by workers on several machines
     keeps the folders of the other hosts' runs).
     """

@@ -438,7 +438,7 @@ def json_cell(value: Any) -> Any:
 
     Strings, numbers, booleans and null are cells as they are. An array of those is
     a multi-valued cell, kept as a list: ``consent_purposes: ["a", "b"]`` is two
-    purposes (see :func:`origine.columns.purpose_text`), elsewhere its JSON text is
+    purposes (see :func:`origine.ingest.columns.purpose_text`), elsewhere its JSON text is
     stored. An object, or an array holding arrays or objects, is not one value: it
     becomes its compact JSON text (stored as text, never taken apart).
     """

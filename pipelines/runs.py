@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from origine.errors import BadInput, DeliveryConflict, HashKeyError, OrigineError, storage_problem
 from origine.home import PG_URL_ENV, Home, check_pg_url
-from origine.ingest_report import DeliveryReport
+from origine.ingest import DeliveryReport
 from origine.manifest import partition_key, peek_identity
 from origine.pids import process_id
 
@@ -122,7 +122,7 @@ def ingest_via_dagster(home: Home, path: Path, *, progress: bool = False) -> Del
 
     # imported here: the code location is heavy and only a run needs it
     from assets.partitions import deliveries_partitions
-    from origine.intake import check_conflict
+    from origine.ingest.intake import check_conflict
     from pipelines.jobs import INGEST_JOB, delivery_run_config
 
     vendor, delivery_id = peek_identity(path)

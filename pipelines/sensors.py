@@ -9,7 +9,7 @@ from assets.suppressions import suppression_files_partitions, suppression_run_co
 from origine.campaign import scan_campaigns
 from origine.errors import BadInput, DeliveryConflict
 from origine.home import Home
-from origine.intake import check_conflict
+from origine.ingest.intake import check_conflict
 from origine.landing import LandingItem, scan_landing
 from pipelines.jobs import INGEST_JOB, campaign_audit, delivery_run_config, suppressions_job
 from pipelines.resources import OrigineHome

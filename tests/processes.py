@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import duckdb
 
-from origine import intake
+from origine.ingest import intake
 from origine.home import Home
 from origine.keys import HashKey
 from tests.conftest import TEST_KEY_HEX

@@ -1,6 +1,6 @@
 """The per-row reference engine of ingest: one record, one value at a time.
 
-The definition the production path (``origine.columns``, whole columns at a time) is
+The definition the production path (``origine.ingest.columns``, whole columns at a time) is
 tested against, row for row and field for field (tests/test_columns.py,
 test_readers_properties.py, test_hostile_files.py): ``prepare_delivery(...,
 row_engine=process_rows)``. It lives with the tests because only they run it.
@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from origine import columns, phones
-from origine.columns import cell_text as _text
+from origine import phones
+from origine.ingest import columns
+from origine.ingest.columns import cell_text as _text
 from origine.dates import UnreadableDate
-from origine.ingest import (
+from origine.ingest.prepare import (
     BUNDLED_CONSENT,
     COLLECTED_AFTER_DELIVERY,
     CONSENT_AFTER_DELIVERY,
@@ -25,7 +26,7 @@ from origine.ingest import (
 from origine.readers import MALFORMED_ROW, Record
 
 if TYPE_CHECKING:  # the engine fills ingest's own per-file state
-    from origine.ingest import BatchContext, Counters, _SegmentWriter
+    from origine.ingest.prepare import BatchContext, Counters, _SegmentWriter
 
 DATE_COLUMNS = ("collected_at", "consent_at", "opted_out_at")
 TEXT_COLUMNS = ("source", "consent_proof", "acquired_from")

@@ -23,8 +23,11 @@ FORBIDDEN = ("dagster", "assets", "pipelines")
 ALLOWED = {("origine.cli", "pipelines.runs")}
 INGEST_STACK = (
     "origine.ingest",
-    "origine.intake",
-    "origine.columns",
+    "origine.ingest.intake",
+    "origine.ingest.prepare",
+    "origine.ingest.columns",
+    "origine.ingest.commit",
+    "origine.ingest.report",
     "origine.readers",
     "origine.fastphone",
     "origine.freetext",
@@ -152,4 +155,4 @@ def test_importing_the_warehouse_loads_nothing_of_the_ingest_stack() -> None:
 
 
 def test_the_import_measure_sees_the_ingest_stack_when_it_is_loaded() -> None:
-    assert {"origine.ingest", "origine.columns", "origine.readers"} <= loaded_modules("import origine.ingest")
+    assert {"origine.ingest", "origine.ingest.columns", "origine.readers"} <= loaded_modules("import origine.ingest")

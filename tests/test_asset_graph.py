@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from assets.ledger import ledger_asset, ledger_consistent
-from origine import intake
+from origine.ingest import intake
 from pipelines.definitions import build_definitions
 from pipelines.resources import OrigineHome
 from tests.conftest import TEST_KEY_HEX

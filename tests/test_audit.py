@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from origine import intake, ledger, phones, warehouse
+from origine import ledger, phones, warehouse
+from origine.ingest import intake
 from origine.audit import RULES, AuditResult, audit, has_opt_out, names_sender
 from origine.campaign import load_campaign
 from origine.errors import BadInput

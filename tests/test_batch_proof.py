@@ -96,7 +96,7 @@ def partial_bundle(home, key, make_delivery, tmp_path):
     holds nodes), audited through origine."""
     import yaml
 
-    from origine import intake
+    from origine.ingest import intake
     from origine.export import audit_bundle
 
     def rows(prefix: str, n: int) -> str:

@@ -144,7 +144,7 @@ def test_opt_out_and_withdrawal_leaves_are_cited_and_give_their_reason(home, key
     reason fails, even re-signed."""
     import yaml
 
-    from origine import intake
+    from origine.ingest import intake
     from origine.export import audit_bundle
     from origine.suppressions import ingest_suppressions
 

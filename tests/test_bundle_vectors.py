@@ -62,7 +62,7 @@ def _build_bundle(work: Path) -> Path:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from origine import intake
+    from origine.ingest import intake
     from origine.export import audit_bundle
     from origine.home import Home
     from origine.keys import HashKey

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from origine import intake, ledger, warehouse
+from origine import ledger, warehouse
+from origine.ingest import intake
 from origine.cli import main
 
 A, B, UK = "+33612345678", "+33698765432", "+447700900123"  # UK: a drama number, invalid, kept in quarantine

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from origine import intake
+from origine.ingest import intake
 from origine.freetext import tel_token
 from tests.privacy import Scanner, assert_no_raw_number
 from tests.processes import run_cli

@@ -27,12 +27,12 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from origine import freetext, intake
+from origine import freetext
 from origine.audit import audit
 from origine.errors import BadInput
 from origine.freetext import describe_columns, email_token, ip_token, scrub_column, scrub_text, tel_token
 from origine.home import Home
-from origine.ingest import DeliveryReport
+from origine.ingest import DeliveryReport, intake
 from origine.keys import HashKey
 from origine.purposes import default_purposes, parse_purposes, taxonomy_codes
 from origine.suppressions import ingest_suppressions

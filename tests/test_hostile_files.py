@@ -26,10 +26,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from origine import intake
 from origine.errors import BadInput
 from origine.home import Home
-from origine.ingest import DeliveryReport, prepare_delivery
+from origine.ingest import DeliveryReport, prepare_delivery, intake
 from origine.keys import HashKey
 from origine.manifest import host_tag, load_delivery, open_delivery
 from origine.pids import running

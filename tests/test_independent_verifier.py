@@ -444,7 +444,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
             mp.setenv(k, v)
         for k in ("ORIGINE_HASH_KEY_FILE", "ORIGINE_HASH_KEY_LAYERS", "ORIGINE_SIGNING_KEY_FILE"):
             mp.delenv(k, raising=False)
-        from origine import intake
+        from origine.ingest import intake
         from origine.home import Home
         from origine.keys import HashKey
 

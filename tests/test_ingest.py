@@ -15,10 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from origine import intake
 from origine.errors import BadInput, DeliveryConflict
 from origine.home import Home
-from origine.ingest import DeliveryReport
+from origine.ingest import DeliveryReport, intake
 from origine.keys import HashKey
 from tests.conftest import raw_forms, scan_tree_for, sha256_hex
 from tests.privacy import Scanner, assert_no_raw_number

@@ -1,6 +1,6 @@
 """Column batches processed side by side give what one batch at a time gives.
 
-Ingest keeps two column batches in flight (origine.ingest._WORKERS) and takes their
+Ingest keeps two column batches in flight (origine.ingest.prepare._WORKERS) and takes their
 results in file order; these tests make batches tiny so a small file has dozens of
 them, and compare with the per-row reference (tests/row_reference.py). The keyed
 hash's in-process path is compared with its DuckDB form and with the per-value HMAC.
@@ -20,8 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from origine import columns, ingest
-from origine.ingest import prepare_delivery
+from origine.ingest import columns, prepare_delivery
+from origine.ingest import prepare as ingest
 from origine.keys import HashKey
 from origine.errors import BadInput
 from origine.manifest import open_delivery

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from origine import intake
+from origine.ingest import intake
 
 
 def test_a_lone_surrogate_is_a_malformed_row_and_a_pair_is_text(home, key, make_delivery) -> None:

@@ -9,7 +9,8 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from origine import intake, ledger, merkle, warehouse
+from origine import ledger, merkle, warehouse
+from origine.ingest import intake
 from origine.cli import main
 from origine.retention import apply_retention
 from origine.ledger import digests

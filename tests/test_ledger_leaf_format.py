@@ -22,7 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from origine import intake, ledger
+from origine import ledger
+from origine.ingest import intake
 from origine.errors import BadInput
 from origine.home import Home
 from origine.keys import HashKey

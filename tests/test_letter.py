@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from origine import intake
+from origine.ingest import intake
 from origine.cli import main
 from origine.letter import (Controller, LetterFacts, custody_chain, describe_event, parse_controller,
                             render_html, render_text)

@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from origine import intake
+from origine.ingest import intake
 from origine.cli import main
 
 

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assets.partitions import deliveries_partitions
-from origine import intake, stage_checks
-from origine.ingest import DeliveryReport
+from origine import stage_checks
+from origine.ingest import DeliveryReport, intake
 from origine.validation import ValidationError, ValidationRequest, validate
 from pipelines.definitions import build_definitions
 from pipelines.jobs import INGEST_JOB, delivery_run_config

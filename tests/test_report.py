@@ -20,7 +20,8 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from origine import bundle, i18n, intake
+from origine import bundle, i18n
+from origine.ingest import intake
 from origine.audit import REASONS, RULES, VERDICTS
 from origine.cli import main
 from origine.export import audit_bundle

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from origine import intake, ledger, warehouse
+from origine import ledger, warehouse
+from origine.ingest import intake
 from origine.ledger import digests
 from origine.cli import main
 from origine.errors import HashKeyError

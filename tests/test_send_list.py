@@ -8,7 +8,7 @@ import io
 import yaml
 from click.testing import CliRunner
 
-from origine import intake
+from origine.ingest import intake
 from origine.cli import main
 from tests.privacy import Scanner
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import secrets
 
-from origine import intake, subject_index, warehouse
+from origine import subject_index, warehouse
+from origine.ingest import intake
 from origine.lookup import lookup
 from origine.rotation import rotate
 

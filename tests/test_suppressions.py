@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from origine import intake, ledger, warehouse
+from origine import ledger, warehouse
+from origine.ingest import intake
 from origine.cli import main
 from origine.freetext import email_token, tel_token
 from origine.replies import POLITE, RESUBSCRIBE, STRONG_STOP, WEAK_STOP, classify_reply

@@ -20,7 +20,8 @@ import yaml
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from origine import intake, ledger, merkle
+from origine import ledger, merkle
+from origine.ingest import intake
 from origine.audit import audit
 from origine.cli import main
 from origine.home import Home

@@ -569,7 +569,7 @@ def test_suites_fit_the_warehouse_schema(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["origine.validation", "origine.stage_checks", "origine.ingest", "origine.intake", "origine.export",
+    ["origine.validation", "origine.stage_checks", "origine.ingest", "origine.ingest.intake", "origine.export",
      "origine.cli", "assets.ingest", "pipelines.ops", "pipelines.definitions"],
 )
 def test_importing_loads_great_expectations_only_when_a_check_runs(module: str) -> None:

@@ -61,7 +61,7 @@ def test_landing_sensor_registers_partitions_and_requests_runs(home, key, make_d
 
 
 def test_schedules_and_operations_jobs(home, key, make_delivery, tmp_path) -> None:
-    from origine import intake
+    from origine.ingest import intake
 
     defs = build_definitions()
     assert defs.resolve_schedule_def("ledger_maintenance_schedule").cron_schedule == "30 2 * * *"

@@ -1,8 +1,7 @@
-"""What ingest measured about a delivery: the report types, apart from the ingest stack.
+"""What ingest measured about a delivery: the report types.
 
-The warehouse stores and returns these reports; keeping them here lets every module
-that only wants a connection (retention, rotation, audit, export) import the warehouse
-without loading the readers, column engine and phone parsing behind ingest.
+Prepare writes one with the segment (``report.json``), the commit stores it in the
+warehouse, and the pipeline's two ingest assets hand it from one to the other as a dict.
 """
 
 from __future__ import annotations

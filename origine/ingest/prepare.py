@@ -3,7 +3,7 @@
 This is the heavy, parallel part of ingest: read every file, normalize and
 key-hash every number, map columns and purposes, and write a per-delivery
 segment (Parquet) plus its report. Nothing here touches the ledger; the short
-serialized commit lives in :mod:`origine.warehouse`.
+serialized commit lives in :mod:`origine.ingest.commit`.
 
 Accounting: for every file and for the delivery, ``rows_read = rows_accepted +
 rows_quarantined``. A row is quarantined only when it cannot be used (no valid
@@ -28,10 +28,11 @@ from typing import Any, Callable, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from origine import columns, freetext, memory
+from origine import freetext, memory
 from origine.dates import TS, UnreadableDate, parse_instant
 from origine.errors import BadInput
-from origine.ingest_report import DeliveryReport, FileReport
+from origine.ingest import columns
+from origine.ingest.report import DeliveryReport, FileReport
 from origine.keys import HashKey
 from origine.manifest import CheckedFile, Delivery
 from origine.profiles import CANONICAL, Profile

@@ -24,7 +24,7 @@ from origine.dates import PY_WHITESPACE, TS, UnreadableDate, epoch_us, parse_ins
 from origine.readers import ColumnBatch
 
 if TYPE_CHECKING:
-    from origine.ingest import BatchContext, Counters
+    from origine.ingest.prepare import BatchContext, Counters
 
 # Accepted-row flags in the order ``sorted()`` puts their names (a row's flags are
 # stored sorted); bit i of a row's flag code is FLAG_ORDER[i].

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from origine import faults, warehouse
 from origine.home import Home
-from origine.ingest import DeliveryReport, prepare_delivery, segment_dir
+from origine.ingest.commit import commit_delivery, duplicate_or_conflict, existing_delivery
+from origine.ingest.prepare import prepare_delivery, segment_dir
+from origine.ingest.report import DeliveryReport
 from origine.keys import HashKey
 from origine.manifest import UNZIP_PREFIX, host_tag, open_delivery
 from origine.pids import running
@@ -34,7 +36,7 @@ def prepare(path: Path, home: Home, key: HashKey, *, progress: bool = False) -> 
         with warehouse.session(home.warehouse, read_only=True) as con:
             if _has_tables(con):
                 warehouse.check_key_readonly(con, key.key_id)
-                stored = warehouse.duplicate_or_conflict(
+                stored = duplicate_or_conflict(
                     con, m.vendor, m.delivery_id, delivery.fingerprint, delivery.label
                 )
                 if stored is not None:
@@ -66,11 +68,11 @@ def check_conflict(path: Path, home: Home) -> None:
         return
     vendor, delivery_id = peek_identity(path)
     with warehouse.session(home.warehouse, read_only=True) as con:
-        if not _has_tables(con) or warehouse.existing_delivery(con, vendor, delivery_id) is None:
+        if not _has_tables(con) or existing_delivery(con, vendor, delivery_id) is None:
             return
     with open_delivery(path, scratch=home.scratch) as delivery:
         with warehouse.session(home.warehouse, read_only=True) as con:
-            warehouse.duplicate_or_conflict(con, vendor, delivery_id, delivery.fingerprint, delivery.label)
+            duplicate_or_conflict(con, vendor, delivery_id, delivery.fingerprint, delivery.label)
 
 
 def commit(report: DeliveryReport, home: Home, *, label: str) -> DeliveryReport:
@@ -79,7 +81,7 @@ def commit(report: DeliveryReport, home: Home, *, label: str) -> DeliveryReport:
         return report
     sweep_dead_partials(home.scratch)  # tree nodes a killed commit left on their way in
     with warehouse.session(home.warehouse) as con:
-        return warehouse.commit_delivery(
+        return commit_delivery(
             con, report, label=label, signer=load_signer(home.keys), scratch=home.scratch
         )
 
