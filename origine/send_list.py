@@ -24,10 +24,11 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from origine import fastphone
+from origine import numbers
 from origine.campaign import Campaign
 from origine.errors import BadInput
 from origine.keys import HashKey
+from origine.phones import PHONE_MISSING, normalize
 
 ID_COLUMNS = ("id", "row_id", "ref", "reference", "identifiant", "contact_id", "client_id", "customer_id",
               "external_id", "id_contact", "id_client", "numero_client")
@@ -60,13 +61,13 @@ def require_target_file(campaign: Campaign) -> Path:
 
 def write_send_list(campaign: Campaign, key: HashKey, targets_parquet: Path, out: Path) -> SendListResult:
     """Write the send list of ``campaign``'s target file to ``out`` from the audit's verdicts."""
-    from origine.audit import _read_rows
-    from origine.phones import normalize
+    from origine.audit.inputs import read_rows
 
     path = require_target_file(campaign)
-    _, columns, rows = _read_rows(path, {"id": ID_COLUMNS})
+    _, columns, rows = read_rows(path, {"id": ID_COLUMNS})
     has_id = columns.get("id") is not None
-    norm = fastphone.normalize_batch([r[1] for r in rows], campaign.country)
+    # Keyed as the audit keyed the same file, so each row finds its verdict by key.
+    norm = numbers.keyed([r[1] for r in rows], campaign.country, key)
     table = pq.read_table(targets_parquet, columns=["subject_key", "verdict", "reasons"]).to_pylist()
     by_key = {t["subject_key"]: t for t in table if t["subject_key"] is not None}
     unparseable = next((t for t in table if t["subject_key"] is None), None)
@@ -75,12 +76,12 @@ def write_send_list(campaign: Campaign, key: HashKey, targets_parquet: Path, out
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["row", "id", "verdict", "reasons"] if has_id else ["row", "verdict", "reasons"])
-    for (row, _phone, *rest), e164, why in zip(rows, norm.column("e164").to_pylist(),
-                                               norm.column("reason").to_pylist()):
-        if why == "PHONE_MISSING":
-            verdict, reasons = SKIPPED, ["PHONE_MISSING"]
+    for (row, _phone, *rest), subject, why in zip(rows, norm.column("subject_key").to_pylist(),
+                                                  norm.column("reason").to_pylist()):
+        if why == PHONE_MISSING:
+            verdict, reasons = SKIPPED, [PHONE_MISSING]
         else:
-            found = by_key.get(key.subject_key(e164)) if e164 is not None else unparseable
+            found = by_key.get(subject) if subject is not None else unparseable
             if found is None:  # cannot happen: every keyed row is a target of the audit
                 raise RuntimeError("a target-file row is missing from the audit's targets")
             verdict, reasons = found["verdict"], list(found["reasons"])
@@ -88,8 +89,8 @@ def write_send_list(campaign: Campaign, key: HashKey, targets_parquet: Path, out
         line: list[Any] = [row]
         if has_id:
             ident = "" if rest[0] is None else str(rest[0]).strip()
-            if ident and ("@" in ident or normalize(ident, campaign.country).e164 is not None
-                          and normalize(ident, campaign.country).reason is None):
+            # No reason means a valid number (e164 set): the id is a phone number.
+            if ident and ("@" in ident or normalize(ident, campaign.country).reason is None):
                 ident, withheld = "", withheld + 1
             line.append("'" + ident if ident.startswith(_FORMULA_STARTS) else ident)
         line += [verdict, "|".join(reasons)]

@@ -15,18 +15,19 @@ token (:func:`origine.freetext.scrub_text`, as ingest does for ``source``).
 
 from __future__ import annotations
 
+import itertools
 import json
 import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 
-from origine import ledger, phones, warehouse
+from origine import ledger, numbers, warehouse
 from origine.dates import UnreadableDate, parse_instant
 from origine.errors import BadInput
 from origine.freetext import Scrubbed, describe_columns, scrub_text
@@ -34,7 +35,7 @@ from origine.keys import HashKey
 from origine.manifest import sha256_file
 from origine.profiles import column_key
 from origine.purposes import default_purposes
-from origine.readers import MALFORMED_ROW, open_records
+from origine.readers import MALFORMED_ROW, Record, open_records
 
 CHANNELS = ("sms", "voice", "email", "all")
 CHANNEL_WORDS = {"sms": "sms", "texto": "sms", "voice": "voice", "voix": "voice", "appel": "voice",
@@ -43,6 +44,8 @@ CHANNEL_WORDS = {"sms": "sms", "texto": "sms", "voice": "voice", "voix": "voice"
 INVALID_CHANNEL = "INVALID_CHANNEL"
 INVALID_DATE = "INVALID_DATE"
 UNKNOWN_PURPOSE = "UNKNOWN_PURPOSE"
+# Rows normalized and keyed per batch call.
+CHUNK_ROWS = 1 << 16
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS suppression_files (
@@ -176,7 +179,6 @@ def _read(
     quarantine: list[dict[str, Any]] = []
     reasons: Counter[str] = Counter()
     events: Counter[str] = Counter()
-    columns: dict[str, str] | None = None
     # `origin` is free text ("appel de 06 11 22 33 99", a DPO's address) stored in the
     # ledger as written: scrubbed like ingest's `source`; lists repeat a few origins.
     scrubbed: dict[str, Scrubbed] = {}
@@ -185,47 +187,39 @@ def _read(
         reasons[reason] += 1
         quarantine.append({"file_sha256": digest, "row": row, "reason": reason, "column": column, "subject_key": subject})
 
-    for record in records:
-        if columns is None:
-            columns = {column_key(c): c for c in shape.columns}
-            if column_key("phone") not in columns:
-                raise BadInput(
-                    f"required column missing (found: {describe_columns(shape.columns)})",
-                    file=str(path), column="phone",
-                )
+    def accept(record: Record, columns: dict[str, str], subject: str | None, why: str | None) -> None:
+        """One row, its number already normalized and keyed (``why``: the phone's reason)."""
         report.rows_read += 1
         if record.values is None:
             reject(record.row, MALFORMED_ROW, None, None)
-            continue
+            return
         v = record.values
 
         def cell(name: str) -> Any:
-            return v.get(columns.get(column_key(name), ""), None)  # type: ignore[union-attr]
+            return v.get(columns.get(column_key(name), ""), None)
 
-        result = phones.normalize(cell("phone"), region)
-        subject = key.subject_key(result.e164) if result.e164 else None
-        if result.reason:
-            reject(record.row, result.reason, "phone", subject)
-            continue
+        if why:
+            reject(record.row, why, "phone", subject)
+            return
         channel_raw = str(cell("channel") or default_channel or "").strip()
         channel = CHANNEL_WORDS.get(column_key(channel_raw)) if channel_raw else None
         if channel is None:
             reject(record.row, INVALID_CHANNEL, "channel", subject)
-            continue
+            return
         try:
             at = parse_instant(cell("at"), tz)
         except UnreadableDate:
             at = None
         if at is None:
             reject(record.row, INVALID_DATE, "at", subject)
-            continue
+            return
         purpose_raw = cell("purpose")
         purpose = None
         if purpose_raw not in (None, ""):
             purpose = purposes.lookup(str(purpose_raw))
             if purpose is None or purpose == "bundled":
                 reject(record.row, UNKNOWN_PURPOSE, "purpose", subject)
-                continue
+                return
         origin = str(cell("origin") or default_origin or "unspecified").strip()
         hit = scrubbed.get(origin)
         if hit is None:
@@ -239,7 +233,25 @@ def _read(
         })
         events["consent_withdrawn" if purpose else "opted_out"] += 1
         report.rows_accepted += 1
-    if columns is None and not shape.columns:
+
+    first = next(records, None)
+    if first is not None:
+        # The header as known at the first row (JSON Lines learns its keys as it reads).
+        columns = {column_key(c): c for c in shape.columns}
+        if column_key("phone") not in columns:
+            raise BadInput(
+                f"required column missing (found: {describe_columns(shape.columns)})",
+                file=str(path), column="phone",
+            )
+        phone = columns[column_key("phone")]
+        for chunk in _chunks(itertools.chain([first], records)):
+            # The chunk's phone cells as one column through the shared path; a malformed
+            # row gives None (read as missing) and is rejected before its result is read.
+            keyed = numbers.keyed([(r.values or {}).get(phone) for r in chunk], region, key)
+            for record, subject, why in zip(chunk, keyed.column("subject_key").to_pylist(),
+                                            keyed.column("reason").to_pylist()):
+                accept(record, columns, subject, why)
+    elif not shape.columns:
         raise BadInput("file is empty: no header row", file=str(path), column="phone")
     report.rows_quarantined = sum(reasons.values())
     report.quarantine_reasons = dict(sorted(reasons.items()))
@@ -254,3 +266,10 @@ def _read(
         ("column", pa.string()), ("subject_key", pa.string()),
     ]))
     return accepted, q
+
+
+def _chunks(records: Iterator[Record]) -> Iterator[list[Record]]:
+    """``records`` in lists of :data:`CHUNK_ROWS`: batched for the phone column, bounded
+    so a long do-not-call list is not held twice (records and accepted rows) at once."""
+    while chunk := list(itertools.islice(records, CHUNK_ROWS)):
+        yield chunk

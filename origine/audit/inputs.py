@@ -10,12 +10,13 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from origine import fastphone
+from origine import numbers
 from origine.campaign import Campaign, DeliveryRef
 from origine.dates import TS, UnreadableDate, parse_instant
 from origine.errors import BadInput
 from origine.freetext import describe_columns, scrub_text
 from origine.keys import HashKey
+from origine.phones import PHONE_MISSING
 from origine.profiles import column_key, default_profile
 from origine.readers import open_records
 
@@ -55,11 +56,6 @@ def _match_columns(columns: list[str], name: str, wanted: dict[str, tuple[str, .
     return found
 
 
-def _normalize(values: list[Any], region: str) -> pa.Table:
-    """``phones.normalize`` over a column (:func:`fastphone.normalize_batch` gives the same, faster)."""
-    return fastphone.normalize_batch(values, region)
-
-
 def stored_name(path: Path, key: HashKey, region: str) -> str:
     """``path``'s name as stored (summary, ledger): a file named after a number
     (``0612345678.csv``) would carry it there, so its numbers become tokens."""
@@ -67,11 +63,12 @@ def stored_name(path: Path, key: HashKey, region: str) -> str:
 
 
 def read_target_file(campaign: Campaign, key: HashKey) -> tuple[pa.Table, dict[str, Any]]:
+    """The target file's numbers as subject key, invalid flag and line type (blank rows
+    left out, one null key per unparseable value), and the file's counts."""
     assert campaign.target_file is not None
     _, _, rows = read_rows(campaign.target_file, {})
-    phones_ = [r[1] for r in rows]
-    norm = _normalize(phones_, campaign.country)
-    e164 = norm.column("e164").to_pylist()
+    norm = numbers.keyed([r[1] for r in rows], campaign.country, key)
+    subject = norm.column("subject_key").to_pylist()
     valid = norm.column("valid").to_pylist()
     line_type = norm.column("line_type").to_pylist()
     reason = norm.column("reason").to_pylist()
@@ -79,15 +76,15 @@ def read_target_file(campaign: Campaign, key: HashKey) -> tuple[pa.Table, dict[s
     invalid: list[bool] = []
     lines: list[str | None] = []
     blank = unparseable = bad = 0
-    for e, v, lt, why in zip(e164, valid, line_type, reason):
-        if why == "PHONE_MISSING":
+    for k, v, lt, why in zip(subject, valid, line_type, reason):
+        if why == PHONE_MISSING:
             blank += 1
             continue
         if not v:
             bad += 1
-            if e is None:
+            if k is None:
                 unparseable += 1
-        keys.append(key.subject_key(e) if e is not None else None)
+        keys.append(k)
         invalid.append(not v)
         lines.append(lt)
     table = pa.table(
@@ -121,17 +118,17 @@ def read_send_report(campaign: Campaign, key: HashKey) -> tuple[pa.Table, dict[s
         "replied_at": ("reply_at", "replied", "date reponse", "repondu le", "reponse le"),
     }
     name, columns, rows = read_rows(campaign.send_report, wanted)
-    norm = _normalize([r[1] for r in rows], campaign.country)
-    e164 = norm.column("e164").to_pylist()
+    norm = numbers.keyed([r[1] for r in rows], campaign.country, key)
+    subject = norm.column("subject_key").to_pylist()
     valid = norm.column("valid").to_pylist()
     tz = campaign.tzinfo
     keys: list[str] = []
     sent: list[Any] = []
     stop: list[Any] = []
-    numbers: list[int] = []
+    row_numbers: list[int] = []
     unusable = stops = resubscribes = 0
-    for (row, _phone, sent_raw, stop_raw, reply_raw, replied_raw), e, v in zip(rows, e164, valid):
-        if not v or e is None:
+    for (row, _phone, sent_raw, stop_raw, reply_raw, replied_raw), k, v in zip(rows, subject, valid):
+        if not v or k is None:
             unusable += 1
             continue
         when: list[Any] = []
@@ -147,13 +144,13 @@ def read_send_report(campaign: Campaign, key: HashKey) -> tuple[pa.Table, dict[s
             stop_at = when[2] or sent_at
         stops += stop_at is not None
         resubscribes += reply == START
-        keys.append(key.subject_key(e))
+        keys.append(k)
         sent.append(sent_at)
         stop.append(stop_at)
-        numbers.append(row)
+        row_numbers.append(row)
     table = pa.table(
         {"subject_key": pa.array(keys, pa.string()), "sent_at": pa.array(sent, TS),
-         "stop_reply_at": pa.array(stop, TS), "row": pa.array(numbers, pa.int64())}
+         "stop_reply_at": pa.array(stop, TS), "row": pa.array(row_numbers, pa.int64())}
     )
     return table, {"file": stored_name(campaign.send_report, key, campaign.country), "rows": len(rows), "unusable_rows": unusable,
                    "stop_replies": stops, "resubscribe_replies": resubscribes}
