@@ -893,9 +893,7 @@ def _check_reasons(src: _Source, result: Verification, key: Any, since: Path | N
     be cited), later events from their own leaves, the line type from the row leaves'
     ``line``; only a target without any row leaf keeps targets.csv's line type and
     validity (an invalid number has no leaf)."""
-    from types import SimpleNamespace
-
-    from origine import audit as audit_mod
+    from origine.audit import rules as audit_rules
     from origine.ledger.events import EVENTS_VIEW
     from origine.ledger.state import STATE_VIEWS
 
@@ -903,13 +901,13 @@ def _check_reasons(src: _Source, result: Verification, key: Any, since: Path | N
     if not result.ok:
         return
     rules: dict[str, str] = summary.get("rules") or {}
-    if set(rules) != set(audit_mod.REASONS) or not set(rules.values()) <= set(audit_mod.VERDICTS):
+    if set(rules) != set(audit_rules.REASONS) or not set(rules.values()) <= set(audit_rules.VERDICTS):
         result.fail("summary.json: the rule table does not list the ten reasons, each with a verdict")
         return
     campaign = summary.get("campaign") or {}
     try:
-        spec = SimpleNamespace(sent_at=_instant(campaign["sent_at"]), channel=campaign["channel"],
-                               purpose=campaign["purpose"])
+        spec = audit_rules.SendFacts(sent_at=_instant(campaign["sent_at"]), channel=campaign["channel"],
+                                     purpose=campaign["purpose"])
         days = int(campaign["validity_days"])
     except (KeyError, TypeError, ValueError):
         result.fail("summary.json: the campaign's send time, channel, purpose or validity is missing")
@@ -947,12 +945,12 @@ def _check_reasons(src: _Source, result: Verification, key: Any, since: Path | N
             "FROM _t t LEFT JOIN _leaf_lines l ON l.subject_key = t.subject_key"
         )
         con.execute("CREATE TEMP TABLE _target_keys AS SELECT subject_key FROM _targets WHERE subject_key IS NOT NULL")
-        audit_mod._collect_events(con, spec)  # type: ignore[arg-type]
-        audit_mod._evaluate(con, spec, days)  # type: ignore[arg-type]
-        order = {r: i for i, r in enumerate(audit_mod.REASONS)}
+        audit_rules.collect_events(con, spec)
+        audit_rules.evaluate(con, spec, days)
+        order = {r: i for i, r in enumerate(audit_rules.REASONS)}
         con.execute("CREATE TEMP TABLE _order AS SELECT unnest(?::VARCHAR[]) AS r, unnest(?::INTEGER[]) AS i",
                     [list(order), list(order.values())])
-        non_compliant = [r for r, v in rules.items() if v == audit_mod.NON_COMPLIANT]
+        non_compliant = [r for r, v in rules.items() if v == audit_rules.NON_COMPLIANT]
         bad = con.execute(
             """
             WITH t AS (SELECT *, row_number() OVER (ORDER BY subject_key) AS i FROM _t),

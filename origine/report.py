@@ -220,9 +220,9 @@ def claim_value(claim: str, value: Any, lang: str) -> str:
     if value is None or value == [] or value == "":
         return "—"
     if claim == "consent_rate" and not isinstance(value, (bool, list, Mapping)):
-        from origine.audit import _claimed_rate  # the audit's own reading of a claimed rate
+        from origine.audit.claims import claimed_rate  # the audit's own reading of a claimed rate
 
-        rate = _claimed_rate(value)
+        rate = claimed_rate(value)
         if rate is not None:
             return i18n.ratio(rate, lang)
     if claim == "consent_purposes" and isinstance(value, list):

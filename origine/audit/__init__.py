@@ -66,7 +66,7 @@ The package, one concern per module:
 
 from __future__ import annotations
 
-from origine.audit.claims import CLAIM_MISMATCH, claimed_rate
+from origine.audit.claims import CLAIM_MISMATCH
 from origine.audit.findings import (
     CONTACTED_AFTER_STOP,
     NO_OPT_OUT_IN_MESSAGE,
@@ -76,7 +76,6 @@ from origine.audit.findings import (
     names_sender,
     scrub,
 )
-from origine.audit.inputs import read_rows
 from origine.audit.outputs import arrow_table, refuse_edited_spec, stop_origin
 from origine.audit.rules import (
     COMPLIANT,
@@ -87,18 +86,11 @@ from origine.audit.rules import (
     TRANSFER_PURPOSE,
     UNVERIFIABLE,
     VERDICTS,
-    collect_events,
-    evaluate,
 )
 from origine.audit.run import SNAPSHOT_ATTEMPTS, AuditResult, LedgerMoved, audit
 
-# The names other modules used when the audit was one module: the verifier runs the
-# rules (_collect_events, _evaluate), the report reads a claimed rate as the audit does,
-# the send list reads campaign files, consents build Arrow tables.
-_collect_events = collect_events
-_evaluate = evaluate
-_claimed_rate = claimed_rate
-_read_rows = read_rows
+# The name consents.py imports from when the audit was one module (one Arrow table
+# across DuckDB versions); everything else is reached by its public name in its module.
 _arrow = arrow_table
 
 __all__ = [

@@ -9,11 +9,34 @@ All SQL over DuckDB, on a connection holding the targets (``_targets``,
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, Sequence
 
 import duckdb
 
-from origine.campaign import Campaign
+
+class Send(Protocol):
+    """What the rules read of a campaign: a :class:`~origine.campaign.Campaign`, or the
+    bundle verifier's :class:`SendFacts` read back from a bundle's summary."""
+
+    @property
+    def sent_at(self) -> datetime: ...
+
+    @property
+    def channel(self) -> str: ...
+
+    @property
+    def purpose(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class SendFacts:
+    """A send as the rules need it, without the rest of a campaign spec."""
+
+    sent_at: datetime
+    channel: str
+    purpose: str
 
 
 DEFAULT_VALIDITY_DAYS = 1095
@@ -62,7 +85,7 @@ def target_events_sql(keys: str) -> str:
     """
 
 
-def collect_events(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:
+def collect_events(con: duckdb.DuckDBPyConnection, campaign: Send) -> None:
     """``_per`` from the ledger on ``con`` for the keys in ``_target_keys`` (the
     verifier's path: its DuckDB holds the cited leaves; the audit reads the same
     events into its snapshot instead, :func:`_snapshot`)."""
@@ -71,7 +94,7 @@ def collect_events(con: duckdb.DuckDBPyConnection, campaign: Campaign) -> None:
     con.execute("DROP TABLE _target_events")
 
 
-def aggregate_events(con: duckdb.DuckDBPyConnection, campaign: Campaign, events: str) -> None:
+def aggregate_events(con: duckdb.DuckDBPyConnection, campaign: Send, events: str) -> None:
     """``_per``: what the ledger says of each target, per (subject, vendor, delivery).
 
     ``events`` is a relation of the targets' events (:func:`target_events_sql`'s
@@ -107,7 +130,7 @@ def aggregate_events(con: duckdb.DuckDBPyConnection, campaign: Campaign, events:
     )
 
 
-def evaluate(con: duckdb.DuckDBPyConnection, campaign: Campaign, validity_days: int) -> None:
+def evaluate(con: duckdb.DuckDBPyConnection, campaign: Send, validity_days: int) -> None:
     """``_verdicts``: every target with its reasons, verdict and provenance.
 
     Per subject: the latest grant for the purpose at or before the send counts when
