@@ -7,19 +7,25 @@ from typing import Optional
 import dagster as dg
 
 from assets.privacy import errors_scrubbed
+from origine.freetext import scrub_text
+from origine.keys import HashKey
 from origine.signing import load_signer
 from origine.suppressions import ingest_suppressions
 from pipelines.resources import OrigineHome
 
-# Named by the file's name in suppressions/ (or on the command line), registered by the sensor.
+# Named by the file's name as the ledger stores it (numbers in it replaced by their tokens),
+# in suppressions/ or on the command line; registered by the sensor.
 suppression_files_partitions = dg.DynamicPartitionsDefinition(name="suppression_files")
+
+DEFAULT_COUNTRY = "FR"
+"""Region of the numbers in a suppression file (and in its name) unless told (``--country``)."""
 
 
 class SuppressionConfig(dg.Config):
     """A suppression file to ingest, and how to read what it leaves out (as ``origine suppress``'s options)."""
 
     path: str
-    country: str = "FR"
+    country: str = DEFAULT_COUNTRY
     # origin / channel of every row when the file has no such column (--origin, --channel)
     origin: Optional[str] = None
     channel: Optional[str] = None
@@ -30,6 +36,29 @@ class SuppressionConfig(dg.Config):
 def suppression_run_config(path: str) -> dict:
     """Run config pointing the suppression list asset at one file."""
     return {"ops": {"suppression_list": {"config": {"path": path}}}}
+
+
+def link_as_stored(path: Path, folder: Path, key: HashKey, country: str = DEFAULT_COUNTRY) -> Path:
+    """A symbolic link to ``path`` in ``folder``, named as the ledger stores the file's name
+    (:func:`origine.freetext.scrub_text`: a number in it becomes its token).
+
+    A run given the link keeps the name out of Dagster's storage (run config, partition
+    key, error events): "stop-0611223399.csv" would otherwise put a raw number there.
+    ``path`` itself when its name holds nothing to scrub, or when the file system refuses
+    the link (a name made too long by its tokens).
+    """
+    name = scrub_text(path.name, key, country.upper()).text
+    if name == path.name:
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / name
+    try:
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(path.absolute())
+    except OSError:
+        return path
+    return link
 
 
 @dg.asset(partitions_def=suppression_files_partitions, group_name="suppressions", kinds={"duckdb"},

@@ -5,7 +5,7 @@ import dagster as dg
 
 from assets.audits import campaign_run_config, campaigns_partitions
 from assets.partitions import deliveries_partitions
-from assets.suppressions import suppression_files_partitions, suppression_run_config
+from assets.suppressions import link_as_stored, suppression_files_partitions, suppression_run_config
 from origine.campaign import scan_campaigns
 from origine.errors import BadInput, DeliveryConflict
 from origine.home import Home
@@ -13,6 +13,7 @@ from origine.ingest.intake import check_conflict
 from origine.landing import LandingItem, scan_landing
 from pipelines.jobs import INGEST_JOB, campaign_audit, delivery_run_config, suppressions_job
 from pipelines.resources import OrigineHome
+from pipelines.runs import file_partition_key
 
 
 def _refused(context: dg.SensorEvaluationContext, item: LandingItem, home: Home) -> bool:
@@ -70,19 +71,24 @@ def landing_sensor(context: dg.SensorEvaluationContext, origine: OrigineHome) ->
 def suppressions_sensor(context: dg.SensorEvaluationContext, origine: OrigineHome):
     """Each new or changed file in the suppressions folder gets one run, in the partition
     named by the file's name (registered here when new)."""
-    folder = origine.get_home().suppressions
+    home, key = origine.get_home(), origine.get_key()
+    folder = home.suppressions
     paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    # Each run reads its file through a link named as the ledger stores the name, so a
+    # number in a file's name reaches neither the partition key nor the run's config.
+    links = {p: link_as_stored(p, home.scratch / "suppression-files", key) for p in paths}
+    names = {p: file_partition_key(link.name) for p, link in links.items()}
     known = set(context.instance.get_dynamic_partitions(suppression_files_partitions.name))
-    new = sorted({p.name for p in paths} - known)
+    new = sorted(set(names.values()) - known)
     if new:
         context.instance.add_dynamic_partitions(suppression_files_partitions.name, new)
     for path in paths:
         st = path.stat()
         yield dg.RunRequest(
-            run_key=f"{path.name}:{st.st_size}:{st.st_mtime_ns}",
-            partition_key=path.name,
-            run_config=suppression_run_config(str(path)),
-            tags={"origine/source": "suppressions", "dagster/partition": path.name},
+            run_key=f"{names[path]}:{st.st_size}:{st.st_mtime_ns}",
+            partition_key=names[path],
+            run_config=suppression_run_config(str(links[path])),
+            tags={"origine/source": "suppressions", "dagster/partition": names[path]},
         )
 
 

@@ -74,7 +74,8 @@ def test_schedules_and_operations_jobs(home, key, make_delivery, tmp_path) -> No
             assert result.success
         stop = home.suppressions / "stop.csv"
         stop.write_text("phone;channel;at;origin\n0612345678;sms;2024-05-01;stop-reply\n")
-        ctx = dg.build_sensor_context(instance=instance, resources={"origine": OrigineHome(home=str(home.root))})
+        ctx = dg.build_sensor_context(
+            instance=instance, resources={"origine": OrigineHome(home=str(home.root), hash_key=TEST_KEY_HEX)})
         from pipelines.sensors import suppressions_sensor
 
         [request] = list(suppressions_sensor(ctx))

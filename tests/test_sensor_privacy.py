@@ -1,0 +1,56 @@
+"""The suppressions sensor keeps a number in a file's name out of Dagster's storage.
+
+A file dropped in ``suppressions/`` named after a number ("stop-0611223399.csv") became
+the partition key, the run key, the run's config and its tags: the raw number sat in the
+Dagster instance's database. The CLI already ran such a file through a link named as
+the ledger stores it; the sensor now does the same. A real instance on the home's
+Dagster folder, the request run as the daemon would, then every file of the home scanned.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from origine.freetext import tel_token
+from origine.ingest import intake
+from pipelines.definitions import build_definitions
+from pipelines.resources import OrigineHome
+from pipelines.sensors import suppressions_sensor
+from tests.conftest import TEST_KEY_HEX
+from tests.privacy import Scanner, assert_no_raw_number
+
+STOP_NUMBER = "+33611223399"
+SUBSCRIBER = "+33612345678"
+
+
+def test_sensor_runs_a_file_named_after_a_number_without_storing_it(home, key, make_delivery) -> None:
+    path = make_delivery({"a.csv": b"phone\n0612345678\n"})
+    intake.commit(intake.prepare(path, home, key), home, label="x")
+    (home.suppressions / "stop-0611223399.csv").write_text(
+        "phone;channel;at;origin\n06 12 34 56 78;sms;2024-05-01;stop-reply\n", encoding="utf-8")
+    (home.suppressions / "dpo.csv").write_text(
+        "phone;channel;at;origin\n06 12 34 56 78;all;2024-05-02;dpo-request\n", encoding="utf-8")
+
+    stored = f"stop-{tel_token(STOP_NUMBER, key)}.csv"
+    defs = build_definitions()
+    with dg.DagsterInstance.get() as instance:  # the home's own instance ($DAGSTER_HOME)
+        ctx = dg.build_sensor_context(
+            instance=instance, resources={"origine": OrigineHome(home=str(home.root), hash_key=TEST_KEY_HEX)})
+        requests = {r.partition_key: r for r in suppressions_sensor(ctx)}
+        assert set(requests) == {"dpo.csv", stored}
+        assert set(instance.get_dynamic_partitions("suppression_files")) == {"dpo.csv", stored}
+        for request in requests.values():
+            result = defs.resolve_job_def("suppressions_job").execute_in_process(
+                instance=instance, run_config=request.run_config, partition_key=request.partition_key,
+                tags=request.tags,
+            )
+            assert result.success
+            assert result.output_for_node("suppression_list")["rows_accepted"] == 1
+        # the same files again: the same run keys (nothing new to run)
+        again = {r.partition_key: r.run_key for r in suppressions_sensor(ctx)}
+        assert again == {k: r.run_key for k, r in requests.items()}
+
+    scanner = Scanner([STOP_NUMBER, SUBSCRIBER])
+    hits = scanner.scan_tree(home.root, exclude=["landing", "suppressions"])
+    hits += scanner.scan_text(repr([(r.run_key, r.run_config, r.tags) for r in requests.values()]), "run requests")
+    assert_no_raw_number(hits)
