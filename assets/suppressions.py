@@ -29,8 +29,9 @@ class SuppressionConfig(dg.Config):
     # origin / channel of every row when the file has no such column (--origin, --channel)
     origin: Optional[str] = None
     channel: Optional[str] = None
-    # IANA zone of dates without an offset (--timezone); UTC unless told
-    timezone: str = "UTC"
+    # IANA zone of dates without an offset (--timezone): the CLI's default, so a file the
+    # sensor picks up and the same file given to `origine suppress` record the same instants
+    timezone: str = "Europe/Paris"
 
 
 def suppression_run_config(path: str) -> dict:

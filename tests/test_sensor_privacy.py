@@ -54,3 +54,35 @@ def test_sensor_runs_a_file_named_after_a_number_without_storing_it(home, key, m
     hits = scanner.scan_tree(home.root, exclude=["landing", "suppressions"])
     hits += scanner.scan_text(repr([(r.run_key, r.run_config, r.tags) for r in requests.values()]), "run requests")
     assert_no_raw_number(hits)
+
+
+def test_sensor_and_cli_read_naive_times_in_the_same_zone(home, key, make_delivery) -> None:
+    """A French STOP list's "07/06/2024 18:03" is Paris time whichever way the file comes in:
+    the sensor's runs read it as UTC (two hours later) while `origine suppress` read Paris."""
+    from assets.suppressions import SuppressionConfig
+    from origine.cli import main
+
+    cli_default = next(p.default for p in main.commands["suppress"].params if p.name == "tz")
+    assert SuppressionConfig(path="x").timezone == cli_default
+
+    path = make_delivery({"a.csv": b"phone\n0612345678\n"})
+    intake.commit(intake.prepare(path, home, key), home, label="x")
+    (home.suppressions / "stop.csv").write_text(
+        "phone;channel;at;origin\n06 12 34 56 78;sms;07/06/2024 18:03;stop-reply\n", encoding="utf-8")
+    with dg.DagsterInstance.get() as instance:
+        ctx = dg.build_sensor_context(
+            instance=instance, resources={"origine": OrigineHome(home=str(home.root), hash_key=TEST_KEY_HEX)})
+        [request] = list(suppressions_sensor(ctx))
+        result = build_definitions().resolve_job_def("suppressions_job").execute_in_process(
+            instance=instance, run_config=request.run_config, partition_key=request.partition_key)
+        assert result.success
+    import duckdb
+
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        [(at,)] = con.execute("SELECT strftime(\"at\", '%Y-%m-%d %H:%M') FROM ledger_events "
+                              "WHERE type = 'opted_out'").fetchall()
+    finally:
+        con.close()
+    assert at == "2024-06-07 16:03"
