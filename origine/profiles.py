@@ -4,8 +4,8 @@ A profile is ``$ORIGINE_HOME/profiles/<vendor>.yaml``; its keys are declared onc
 :data:`PROFILE_SCHEMA`, which both checks profiles and generates
 ``docs/input-reference.md`` (an example is in :data:`PROFILE_DOCUMENT`).
 
-Without a profile the canonical names and common French and English aliases are
-recognised, case- and accent-insensitively.
+Without a profile the canonical names and common French and English aliases (both
+declared in :mod:`origine.canonical`) are recognised, case- and accent-insensitively.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
+from origine.canonical import CANONICAL, DELIVERED
 from origine.documents import (
     MAPPING, STRING, STRING_OR_LIST, TEXT, DocumentType, Key, Kind, Schema, check_keys, key_path, load_yaml,
     read_bounded,
@@ -22,52 +23,13 @@ from origine.documents import (
 from origine.errors import BadInput
 from origine.purposes import BUNDLED, PurposeMap, default_purposes, fold
 
-CANONICAL = (
-    "phone",
-    "source",
-    "collected_at",
-    "consent_purposes",
-    "consent_at",
-    "consent_proof",
-    "acquired_from",
-    "opted_out_at",
-)
-
-DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {
-    "phone": (
-        "telephone", "tel", "mobile", "portable", "numero", "msisdn", "gsm",
-        "phone number", "phone_number", "numero mobile", "numero portable",
-        "numero de telephone", "num tel", "mobile number", "cellphone",
-    ),
-    "source": ("source collecte", "collecte", "lead source"),
-    "collected_at": ("date collecte", "collection date", "date de collecte"),
-    "consent_purposes": ("finalites", "purposes", "optins", "consentements", "finalite"),
-    "consent_at": ("date consentement", "consent date", "date optin", "date opt in"),
-    "consent_proof": ("preuve consentement", "preuve", "proof", "consent reference"),
-    "acquired_from": ("fournisseur", "acquis aupres de", "supplier", "obtained from"),
-    "opted_out_at": (
-        "date optout", "date opt out", "date desinscription", "optout date",
-        "unsubscribed at", "stop date", "date stop",
-    ),
-}
-
-
-_COLUMN_MEANINGS = {
-    "phone": "the number (required in every file)",
-    "source": "where the number was collected (a contest, a form…)",
-    "collected_at": "when it was collected",
-    "consent_purposes": "the purposes consented to, separated by `purpose_separator`",
-    "consent_at": "when consent was given",
-    "consent_proof": "the proof of consent (a form version, a reference)",
-    "acquired_from": "the party the vendor obtained the number from (chain of custody)",
-    "opted_out_at": "when the person opted out",
-}
+DEFAULT_ALIASES: dict[str, tuple[str, ...]] = {c.name: c.aliases for c in DELIVERED}
 
 COLUMNS_SCHEMA = Schema(
     "`columns`",
     tuple(
-        Key(c, STRING_OR_LIST, f"The vendor's column name(s) for `{c}`: {_COLUMN_MEANINGS[c]}.")
-        for c in CANONICAL
+        Key(c.name, STRING_OR_LIST, f"The vendor's column name(s) for `{c.name}`: {c.meaning}.")
+        for c in DELIVERED
     ),
     what="Names are compared case-, accent- and punctuation-insensitively; they add to the "
     "built-in aliases (`Téléphone`, `Finalités`, `Date consentement`…).",

@@ -16,8 +16,10 @@ from typing import Any, Callable, Iterator, TypeVar
 import duckdb
 
 from origine import ledger, memory
+from origine.canonical import DELIVERY_ROWS_DDL
 from origine.errors import HashKeyError, OrigineError
 
+# delivery_rows: one column per row column of the canonical declaration (origine.canonical).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     name VARCHAR PRIMARY KEY,
@@ -51,27 +53,7 @@ CREATE TABLE IF NOT EXISTS delivery_files (
     columns VARCHAR[] NOT NULL,
     ignored_columns VARCHAR[] NOT NULL
 );
-CREATE TABLE IF NOT EXISTS delivery_rows (
-    vendor VARCHAR NOT NULL,
-    delivery_id VARCHAR NOT NULL,
-    file VARCHAR NOT NULL,
-    file_sha256 VARCHAR NOT NULL,
-    row BIGINT NOT NULL,
-    subject_key VARCHAR NOT NULL,
-    key_id VARCHAR NOT NULL,
-    country_code INTEGER,
-    line_type VARCHAR,
-    source VARCHAR,
-    collected_at TIMESTAMPTZ,
-    consent_purposes VARCHAR[],
-    bundled_consent BOOLEAN,
-    consent_at TIMESTAMPTZ,
-    consent_proof VARCHAR,
-    acquired_from VARCHAR,
-    opted_out_at TIMESTAMPTZ,
-    flags VARCHAR[]
-);
-CREATE TABLE IF NOT EXISTS quarantine (
+""" + DELIVERY_ROWS_DDL + """CREATE TABLE IF NOT EXISTS quarantine (
     vendor VARCHAR NOT NULL,
     delivery_id VARCHAR NOT NULL,
     file VARCHAR NOT NULL,

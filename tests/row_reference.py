@@ -12,6 +12,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from origine import phones
+from origine.canonical import INSTANT_COLUMNS, TEXT_COLUMNS
 from origine.ingest import columns
 from origine.ingest.columns import cell_text as _text
 from origine.dates import UnreadableDate
@@ -28,8 +29,6 @@ from origine.readers import MALFORMED_ROW, Record
 if TYPE_CHECKING:  # the engine fills ingest's own per-file state
     from origine.ingest.prepare import BatchContext, Counters, _SegmentWriter
 
-DATE_COLUMNS = ("collected_at", "consent_at", "opted_out_at")
-TEXT_COLUMNS = ("source", "consent_proof", "acquired_from")
 
 
 def process_rows(
@@ -55,7 +54,7 @@ def process_rows(
     results = phones.normalize_many([r.values.get(phone_col) for r in good], region)  # type: ignore[union-attr]
     subject_key = ctx.key.subject_key
     text_cols = [(c, mapping[c]) for c in TEXT_COLUMNS if c in mapping]
-    date_cols = [(c, mapping[c]) for c in DATE_COLUMNS if c in mapping]
+    date_cols = [(c, mapping[c]) for c in INSTANT_COLUMNS if c in mapping]
     purpose_col = mapping.get("consent_purposes")
     accepted = 0
     for record, result in zip(good, results):
@@ -82,12 +81,7 @@ def process_rows(
             "key_id": ctx.key.key_id,
             "country_code": result.country_code,
             "line_type": result.line_type,
-            "source": None,
-            "consent_proof": None,
-            "acquired_from": None,
-            "collected_at": None,
-            "consent_at": None,
-            "opted_out_at": None,
+            **dict.fromkeys(TEXT_COLUMNS + INSTANT_COLUMNS),
         }
         for column, delivered in text_cols:
             text = _text(values.get(delivered))

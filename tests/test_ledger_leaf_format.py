@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from origine import ledger
+from origine.canonical import ROW_LEAF_COLUMNS
 from origine.ingest import intake
 from origine.errors import BadInput
 from origine.home import Home
@@ -165,7 +166,7 @@ def test_any_rows_recipient_and_claims_give_leaves_the_spec_reproduces(
     queries = ledger.delivery_leaves_queries(
         parquet, delivery_seq=start, vendor="acme", delivery_id="D-1", recipient=recipient,
         delivered_at=datetime(2024, 6, 5, 7, 0, 0, 999999, tzinfo=timezone.utc), key_id="k-0123456789abcdef",
-        files=files, claims=claims)
+        files=files, claims=claims, row_columns=ROW_LEAF_COLUMNS)
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")

@@ -25,6 +25,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from origine import merkle
+from origine.canonical import ROW_LEAF_COLUMNS
 from origine.ledger import Checkpoint, delivery_leaves_queries, events_sql, flat_columns, verify_checkpoint
 from origine.ledger.digests import list_digest
 from origine.signing import Signer, load_public_key
@@ -89,7 +90,7 @@ def _delivery(con: duckdb.DuckDBPyConnection, tmp: Path, rows: list[dict[str, An
     parquet = tmp / f"rows-{seq}.parquet"
     pq.write_table(pa.Table.from_pylist(rows, schema=ROWS_SCHEMA), parquet)
     out = []
-    for sql, params in delivery_leaves_queries(parquet, delivery_seq=seq, **meta):
+    for sql, params in delivery_leaves_queries(parquet, delivery_seq=seq, row_columns=ROW_LEAF_COLUMNS, **meta):
         out += [p for (p,) in con.execute(f"SELECT payload FROM ({sql})", list(params)).fetchall()]
     return out
 

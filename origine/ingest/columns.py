@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from origine import freetext, phones
+from origine.canonical import INSTANT_COLUMNS, TEXT_COLUMNS
 from origine.dates import PY_WHITESPACE, TS, UnreadableDate, epoch_us, parse_instant, parse_instants
 from origine.readers import ColumnBatch
 
@@ -104,7 +105,7 @@ def process_batch(
         "country_code": result.column("country_code").combine_chunks().take(take).cast(pa.int32()),
         "line_type": result.column("line_type").combine_chunks().take(take),
     }
-    for column in ("source", "consent_proof", "acquired_from"):
+    for column in TEXT_COLUMNS:
         values = delivered(column)
         if values is None:
             out[column] = pa.nulls(na, pa.string())
@@ -118,7 +119,7 @@ def process_batch(
     flags = np.zeros(na, dtype=np.int64)
     unreadable_any = np.zeros(na, dtype=bool)
     instants: dict[str, np.ndarray] = {}
-    for column in ("collected_at", "consent_at", "opted_out_at"):
+    for column in INSTANT_COLUMNS:
         values = delivered(column)
         if values is None:
             out[column] = pa.nulls(na, TS)

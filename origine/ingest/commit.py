@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 
 from origine import faults, ledger
+from origine.canonical import ROW_LEAF_COLUMNS
 from origine.errors import DeliveryConflict
 from origine.ingest.report import DeliveryReport
 from origine.warehouse import check_key, transaction
@@ -120,7 +121,7 @@ def _append_delivery(
             recipient=report.recipient, delivered_at=datetime.fromisoformat(report.delivered_at),
             key_id=report.key_id,
             files=[{"name": f.path, "rows": f.rows_read, "sha256": f.sha256} for f in report.files],
-            claims=report.claims,
+            claims=report.claims, row_columns=ROW_LEAF_COLUMNS,
         ), [], leaves)
         return ledger.append_events(
             con, leaves, reason=f"delivery {report.vendor}/{report.delivery_id}",

@@ -246,11 +246,14 @@ def delivery_leaves_queries(
     key_id: str,
     files: Sequence[dict[str, Any]],
     claims: dict[str, Any] | None,
+    row_columns: dict[str, str],
 ) -> list[Query]:
     """The queries giving one delivery's leaves, in order: its delivery leaf (which
     will be leaf ``delivery_seq``), then one row leaf per accepted row in segment
     order. ``files`` is the delivery's files in manifest order, each with ``name``,
     ``rows`` (rows read) and ``sha256``; a row's file index is its position there.
+    ``row_columns`` gives each field a row leaf states the segment column holding it
+    (ingest's declaration: ``origine.canonical.ROW_LEAF_COLUMNS``).
     Instants are truncated to the second (the leaf states Unix seconds)."""
     files_json = json.dumps(
         [{"name": f["name"], "rows": int(f["rows"]), "sha256": f["sha256"]} for f in files]
@@ -260,12 +263,11 @@ def delivery_leaves_queries(
         delivery_id="$3::VARCHAR", party_to="$4::VARCHAR", key_id="$5::VARCHAR",
         files=f"from_json($6, '{_FILES_JSON_SHAPE}')", claims="$7::VARCHAR",
     )
+    types = dict(LEAF_COLUMNS)
     row = flat_columns(
-        type="'row'", subject_key="subject_key", at="date_trunc('second', collected_at)", source="source",
-        purposes="consent_purposes", consent_at="date_trunc('second', consent_at)", bundled="bundled_consent",
-        proof="consent_proof", party_from="acquired_from", opted_out_at="date_trunc('second', opted_out_at)",
-        cc="country_code", line="line_type", delivery_seq="$2::BIGINT",
-        file_index="list_position($3::VARCHAR[], file) - 1", row='"row"',
+        type="'row'", delivery_seq="$2::BIGINT", file_index="list_position($3::VARCHAR[], file) - 1",
+        **{field: f"date_trunc('second', \"{column}\")" if types.get(field) == "TIMESTAMPTZ" else f'"{column}"'
+           for field, column in row_columns.items()},
     )
     claims_text = canonical_json(claims) if claims else None
     return [
