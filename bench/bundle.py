@@ -54,7 +54,7 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     largest process, stdout); exits with its stderr when it fails."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "-m", "origine.cli", *argv], env=env, stdout=out, stderr=err,
+        child = subprocess.Popen([sys.executable, "-m", "pipelines.cli", *argv], env=env, stdout=out, stderr=err,
                                  text=True, cwd=REPO)
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - start

@@ -281,7 +281,7 @@ def main() -> None:
     floor_s, floor_cpu = floor(delivery / "contacts.csv")
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     env = dict(os.environ, ORIGINE_HOME=str(tmp / "home"), ORIGINE_HASH_KEY="ab" * 32)
-    cli = [sys.executable, "-m", "origine.cli", "ingest", str(delivery), "--json"]
+    cli = [sys.executable, "-m", "pipelines.cli", "ingest", str(delivery), "--json"]
     cgroup = MemoryCgroup(args.memory_limit) if args.memory_limit else None
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:

@@ -407,7 +407,7 @@ def run_config(processes: int, home_root: Path, deliveries: list[Path], rows: in
             workers.stop()
     first = min(r.start_time for r in records)
     last = max(r.end_time for r in records)
-    check = subprocess.run([sys.executable, "-m", "origine.cli", "ledger", "check", "--home", str(home.root),
+    check = subprocess.run([sys.executable, "-m", "pipelines.cli", "ledger", "check", "--home", str(home.root),
                             "--json"], env=env, cwd=REPO, capture_output=True, text=True)
     return Outcome(
         processes=processes, wall_s=last - first, daemon_s=last - daemon.started, rows=rows * len(keys),

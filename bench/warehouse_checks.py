@@ -74,7 +74,7 @@ def main() -> None:
     for n in range(1, args.deliveries + 1):
         folder = delivery(tmp / f"delivery{n}", args.rows, n)
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "origine.cli", "ingest", str(folder), "--json"],
+        proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "ingest", str(folder), "--json"],
                               env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             sys.exit(f"ingest {n} failed: {proc.stderr[-4000:]}")

@@ -1,4 +1,10 @@
-"""The ``origine`` command line.
+"""The ``origine`` commands that need no Dagster: the ledger, verify, prove, lookup,
+erase, quarantine, config and keys.
+
+The console script is :func:`pipelines.cli.main`, which adds the commands that start
+Dagster runs (ingest, demo, suppress, audit, ui) to these: domain code never imports
+Dagster or ``pipelines``. The helpers below (options, :func:`guarded`) are shared
+with it, so every command fails the same way.
 
 Exit status: 0 done, 2 bad input (the message names file, row and column), 1
 internal error. Findings are data, not failures.
@@ -7,13 +13,9 @@ internal error. Findings are data, not failures.
 from __future__ import annotations
 
 import json
-import logging
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import click
 
@@ -29,26 +31,28 @@ home_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
-def _explained(exc: BaseException, home: Any = None) -> BaseException:
+def explained(exc: BaseException, home: Any = None) -> BaseException:
     """A full disk or a read-only home said plainly, whatever layer noticed it."""
     if isinstance(exc, OrigineError):
         return exc
     return storage_problem(exc, home) or exc
 
 
-def _error_line(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
+    """The one line a failed command prints on stderr."""
     if isinstance(exc, OrigineError):
         return f"origine: error: {exc}"
     return f"origine: internal error: {type(exc).__name__}: {exc}"
 
 
 def _fail(exc: BaseException, home: Path | None = None) -> None:
-    exc = _explained(exc, resolve_home(home).root)
-    click.echo(_error_line(exc), err=True)
+    exc = explained(exc, resolve_home(home).root)
+    click.echo(error_line(exc), err=True)
     sys.exit(exc.exit_code if isinstance(exc, OrigineError) else 1)
 
 
-def _guarded(fn: Callable[[], Any], home: Path | None = None) -> Any:
+def guarded(fn: Callable[[], Any], home: Path | None = None) -> Any:
+    """``fn()``; any error leaves the process with its exit status and one line on stderr."""
     try:
         return fn()
     except (SystemExit, KeyboardInterrupt):
@@ -61,148 +65,6 @@ def _guarded(fn: Callable[[], Any], home: Path | None = None) -> Any:
 @click.version_option(package_name="origine")
 def main() -> None:
     """origine: where did you get my number, and did I ever agree to this?"""
-    logging.getLogger("dagster").setLevel(logging.WARNING)
-
-
-def _print_reports(reports: Sequence[Any], as_json: bool) -> None:
-    summaries = [r.summary() for r in reports]
-    if as_json:
-        click.echo(json.dumps(summaries, indent=2, ensure_ascii=False))
-        return
-    for s in summaries:
-        dup = " (duplicate: already ingested, nothing added)" if s["duplicate"] else ""
-        click.echo(f"{s['vendor']}/{s['delivery_id']}{dup}")
-        click.echo(
-            f"  rows read {s['rows_read']}, accepted {s['rows_accepted']}, "
-            f"quarantined {s['rows_quarantined']}"
-        )
-        for code, n in s["quarantine_reasons"].items():
-            click.echo(f"    quarantined {code}: {n}")
-        for f in s["findings"]:
-            detail = ", ".join(f"{k}={v}" for k, v in f.items() if k != "code")
-            click.echo(f"  finding {f['code']}" + (f" ({detail})" if detail else ""))
-
-
-@main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@home_option
-@json_option
-def ingest(paths: tuple[Path, ...], home: Path | None, as_json: bool) -> None:
-    """Ingest deliveries (folders or .zip files), each as a Dagster run.
-
-    Each delivery lands or fails on its own: a bad one is reported (on stderr)
-    and the others still land. The exit status is then 2 when every failure was
-    bad input, 1 when any was something else.
-    """
-    from pipelines import runs  # the CLI starts runs: the one way origine/ reaches pipelines/
-
-    def setup() -> Any:
-        h = resolve_home(home)
-        runs.activate(h)
-        h.load_key()  # refuse early: no key, or the demo key outside a demo home
-        return h
-
-    h = _guarded(setup, home)
-    reports: list[Any] = []
-    failures: list[BaseException] = []
-    for p in paths:
-        try:
-            reports.append(runs.ingest_via_dagster(h, p, progress=not as_json))
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:  # this delivery fails alone
-            exc = _explained(exc, h.root)
-            failures.append(exc)
-            click.echo(_error_line(exc), err=True)
-    _print_reports(reports, as_json)
-    if failures:
-        codes = {exc.exit_code if isinstance(exc, OrigineError) else 1 for exc in failures}
-        sys.exit(1 if 1 in codes else max(codes))
-
-
-@main.command()
-@home_option
-@click.option("--rows", default=3000, show_default=True, help="Rows in the French delivery.")
-@json_option
-def demo(home: Path | None, rows: int, as_json: bool) -> None:
-    """Generate demo deliveries and run the pipeline on them end to end, through Dagster.
-
-    Uses the public demo key, which only a home created by this command accepts;
-    the home is ./.origine-demo unless --home is given (never $ORIGINE_HOME).
-    """
-    from pipelines import runs  # the CLI starts runs: the one way origine/ reaches pipelines/
-    from origine.demo import write_demo_deliveries
-
-    def go() -> list[Any]:
-        h = resolve_home(home or Path(".origine-demo"))
-        if h.warehouse.exists() and not h.is_demo:
-            raise OrigineError(f"{h.root} is not a demo home: refusing to put demo data in it")
-        runs.activate(h, demo=True)
-        inbox = Path(tempfile.mkdtemp(prefix="origine-demo-", dir=h.scratch))
-        try:
-            paths = write_demo_deliveries(inbox, rows=rows)
-            reports = [runs.ingest_via_dagster(h, p) for p in paths]
-        finally:
-            shutil.rmtree(inbox, ignore_errors=True)
-        from origine.demo import write_demo_campaign
-        from origine.export import audit_bundle
-
-        out = h.root / "bundles" / "EU24-SMS-DEMO"
-        result, manifest = audit_bundle(write_demo_campaign(h.campaigns), h, h.load_key(), out)
-        if not as_json:
-            click.echo(f"demo home: {h.root}  (see the runs: origine ui --home {h.root})")
-            s = result.summary
-            click.echo(f"audit of {s['campaign_id']}: {s['targets']} targets, " +
-                       ", ".join(f"{k} {v}" for k, v in s["verdicts"].items()) +
-                       f"; findings: {', '.join(sorted({f['code'] for f in s['findings']})) or 'none'}")
-            click.echo(f"signed bundle: {out}  (check it: origine verify {out} --home {h.root})")
-        return reports
-
-    _print_reports(_guarded(go, home), as_json)
-
-
-@main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@home_option
-@click.option("--country", default="FR", show_default=True, help="Region for numbers without +prefix.")
-@click.option("--origin", default=None, help="Origin when the file has no origin column (stop-reply, dpo-request, do-not-call).")
-@click.option("--channel", default=None, help="Channel when the file has no channel column.")
-@click.option("--timezone", "tz", default="Europe/Paris", show_default=True,
-              help="IANA time zone of dates without an offset in the files (a French STOP list's "
-                   "'07/06/2024 18:03' is Paris time); dates with an offset keep theirs.")
-@json_option
-def suppress(paths: tuple[Path, ...], home: Path | None, country: str, origin: str | None,
-             channel: str | None, tz: str, as_json: bool) -> None:
-    """Ingest suppression files (STOP replies, DPO requests, do-not-call lists) as opt-outs.
-
-    A campaign's send report records its own STOP replies when the campaign is
-    audited (origin campaign:<id>); this command is for lists from elsewhere.
-    Each file is a Dagster run of the suppression_list asset (one partition per file).
-    """
-    from pipelines import runs  # the CLI starts runs: the one way origine/ reaches pipelines/
-    from origine.signing import load_signer
-    from origine.suppressions import check_timezone
-
-    def go() -> list[dict[str, Any]]:
-        check_timezone(tz)
-        h = resolve_home(home)
-        runs.activate(h)
-        key = h.load_key()  # refuse early: no key, or the demo key outside a demo home
-        load_signer(h.keys)
-        return [
-            runs.suppress_via_dagster(h, p, key=key, country=country.upper(), origin=origin, channel=channel,
-                                      tz=tz)
-            for p in paths
-        ]
-
-    reports = _guarded(go, home)
-    if as_json:
-        click.echo(json.dumps(reports, indent=2))
-        return
-    for r in reports:
-        dup = " (duplicate: already ingested, nothing added)" if r["duplicate"] else ""
-        click.echo(f"{r['file']}{dup}: read {r['rows_read']}, accepted {r['rows_accepted']}, "
-                   f"quarantined {r['rows_quarantined']} {r['quarantine_reasons'] or ''}")
 
 
 @main.group()
@@ -268,7 +130,7 @@ def ledger_check(home: Path | None, public_key: Path | None, checkpoint_file: Pa
         finally:
             con.close()
 
-    result = _guarded(go, home)
+    result = guarded(go, home)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -290,7 +152,7 @@ def ledger_head(home: Path | None, as_json: bool) -> None:
         finally:
             con.close()
 
-    head = _guarded(go, home)
+    head = guarded(go, home)
     doc = head.to_dict() if head else {"tree_size": 0, "root_hash": None}
     if as_json:
         click.echo(json.dumps(doc, indent=2))
@@ -318,7 +180,7 @@ def ledger_checkpoint(home: Path | None) -> None:
             raise OrigineError("the ledger is empty: no checkpoint yet")
         return head.checkpoint
 
-    click.echo(_guarded(go, home), nl=False)
+    click.echo(guarded(go, home), nl=False)
 
 
 @ledger.command("consistency")
@@ -347,7 +209,7 @@ def ledger_consistency(home: Path | None, old_size: int, as_json: bool) -> None:
         finally:
             con.close()
 
-    head, proof = _guarded(go, home)
+    head, proof = guarded(go, home)
     hashes = [base64.b64encode(h).decode() for h in proof]
     if as_json:
         click.echo(json.dumps({"old_size": old_size, "new_size": head.tree_size, "proof": hashes,
@@ -373,7 +235,7 @@ def ledger_retention(home: Path | None, days: int, as_json: bool) -> None:
         with warehouse.session(h.warehouse) as con:
             return apply_retention(con, days=days, signer=load_signer(h.keys))
 
-    result = _guarded(go, home).to_dict()
+    result = guarded(go, home).to_dict()
     click.echo(json.dumps(result, indent=2) if as_json else
                f"erased {result['events']} events of {result['subjects']} subjects (last contact before {result['cutoff']})")
 
@@ -392,79 +254,8 @@ def ledger_index(home: Path | None, as_json: bool) -> None:
         with warehouse.session(h.warehouse) as con:
             return subject_index.refresh(con, force=True)
 
-    result = _guarded(go, home)
+    result = guarded(go, home)
     click.echo(json.dumps(result, indent=2) if as_json else f"lookup index covers events up to seq {result['indexed_upto']}")
-
-
-@main.command("audit")
-@click.argument("campaign", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write the bundle into.")
-@home_option
-@click.option("--validity-days", default=1095, show_default=True, help="How long a consent stays valid.")
-@click.option("--fail-on", "fail_on", multiple=True, type=click.Choice(["non_compliant", "unverifiable"]),
-              help="Exit 1 when any target has this verdict (findings are data otherwise).")
-@click.option("--zip", "as_zip", is_flag=True, help="Also write the bundle as one file, DIR.zip.")
-@click.option("--lang", type=click.Choice(["fr", "en"]), default=None,
-              help="Language of report.html (default: the campaign country's, French for FR).")
-@click.option("--send-list", "send_list", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write OUT.csv: per row of the campaign's target file, its position, its own id "
-                   "(when the file has an id column), verdict and reasons; never a number.")
-@click.option("--since", "since", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="A checkpoint the regulator holds: the bundle carries the consistency proof from it.")
-@json_option
-def audit_cmd(campaign: Path, out_dir: Path, home: Path | None, validity_days: int,
-              fail_on: tuple[str, ...], as_zip: bool, lang: str | None, send_list: Path | None,
-              since: Path | None, as_json: bool) -> None:
-    """Audit CAMPAIGN.yaml: a verdict per target, findings, claims; a signed bundle in --out.
-
-    --out must be a new or empty folder, or an earlier bundle of the same campaign
-    (replaced); anything else is refused (exit 2) before the ledger records the audit.
-    The audit is a Dagster run of the campaign_audit and campaign_bundle assets (one
-    partition per spec).
-    """
-    from pipelines import runs  # the CLI starts runs: the one way origine/ reaches pipelines/
-    from origine.bundle import archive_path
-
-    def go() -> Any:
-        archive = archive_path(out_dir) if as_zip else None
-        if send_list is not None:  # refused before the audit records anything
-            from origine.campaign import load_campaign
-            from origine.send_list import require_target_file
-
-            require_target_file(load_campaign(campaign))
-        h = resolve_home(home)
-        runs.activate(h)
-        key = h.load_key()  # refuse early: no key, or the demo key outside a demo home
-        return (*runs.audit_via_dagster(h, campaign, out_dir, key=key, validity_days=validity_days,
-                                        as_zip=as_zip, lang=lang, since=since), archive)
-
-    result, manifest, archive = _guarded(go, home)
-    if send_list is not None:
-        from origine.campaign import load_campaign
-        from origine.send_list import write_send_list
-
-        listed = _guarded(lambda: write_send_list(load_campaign(campaign), resolve_home(home).load_key(),
-                                                  result.targets_parquet, send_list), home)
-        if not as_json:
-            click.echo(f"send list {send_list}: {listed.rows} rows  " +
-                       "  ".join(f"{k} {v}" for k, v in listed.verdicts.items()))
-    s = result.summary
-    if as_json:
-        click.echo(json.dumps(s, indent=2, ensure_ascii=False))
-    else:
-        click.echo(f"campaign {s['campaign_id']}: {s['targets']} targets  " +
-                   "  ".join(f"{k} {v}" for k, v in s["verdicts"].items()))
-        for code, n in s["reasons"].items():
-            if n:
-                click.echo(f"  reason {code}: {n}")
-        from origine.report import finding_sentence
-
-        for f in s["findings"]:  # which delivery, which criterion: the report's sentence
-            click.echo(f"  finding {f['code']}: {finding_sentence(f, lang or 'en')[1]}")
-        click.echo(f"bundle {out_dir} signed by {manifest['signer']}" + (f"; zipped as {archive}" if archive else ""))
-    if any(result.count(v) for v in fail_on):
-        sys.exit(1)
 
 
 @main.command("verify")
@@ -482,7 +273,7 @@ def verify_cmd(bundle_path: Path, public_key: Path | None, home: Path | None, si
     thing that does not hold, 2 for unusable input)."""
     from origine.bundle import verify_bundle
 
-    result = _guarded(lambda: verify_bundle(bundle_path, public_key=public_key,
+    result = guarded(lambda: verify_bundle(bundle_path, public_key=public_key,
                                             home_keys=resolve_home(home).keys, since=since))
     if as_json:
         click.echo(json.dumps({"ok": result.ok, "problem": result.problems[0] if result.problems else None,
@@ -523,7 +314,7 @@ def prove_cmd(seqs: tuple[int, ...], home: Path | None) -> None:
                     "root_hash": base64.b64encode(bytes.fromhex(head.root_hash)).decode(),
                     "checkpoint": head.checkpoint, "proofs": out}
 
-    click.echo(json.dumps(_guarded(go, home), indent=2, ensure_ascii=False))
+    click.echo(json.dumps(guarded(go, home), indent=2, ensure_ascii=False))
 
 
 @main.command("lookup")
@@ -552,15 +343,15 @@ def lookup_cmd(number: str | None, batch_file: Path | None, home: Path | None, c
     if (number is None) == (batch_file is None):
         _fail(BadInput("give a NUMBER or --batch FILE (one of the two)", column="NUMBER"), home)
     if batch_file is not None:
-        _print_batch(_guarded(lambda: _batch_lookup(home, batch_file, country.upper()), home), as_json)
+        _print_batch(guarded(lambda: _batch_lookup(home, batch_file, country.upper()), home), as_json)
         return
     assert number is not None
 
-    answer = _guarded(lambda: lookup_number(resolve_home(home), number, country.upper()), home)
+    answer = guarded(lambda: lookup_number(resolve_home(home), number, country.upper()), home)
     if as_letter:
         from origine.letter import write_letter
 
-        click.echo(_guarded(lambda: write_letter(
+        click.echo(guarded(lambda: write_letter(
             resolve_home(home), answer, lang=lang, as_html=as_html, country=country.upper(),
             today=letter_date.date() if letter_date else None), home), nl=False)
     elif as_json:
@@ -586,7 +377,7 @@ def config_show(home: Path | None) -> None:
     from origine.letter import CONTROLLER_FILE, load_controller
 
     h = resolve_home(home)
-    controller = _guarded(lambda: load_controller(h.root), home)
+    controller = guarded(lambda: load_controller(h.root), home)
     click.echo(f"# {h.root / CONTROLLER_FILE}")
     click.echo(yaml_dump({k: list(v) if isinstance(v, tuple) else v for k, v in asdict(controller).items()}))
 
@@ -600,7 +391,7 @@ def config_set(name: str, values: tuple[str, ...], home: Path | None) -> None:
     dpo_address LINE..., city, retention_days."""
     from origine.letter import set_controller
 
-    missing = _guarded(lambda: set_controller(resolve_home(home).ensure().root, name, values), home)
+    missing = guarded(lambda: set_controller(resolve_home(home).ensure().root, name, values), home)
     click.echo(f"{name} set" + (f"; still to set before a letter can be written: {', '.join(missing)}"
                                 if missing else ""))
 
@@ -670,7 +461,7 @@ def erase_cmd(number: str | None, batch_file: Path | None, reason: str | None, h
             keys = [subject if subject is not None else subject_for(number, country.upper(), key)]
         return erase_subjects(h, keys, reason=reason or "", key=key, region=country.upper())
 
-    result = _guarded(go, home).to_dict()
+    result = guarded(go, home).to_dict()
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -696,7 +487,7 @@ def quarantine_cmd(vendor: str, delivery_id: str, home: Path | None, csv_out: Pa
         with warehouse.session(h.warehouse, read_only=True) as con:
             return quarantine_csv(con, vendor, delivery_id)
 
-    text = _guarded(go, home)
+    text = guarded(go, home)
     if csv_out is None:
         click.echo(text, nl=False)
     else:
@@ -715,7 +506,7 @@ def key_show(home: Path | None) -> None:
     """Print the operator's public key fingerprint and PEM (never the private key)."""
     from origine.signing import load_signer
 
-    signer = _guarded(lambda: load_signer(resolve_home(home).ensure().keys))
+    signer = guarded(lambda: load_signer(resolve_home(home).ensure().keys))
     click.echo(signer.fingerprint)
     click.echo(signer.public_pem().decode().strip())
 
@@ -746,7 +537,7 @@ def key_rotate(home: Path | None, as_json: bool) -> None:
         with warehouse.session(h.warehouse) as con:
             return rotate(con, h.load_key(), layer, segments=h.segments)[1]
 
-    result = _guarded(go, home).to_dict()
+    result = guarded(go, home).to_dict()
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -755,22 +546,6 @@ def key_rotate(home: Path | None, as_json: bool) -> None:
                    f"{result['ledger_subjects_mapped']} ledger subjects mapped, "
                    f"{result['segments_removed']} stale segments removed")
         click.echo("now append the new layer to $ORIGINE_HASH_KEY_LAYERS (oldest first, comma-separated)")
-
-
-@main.command()
-@home_option
-@click.option("--port", default=3000, show_default=True)
-def ui(home: Path | None, port: int) -> None:
-    """Start the Dagster UI (and daemon: sensors, schedules) on this home."""
-    from pipelines import runs  # the CLI starts runs: the one way origine/ reaches pipelines/
-
-    h = resolve_home(home)
-    runs.activate(h)
-    workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
-    cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-p", str(port)]
-    cmd += ["-w", str(workspace)] if workspace.exists() else ["-m", "pipelines.definitions"]
-    click.echo(f"Dagster UI on http://127.0.0.1:{port}  (home {h.root})")
-    sys.exit(subprocess.call(cmd, cwd=workspace.parent if workspace.exists() else None))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -81,7 +81,7 @@ def cli_env(home: Home, **extra: str) -> dict[str, str]:
 
 
 def cli_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "origine.cli", *args]
+    return [sys.executable, "-m", "pipelines.cli", *args]
 
 
 def run_cli(home: Home, *args: str, env: dict[str, str] | None = None, timeout: float = 120,
@@ -128,7 +128,7 @@ def cli_here(*args: str) -> tuple[int, str, str]:
     """``origine ARGS`` in this process (no interpreter start-up: Dagster is imported once)."""
     from click.testing import CliRunner
 
-    from origine.cli import main
+    from pipelines.cli import main
 
     result = CliRunner().invoke(main, list(args), catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from origine import bundle
 from origine.ingest import intake
-from origine.cli import main
+from pipelines.cli import main
 from origine.export import audit_bundle
 from tests.conftest import raw_forms, scan_tree_for
 

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from origine import bundle
-from origine.cli import main
+from pipelines.cli import main
 from origine.signing import load_signer
 from tests.test_bundle import _forge, made  # noqa: F401  (the fixture: a real home and bundle)
 

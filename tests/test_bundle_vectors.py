@@ -293,7 +293,7 @@ EXPECTED = json.loads((VECTORS / "expected.json").read_text()) if (VECTORS / "ex
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_origine_verify_accepts_the_valid_and_names_each_tampering(name, tmp_path) -> None:
-    from origine.cli import main
+    from pipelines.cli import main
 
     result = CliRunner().invoke(main, ["verify", str(VECTORS / name), "--public-key", str(VECTORS / "key.pub.pem"),
                                        "--home", str(tmp_path / "regulator"), "--json"])

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from origine.cli import main
+from pipelines.cli import main
 from origine.keys import DEMO_KEY
 from tests.conftest import raw_forms, scan_tree_for
 from tests.privacy import Scanner, assert_no_raw_number
@@ -98,7 +98,7 @@ def test_demo_runs_end_to_end_in_a_subprocess(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORIGINE_", "DAGSTER_"))}
     demo_home = tmp_path / "demo"
     proc = subprocess.run(
-        [sys.executable, "-m", "origine.cli", "demo", "--home", str(demo_home), "--rows", "200", "--json"],
+        [sys.executable, "-m", "pipelines.cli", "demo", "--home", str(demo_home), "--rows", "200", "--json"],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
@@ -110,7 +110,7 @@ def test_demo_runs_end_to_end_in_a_subprocess(tmp_path) -> None:
     other = tmp_path / "prod"
     env["ORIGINE_HASH_KEY"] = DEMO_KEY.decode()
     proc = subprocess.run(
-        [sys.executable, "-m", "origine.cli", "ingest", str(tmp_path), "--home", str(other)],
+        [sys.executable, "-m", "pipelines.cli", "ingest", str(tmp_path), "--home", str(other)],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert proc.returncode == 2 and "demo key" in proc.stderr

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from origine.cli import main
+from pipelines.cli import main
 from origine.freetext import tel_token
 from pipelines import runs
 from tests.privacy import Scanner, assert_no_raw_number

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from origine import bundle, campaign, demo, documents, input_reference, manifest, profiles
 from origine.ingest import intake
 from origine.campaign import CAMPAIGN_SCHEMA, load_campaign, parse_campaign
-from origine.cli import main
+from pipelines.cli import main
 from origine.documents import MAX_DOCUMENT_BYTES, Schema, check_keys, load_json, load_yaml
 from origine.errors import BadInput
 from origine.home import Home

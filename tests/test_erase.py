@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from origine import ledger, warehouse
 from origine.ingest import intake
-from origine.cli import main
+from pipelines.cli import main
 
 A, B, UK = "+33612345678", "+33698765432", "+447700900123"  # UK: a drama number, invalid, kept in quarantine
 

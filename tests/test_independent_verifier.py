@@ -432,7 +432,7 @@ def test_the_verifier_agrees_with_the_rfc_vectors() -> None:
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A home built through origine's CLI: a delivery, a checkpoint kept outside, a
     STOP list, an audit bundle (with inclusion proofs), a consistency proof."""
-    from origine.cli import main
+    from pipelines.cli import main
     from tests.conftest import TEST_KEY_HEX
 
     root = tmp_path_factory.mktemp("independent")
@@ -503,7 +503,7 @@ def test_every_leaf_origine_wrote_is_format_v2_and_hashes_to_the_signed_root(bui
     docs/ledger-format.md says, comes back byte for byte from its rules, and the row
     leaves' evidence names their delivery leaf; their hashes are the stored ones and
     MTH of them is the latest signed root."""
-    from origine.cli import main  # the CLI only: the checks below are this file's own
+    from pipelines.cli import main  # the CLI only: the checks below are this file's own
 
     _, size, root = read_checkpoint(built["latest"], built["key"])
     proved = CliRunner().invoke(main, ["prove", *map(str, range(size)), "--home", str(built["home"])])
@@ -534,7 +534,7 @@ def test_the_bundles_inclusion_proofs_verify_against_its_signed_checkpoint(built
     lines = (built["bundle"] / "ledger" / "events.jsonl").read_bytes().split(b"\n")[:-1]
     indices = [int(x) for x in (built["bundle"] / "ledger" / "leaves.txt").read_text().split()]
     assert lines and len(lines) == len(indices)
-    from origine.cli import main  # the CLI only: the checks below are this file's own
+    from pipelines.cli import main  # the CLI only: the checks below are this file's own
 
     proved = CliRunner().invoke(main, ["prove", *map(str, indices), "--home", str(built["home"])])
     assert proved.exit_code == 0, proved.output

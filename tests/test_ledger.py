@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from origine import ledger, merkle, warehouse
 from origine.ingest import intake
-from origine.cli import main
+from pipelines.cli import main
 from origine.retention import apply_retention
 from origine.ledger import digests
 from origine.signing import load_signer, note_key_id

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from origine.ingest import intake
-from origine.cli import main
+from pipelines.cli import main
 from origine.letter import (Controller, LetterFacts, custody_chain, describe_event, parse_controller,
                             render_html, render_text)
 from origine.errors import BadInput

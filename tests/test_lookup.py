@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from origine.ingest import intake
-from origine.cli import main
+from pipelines.cli import main
 
 
 def test_lookup_answers_with_events_custody_and_a_letter(home, key, make_delivery) -> None:

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from origine import bundle, i18n
 from origine.ingest import intake
 from origine.audit import REASONS, RULES, VERDICTS
-from origine.cli import main
+from pipelines.cli import main
 from origine.export import audit_bundle
 from origine.report import finding_sentence, lang_of, render_report
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from origine import ledger, warehouse
 from origine.ingest import intake
 from origine.ledger import digests
-from origine.cli import main
+from pipelines.cli import main
 from origine.errors import HashKeyError
 from origine.keys import HashKey, layer_over, load_key
 from origine.retention import apply_retention

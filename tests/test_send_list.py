@@ -9,7 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from origine.ingest import intake
-from origine.cli import main
+from pipelines.cli import main
 from tests.privacy import Scanner
 
 

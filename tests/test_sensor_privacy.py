@@ -60,7 +60,7 @@ def test_sensor_and_cli_read_naive_times_in_the_same_zone(home, key, make_delive
     """A French STOP list's "07/06/2024 18:03" is Paris time whichever way the file comes in:
     the sensor's runs read it as UTC (two hours later) while `origine suppress` read Paris."""
     from assets.suppressions import SuppressionConfig
-    from origine.cli import main
+    from pipelines.cli import main
 
     cli_default = next(p.default for p in main.commands["suppress"].params if p.name == "tz")
     assert SuppressionConfig(path="x").timezone == cli_default

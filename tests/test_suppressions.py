@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from origine import ledger, warehouse
 from origine.ingest import intake
-from origine.cli import main
+from pipelines.cli import main
 from origine.freetext import email_token, tel_token
 from origine.replies import POLITE, RESUBSCRIBE, STRONG_STOP, WEAK_STOP, classify_reply
 from tests.privacy import Scanner, assert_no_raw_number

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from origine import ledger, merkle
 from origine.ingest import intake
 from origine.audit import audit
-from origine.cli import main
+from pipelines.cli import main
 from origine.home import Home
 from origine.keys import HashKey
 from origine.signing import Signer, load_signer, note_key_id
