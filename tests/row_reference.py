@@ -2,20 +2,29 @@
 
 The definition the production path (``origine.ingest.columns``, whole columns at a time) is
 tested against, row for row and field for field (tests/test_columns.py,
-test_readers_properties.py, test_hostile_files.py): ``prepare_delivery(...,
-row_engine=process_rows)``. It lives with the tests because only they run it.
+test_readers_properties.py, test_hostile_files.py, test_ingest_batches.py):
+``prepare_delivery(..., row_engine=process_rows)`` (this module's) prepares a delivery
+with every file read by the row reader and every batch made by :func:`process_rows`
+instead of :func:`origine.ingest.columns.process_batch`; the rest (the segment, the
+accounting, the findings) is the production code. It lives with the tests because
+only they run it.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+from unittest import mock
+
+import pyarrow as pa
 
 from origine import phones
 from origine.canonical import INSTANT_COLUMNS, TEXT_COLUMNS
-from origine.ingest import columns
+from origine.dates import UnreadableDate, parse_instant
+from origine.ingest import DeliveryReport, columns, prepare
 from origine.ingest.columns import cell_text as _text
-from origine.dates import UnreadableDate
 from origine.ingest.prepare import (
     BUNDLED_CONSENT,
     COLLECTED_AFTER_DELIVERY,
@@ -24,31 +33,47 @@ from origine.ingest.prepare import (
     UNKNOWN_PURPOSE,
     UNREADABLE_DATE,
 )
-from origine.readers import MALFORMED_ROW, Record
+from origine.manifest import Delivery
+from origine.readers import ColumnBatch, Record
 
 if TYPE_CHECKING:  # the engine fills ingest's own per-file state
-    from origine.ingest.prepare import BatchContext, Counters, _SegmentWriter
+    from origine.ingest.prepare import BatchContext, Counters
 
+
+def records(batch: ColumnBatch) -> list[Record]:
+    """The batch's records in file order: the rows that did not split, then the others
+    (a batch the row reader made holds each cell as read, in lists)."""
+    out = [Record(row, None, problem) for row, problem in batch.problems]
+    for i, row in enumerate(batch.rows.tolist()):
+        values = {}
+        for name, cells in batch.columns.items():
+            assert isinstance(cells, list), "the reference reads what the row reader read"
+            values[name] = cells[i]
+        out.append(Record(row, values))
+    return out
 
 
 def process_rows(
-    batch: list[Record],
+    batch: ColumnBatch,
     mapping: dict[str, str],
     region: str,
     base: dict[str, Any],
     ctx: BatchContext,
-    writer: _SegmentWriter,
     reasons: Counter[str],
     counters: Counters,
     name: str,
-) -> int:
-    """Normalize, hash and write one batch; return how many rows were accepted."""
+    schemas: tuple[pa.Schema, pa.Schema],
+) -> tuple[pa.Table, pa.Table]:
+    """Normalize and hash one batch, a record at a time: its accepted rows and
+    quarantine entries as tables of ``schemas`` (rows, quarantine)."""
+    accepted: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
     phone_col = mapping["phone"]
     good = []
-    for record in batch:
+    for record in records(batch):
         if record.values is None:
-            reasons[record.problem or MALFORMED_ROW] += 1
-            writer.reject({**base, "row": record.row, "reason": record.problem, "column": None, "subject_key": None})
+            reasons[record.problem] += 1
+            rejected.append({**base, "row": record.row, "reason": record.problem, "column": None, "subject_key": None})
         else:
             good.append(record)
     results = phones.normalize_many([r.values.get(phone_col) for r in good], region)  # type: ignore[union-attr]
@@ -56,13 +81,12 @@ def process_rows(
     text_cols = [(c, mapping[c]) for c in TEXT_COLUMNS if c in mapping]
     date_cols = [(c, mapping[c]) for c in INSTANT_COLUMNS if c in mapping]
     purpose_col = mapping.get("consent_purposes")
-    accepted = 0
     for record, result in zip(good, results):
         values = record.values
         assert values is not None
         if result.reason is not None:
             reasons[result.reason] += 1
-            writer.reject(
+            rejected.append(
                 {
                     **base,
                     "row": record.row,
@@ -92,7 +116,7 @@ def process_rows(
             row[column] = text
         for column, delivered in date_cols:
             try:
-                row[column] = ctx.date(values.get(delivered))
+                row[column] = _instant(values.get(delivered), ctx)
             except UnreadableDate:
                 flags.append(UNREADABLE_DATE)
                 counters.unreadable_dates[(name, delivered)] += 1
@@ -118,10 +142,33 @@ def process_rows(
             flags = sorted(set(flags))
             counters.flags.update(flags)
         row["flags"] = flags
-        writer.accept(row)
-        accepted += 1
-    return accepted
+        accepted.append(row)
+    rows_schema, quarantine_schema = schemas
+    return pa.Table.from_pylist(accepted, schema=rows_schema), pa.Table.from_pylist(rejected, schema=quarantine_schema)
+
+
+def _instant(value: Any, ctx: BatchContext) -> datetime | None:
+    """One cell's instant, in the delivery's time zone with the profile's formats;
+    raises :class:`UnreadableDate`."""
+    return parse_instant(value, ctx.tz, ctx.profile.date_formats)
+
+
+Engine = Callable[..., tuple[pa.Table, pa.Table]]
+
+
+def prepare_delivery(delivery: Delivery, *, row_engine: Engine | None = None, **kwargs: Any) -> DeliveryReport:
+    """:func:`origine.ingest.prepare_delivery`; with ``row_engine``, every file read by the
+    row reader and every batch processed by ``row_engine`` instead of the columns."""
+    if row_engine is None:
+        return prepare.prepare_delivery(delivery, **kwargs)
+    read = prepare.open_batches
+
+    def by_rows(path: Path, name: str, *, size: int, columnar: bool = True) -> Any:
+        return read(path, name, size=size, columnar=False)
+
+    with mock.patch.object(prepare, "open_batches", by_rows), mock.patch.object(columns, "process_batch", row_engine):
+        return prepare.prepare_delivery(delivery, **kwargs)
 
 
 # For the tests that run a delivery through both: the engine by name.
-ENGINES = {"rows": process_rows, "columns": None}
+ENGINES: dict[str, Engine | None] = {"rows": process_rows, "columns": None}

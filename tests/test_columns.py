@@ -25,12 +25,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from origine.dates import UnreadableDate, parse_instant, parse_instants
-from origine.ingest import prepare_delivery
 from origine.keys import HashKey
 from origine.manifest import open_delivery
 from origine.profiles import load_profile
 from origine.readers import NotColumnar, open_batches
-from tests.row_reference import ENGINES
+from tests.row_reference import ENGINES, prepare_delivery
 
 PHONES = [
     "06 12 34 56 78", "+33 6 12 34 56 79", "0033612345680", "612345681", "6,12346E+08",

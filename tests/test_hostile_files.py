@@ -28,13 +28,13 @@ import pytest
 
 from origine.errors import BadInput
 from origine.home import Home
-from origine.ingest import DeliveryReport, prepare_delivery, intake
+from origine.ingest import DeliveryReport, intake
 from origine.keys import HashKey
 from origine.manifest import host_tag, load_delivery, open_delivery
 from origine.pids import running
 from origine.profiles import Profile, default_profile
 from tests.conftest import TEST_KEY_HEX
-from tests.row_reference import ENGINES
+from tests.row_reference import ENGINES, prepare_delivery
 from tests.processes import (
     REPO, cli_argv, cli_env, ingest_here, ingest_ok, kill_group, run_cli, start_cli, wait_for,
 )

@@ -20,13 +20,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from origine.ingest import columns, prepare_delivery
+from origine.ingest import columns
 from origine.ingest import prepare as ingest
 from origine.keys import HashKey
 from origine.errors import BadInput
 from origine.manifest import open_delivery
 from origine.profiles import load_profile
-from tests.row_reference import ENGINES
+from tests.row_reference import ENGINES, prepare_delivery
 from tests.test_columns import csv_bytes
 
 

@@ -12,12 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from origine.errors import BadInput
-from origine.ingest import prepare_delivery
 from origine.keys import HashKey
 from origine.manifest import load_delivery
 from origine.profiles import default_profile
 from tests.conftest import TEST_KEY_HEX
-from tests.row_reference import ENGINES
+from tests.row_reference import ENGINES, prepare_delivery
 
 KEY = HashKey(bytes.fromhex(TEST_KEY_HEX))
 MANIFEST = (

@@ -23,14 +23,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from origine import freetext, memory
 from origine.canonical import DICTIONARY_COLUMNS, ROWS_ARROW_SCHEMA
-from origine.dates import UnreadableDate, parse_instant
 from origine.errors import BadInput
 from origine.ingest import columns
 from origine.ingest.report import DeliveryReport, FileReport
@@ -38,7 +37,7 @@ from origine.keys import HashKey
 from origine.manifest import CheckedFile, Delivery
 from origine.profiles import Profile
 from origine.purposes import ParsedPurposes, parse_purposes
-from origine.readers import ColumnBatch, NotColumnar, Record, open_batches, open_records
+from origine.readers import ColumnBatch, NotColumnar, open_batches
 from origine.special_categories import special_category
 
 # Row flags: accepted rows that carry a fact the audit must see.
@@ -53,7 +52,6 @@ DUPLICATE_NUMBERS = "DUPLICATE_NUMBERS"
 ROWS_NOT_UTF8 = "ROWS_NOT_UTF8"
 PERSONAL_DATA_IN_TEXT = "PERSONAL_DATA_IN_TEXT"
 
-_BATCH = 50_000
 _WORKERS = 2  # column batches in flight at once (the ingest's share of the cores)
 _COLUMN_BATCH = 100_000  # rows per column batch
 _MAX_WORD = 80
@@ -73,15 +71,6 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 
-# A per-row engine: (records, column mapping, region, row base, caches, writer, quarantine
-# reasons, counters, file name) -> rows accepted. Only the tests' reference has one.
-RowEngine = Callable[
-    [list[Record], dict[str, str], str, dict[str, Any], "BatchContext", "_SegmentWriter",
-     "Counter[str]", "Counters", str],
-    int,
-]
-
-
 def segment_dir(segments_root: Path, vendor: str, delivery_id: str, fingerprint: str) -> Path:
     """Where a delivery's immutable segment lives."""
     return segments_root / vendor / delivery_id / fingerprint
@@ -94,15 +83,13 @@ def prepare_delivery(
     profile: Profile,
     segments_root: Path,
     progress: bool = False,
-    row_engine: RowEngine | None = None,
 ) -> DeliveryReport:
     """Read, normalize and key-hash a delivery into its segment; return its report.
 
-    Whole columns at a time (the production path); with ``row_engine``, one record
-    at a time through it instead (``tests/row_reference.py``: the per-row reference
-    the columns are tested against, field for field). The
-    segment appears atomically (written aside, then renamed): a failure leaves
-    nothing behind.
+    Whole columns at a time, batches side by side (:mod:`origine.ingest.columns`;
+    ``tests/row_reference.py`` is the per-row reference they are tested against,
+    field for field). The segment appears atomically (written aside, then renamed):
+    a failure leaves nothing behind.
     """
     m = delivery.manifest
     final = segment_dir(segments_root, m.vendor, m.delivery_id, delivery.fingerprint)
@@ -111,7 +98,7 @@ def prepare_delivery(
         partial = final.with_name(f"{final.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         partial.mkdir(parents=True)
         try:
-            report = _prepare_into(partial, delivery, key, profile, progress, row_engine, by_rows)
+            report = _prepare_into(partial, delivery, key, profile, progress, by_rows)
             report.segment = str(final)
             (partial / "report.json").write_text(json.dumps(report.to_dict(), sort_keys=True))
             if final.exists() and segment_key_id(final) not in (None, key.key_id):
@@ -160,7 +147,6 @@ def _prepare_into(
     key: HashKey,
     profile: Profile,
     progress: bool,
-    row_engine: RowEngine | None,
     by_rows: set[str],
 ) -> DeliveryReport:
     m = delivery.manifest
@@ -186,10 +172,10 @@ def _prepare_into(
     )
     with _SegmentWriter(folder) as writer:
         for checked in delivery.files:
-            columnar = row_engine is None and checked.entry.path not in by_rows
+            columnar = checked.entry.path not in by_rows
             try:
                 report.files.append(
-                    _read_file(delivery, checked, key, profile, writer, counters, progress, row_engine, columnar)
+                    _read_file(delivery, checked, key, profile, writer, counters, progress, columnar)
                 )
             except NotColumnar:
                 raise _ReadByRows(checked.entry.path) from None
@@ -279,13 +265,11 @@ def _duplicate_rows(rows_parquet: Path) -> int:
 
 
 class _SegmentWriter:
-    """Buffers rows and quarantine entries into the segment's Parquet files."""
+    """Writes the batches' rows and quarantine entries into the segment's Parquet files."""
 
     def __init__(self, folder: Path) -> None:
         self.rows_path = folder / "rows.parquet"
         self.quarantine_path = folder / "quarantine.parquet"
-        self.rows: list[dict[str, Any]] = []
-        self.quarantine: list[dict[str, Any]] = []
 
     def __enter__(self) -> "_SegmentWriter":
         self._rows_writer = pq.ParquetWriter(
@@ -294,43 +278,16 @@ class _SegmentWriter:
         self._q_writer = pq.ParquetWriter(self.quarantine_path, QUARANTINE_SCHEMA, compression="zstd")
         return self
 
-    def accept(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        if len(self.rows) >= _BATCH:
-            self._flush_rows()
-
-    def reject(self, row: dict[str, Any]) -> None:
-        self.quarantine.append(row)
-        if len(self.quarantine) >= _BATCH:
-            self._flush_quarantine()
-
     def write(self, rows: pa.Table, quarantine: pa.Table) -> None:
-        """Write whole tables (the columnar path), after anything buffered."""
-        self._flush_rows()
-        self._flush_quarantine()
+        """Write one batch's tables."""
         if rows.num_rows:
             self._rows_writer.write_table(rows)
         if quarantine.num_rows:
             self._q_writer.write_table(quarantine)
 
-    def _flush_rows(self) -> None:
-        if self.rows:
-            self._rows_writer.write_table(pa.Table.from_pylist(self.rows, schema=ROWS_SCHEMA))
-            self.rows = []
-
-    def _flush_quarantine(self) -> None:
-        if self.quarantine:
-            self._q_writer.write_table(pa.Table.from_pylist(self.quarantine, schema=QUARANTINE_SCHEMA))
-            self.quarantine = []
-
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        try:
-            if exc_type is None:
-                self._flush_rows()
-                self._flush_quarantine()
-        finally:
-            self._rows_writer.close()
-            self._q_writer.close()
+        self._rows_writer.close()
+        self._q_writer.close()
 
 
 def _read_file(
@@ -341,7 +298,6 @@ def _read_file(
     writer: _SegmentWriter,
     counters: Counters,
     progress: bool,
-    row_engine: RowEngine | None,
     columnar: bool,
 ) -> FileReport:
     m = delivery.manifest
@@ -354,62 +310,53 @@ def _read_file(
     base = {"vendor": m.vendor, "delivery_id": m.delivery_id, "file": name, "file_sha256": checked.sha256}
 
     bar = _progress(shown, checked.entry.rows, progress)
-    if row_engine is not None:
-        shape, records = open_records(checked.local_path, shown)
-        for batch in _batches(records, _BATCH):
-            if mapping is None:
-                mapping = _columns(shape.columns, profile, shown, report, counters)
-            report.rows_read += len(batch)
-            report.rows_accepted += row_engine(batch, mapping, m.country, base, ctx, writer, reasons, counters, name)
-            bar.update(len(batch))
-    else:
-        shape, batches = open_batches(checked.local_path, shown, size=_COLUMN_BATCH, columnar=columnar)
+    shape, batches = open_batches(checked.local_path, shown, size=_COLUMN_BATCH, columnar=columnar)
 
-        def process(cbatch: ColumnBatch, mapping: dict[str, str]) -> _BatchResult:
-            # Counts of its own: batches run side by side, and are merged in file order.
-            own = _BatchResult(len(cbatch), Counter(), Counters())
-            own.rows, own.quarantine = columns.process_batch(
-                cbatch, mapping, m.country, base, ctx, own.reasons, own.counters, name,
-                (ROWS_SCHEMA, QUARANTINE_SCHEMA),
-            )
-            return own
+    def process(cbatch: ColumnBatch, mapping: dict[str, str]) -> _BatchResult:
+        # Counts of its own: batches run side by side, and are merged in file order.
+        own = _BatchResult(len(cbatch), Counter(), Counters())
+        own.rows, own.quarantine = columns.process_batch(
+            cbatch, mapping, m.country, base, ctx, own.reasons, own.counters, name,
+            (ROWS_SCHEMA, QUARANTINE_SCHEMA),
+        )
+        return own
 
-        def done(result: _BatchResult) -> None:
-            writer.write(result.rows, result.quarantine)
-            report.rows_read += result.read
-            report.rows_accepted += result.rows.num_rows
-            reasons.update(result.reasons)
-            counters.merge(result.counters)
-            bar.update(result.read)
+    def done(result: _BatchResult) -> None:
+        writer.write(result.rows, result.quarantine)
+        report.rows_read += result.read
+        report.rows_accepted += result.rows.num_rows
+        reasons.update(result.reasons)
+        counters.merge(result.counters)
+        bar.update(result.read)
 
-        # Most of a batch's work is in Arrow, DuckDB and RE2, which release the GIL:
-        # two batches in flight keep two cores busy. Results are taken in file order,
-        # so the segment, the counts and the first error are those of one batch at a time.
-        with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="origine-batch") as pool:
-            pending: deque[Future[_BatchResult]] = deque()
-            read = iter(batches)
-            try:
-                while True:
-                    try:
-                        cbatch = next(read)
-                    except StopIteration:
-                        break
-                    except BaseException:
-                        # The reader failed after the pending batches: an error of
-                        # theirs comes first, as it would one batch at a time.
-                        for future in pending:
-                            future.result()
-                        raise
-                    if mapping is None:
-                        mapping = _columns(shape.columns, profile, shown, report, counters)
-                    pending.append(pool.submit(process, cbatch, mapping))
-                    while len(pending) > _WORKERS:
-                        done(pending.popleft().result())
-                while pending:
+    # Most of a batch's work is in Arrow, DuckDB and RE2, which release the GIL:
+    # two batches in flight keep two cores busy. Results are taken in file order,
+    # so the segment, the counts and the first error are those of one batch at a time.
+    with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="origine-batch") as pool:
+        pending: deque[Future[_BatchResult]] = deque()
+        read = iter(batches)
+        try:
+            while True:
+                try:
+                    cbatch = next(read)
+                except StopIteration:
+                    break
+                except BaseException:
+                    # The reader failed after the pending batches: an error of
+                    # theirs comes first, as it would one batch at a time.
+                    for future in pending:
+                        future.result()
+                    raise
+                if mapping is None:
+                    mapping = _columns(shape.columns, profile, shown, report, counters)
+                pending.append(pool.submit(process, cbatch, mapping))
+                while len(pending) > _WORKERS:
                     done(pending.popleft().result())
-            finally:
-                for future in pending:  # after an error: the batches behind it are moot
-                    future.cancel()
+            while pending:
+                done(pending.popleft().result())
+        finally:
+            for future in pending:  # after an error: the batches behind it are moot
+                future.cancel()
     bar.close()
 
     # Again at the end: JSON Lines discovers its keys as it goes, and a file with
@@ -443,24 +390,12 @@ class _BatchResult:
     quarantine: pa.Table = field(default=None)  # type: ignore[assignment]
 
 
-def _batches(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
-    batch: list[Record] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 class BatchContext:
-    """Per-file caches: vendors repeat the same dates and purpose cells endlessly."""
+    """Per-file context and caches: vendors repeat the same purpose cells and free text endlessly."""
 
     def __init__(self, tz: Any, delivered_at: datetime, profile: Profile, key: HashKey, region: str) -> None:
         self.tz, self.delivered_at, self.profile, self.key = tz, delivered_at, profile, key
         self.region = region
-        self.dates: dict[Any, datetime | None | UnreadableDate] = {}
         self.purposes: dict[str | None, ParsedPurposes] = {}
         self.scrubbed: dict[str, freetext.Scrubbed] = {}
 
@@ -483,24 +418,6 @@ class BatchContext:
             words.append(scrubbed.text[:_MAX_WORD])
             kinds |= scrubbed.kinds
         return words, kinds
-
-    def date(self, value: Any) -> datetime | None:
-        """Parsed instant; raises UnreadableDate (cached either way)."""
-        try:
-            hit = self.dates[value]
-        except (KeyError, TypeError):
-            try:
-                hit = parse_instant(value, self.tz, self.profile.date_formats)
-            except UnreadableDate as exc:
-                hit = exc
-            if len(self.dates) < 100_000:
-                try:
-                    self.dates[value] = hit
-                except TypeError:
-                    pass
-        if isinstance(hit, UnreadableDate):
-            raise hit
-        return hit
 
     def purposes_of(self, cell: str | None) -> ParsedPurposes:
         """Parsed purposes of one cell (cached)."""
