@@ -2,7 +2,8 @@
 
 Shared by ``report.html`` (:mod:`origine.report`) and the access letter
 (:mod:`origine.letter`). Labels live in ``origine/data/labels.yaml`` and, for
-purposes, beside the taxonomy in ``origine/data/purposes.yaml``. Everything here is
+purposes, beside the taxonomy in ``origine/data/purposes.yaml``; each document's
+sentences in its own catalog (``report_text.yaml``, ``letter_text.yaml``). Everything here is
 pure and deterministic (no locale, no clock) so the same inputs give the same bytes.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from importlib import resources
+from types import MappingProxyType
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -80,6 +82,24 @@ def _purpose_labels() -> dict[str, dict[str, str]]:
     text = resources.files("origine.data").joinpath("purposes.yaml").read_text("utf-8")
     doc = yaml.safe_load(text)
     return {str(code): dict(spec.get("label") or {}) for code, spec in (doc.get("purposes") or {}).items()}
+
+
+@lru_cache(maxsize=None)
+def texts(catalog: str) -> Mapping[str, Mapping[str, str]]:
+    """The sentences of one document, ``origine/data/{catalog}.yaml``: key -> language ->
+    text, read once. Each key has exactly one text per language of :data:`LANGS`, so a
+    document never falls back to another language mid-page."""
+    doc = yaml.safe_load(resources.files("origine.data").joinpath(f"{catalog}.yaml").read_text("utf-8"))
+    for key, item in doc.items():
+        if not (isinstance(item, Mapping) and set(item) == set(LANGS) and all(isinstance(v, str) for v in item.values())):
+            raise ValueError(f"origine/data/{catalog}.yaml: {key!r} needs one text for each of {', '.join(LANGS)}")
+    return MappingProxyType(doc)
+
+
+def text(catalog: str, key: str, lang: str, **values: Any) -> str:
+    """Sentence ``key`` of ``catalog`` (:func:`texts`) in ``lang``, its ``{placeholders}``
+    filled from ``values``."""
+    return texts(catalog)[key][lang].format(**values)
 
 
 def entry(kind: str, code: str, lang: str) -> Any:

@@ -298,78 +298,9 @@ def gather(home: "Home", answer: "LookupAnswer", *, country: str = "FR") -> Lett
 
 # ---------------------------------------------------------------- the document
 
-_W: dict[str, dict[str, str]] = {
-    "subject": {"fr": "Objet : votre demande d'accès à vos données (article 15 du RGPD)",
-                "en": "Subject: your request for access to your data (GDPR article 15)"},
-    "dear": {"fr": "Madame, Monsieur,", "en": "Dear Sir or Madam,"},
-    "intro": {"fr": "Vous nous avez demandé quelles données nous détenons sur le numéro de téléphone que vous nous avez "
-                    "indiqué, d'où elles viennent et ce que nous en avons fait. Voici notre réponse, au titre des "
-                    "articles 14 et 15 du règlement général sur la protection des données (RGPD).",
-              "en": "You asked us what data we hold about the phone number you gave us, where it came from and what "
-                    "we did with it. This is our answer, under articles 14 and 15 of the General Data Protection "
-                    "Regulation (GDPR)."},
-    "nothing": {"fr": "Nous ne détenons aucune donnée sur le numéro que vous nous avez indiqué : il ne figure dans "
-                      "aucune des listes que nous avons reçues, ni dans aucune campagne, et nous ne l'avons transmis à "
-                      "personne.",
-                "en": "We hold no data about the number you gave us: it is in none of the lists we received and in no "
-                      "campaign, and we passed it to no one."},
-    "nothing_after": {"fr": "Nous avons effectué cette recherche à réception de votre demande ; si vous recevez "
-                            "malgré tout un message de notre part, écrivez-nous avec sa date : nous vous répondrons.",
-                      "en": "We searched on receipt of your request; should you nevertheless receive a message from us, "
-                            "write to us with its date and we will answer."},
-    "h_held": {"fr": "Comment nous conservons votre numéro", "en": "How we keep your number"},
-    "held": {"fr": "Nous ne conservons pas votre numéro en clair : il est pseudonymisé, c'est-à-dire remplacé par une "
-                   "empreinte calculée avec une clé secrète (HMAC-SHA256), qui ne permet de vous retrouver qu'à l'aide "
-                   "de cette clé. Référence de cette empreinte dans nos registres : {ref}…",
-             "en": "We do not keep your number in clear: it is pseudonymised, that is replaced by a fingerprint computed "
-                   "with a secret key (HMAC-SHA256), which can only be linked back to you with that key. Reference of "
-                   "this fingerprint in our records: {ref}…"},
-    "zone": {"fr": "Les dates ci-dessous sont à l'{zone}.", "en": "Dates below are in {zone}."},
-    "h_history": {"fr": "Ce que nous savons, dans l'ordre des dates", "en": "What we know, in date order"},
-    "h_chain": {"fr": "Chaîne de transmission", "en": "Chain of custody"},
-    "chain": {"fr": "Votre numéro est passé, dans cet ordre, par :",
-              "en": "Your number passed, in this order, through:"},
-    "h_campaigns": {"fr": "Campagnes qui ont utilisé votre numéro", "en": "Campaigns that used your number"},
-    "no_campaigns": {"fr": "Aucune campagne n'a utilisé votre numéro.", "en": "No campaign used your number."},
-    "extra": {"fr": "Nous détenons aussi, rattaché à votre numéro : {what}. Nous vous en donnerons le détail sur demande.",
-              "en": "We also hold, linked to your number: {what}. We will give you the details on request."},
-    "h_retention": {"fr": "Durée de conservation", "en": "How long we keep it"},
-    "retention": {"fr": "Nous conservons ces données {period} après notre dernier contact avec vous, puis nous les "
-                        "effaçons. Vous pouvez en demander l'effacement avant (voir ci-dessous).",
-                  "en": "We keep these data for {period} after our last contact with you, then erase them. You may "
-                        "ask for erasure sooner (see below)."},
-    "h_rights": {"fr": "Vos droits", "en": "Your rights"},
-    "r_access": {"fr": "Accès (article 15) : cette lettre y répond ; vous pouvez aussi demander une copie des données.",
-                 "en": "Access (article 15): this letter answers it; you may also ask for a copy of the data."},
-    "r_rect": {"fr": "Rectification (article 16) : faire corriger une donnée inexacte.",
-               "en": "Rectification (article 16): have inaccurate data corrected."},
-    "r_erase": {"fr": "Effacement (article 17) : faire effacer vos données.",
-                "en": "Erasure (article 17): have your data erased."},
-    "r_limit": {"fr": "Limitation (article 18) : faire suspendre l'utilisation de vos données le temps d'une vérification.",
-                "en": "Restriction (article 18): have the use of your data suspended while a matter is checked."},
-    "r_object": {"fr": "Opposition (article 21) : vous opposer à tout moment à la prospection, notamment en répondant "
-                       "STOP à un SMS.",
-                 "en": "Objection (article 21): object at any time to canvassing, for instance by replying STOP to a text "
-                       "message."},
-    "r_withdraw": {"fr": "Retrait du consentement (article 7) : à tout moment, aussi simplement que vous l'avez donné.",
-                   "en": "Withdrawal of consent (article 7): at any time, as easily as you gave it."},
-    "exercise": {"fr": "Pour exercer ces droits, écrivez à notre délégué à la protection des données : {dpo}.",
-                 "en": "To exercise these rights, write to our data protection officer: {dpo}."},
-    "complain": {"fr": "Si vous estimez que vos droits ne sont pas respectés, vous pouvez adresser une réclamation à la "
-                       "{cnil}, {address}, ou en ligne sur {web}.",
-                 "en": "If you believe your rights are not respected, you may lodge a complaint with the French data "
-                       "protection authority, the {cnil}, {address}, or online at {web}."},
-    "close": {"fr": "Veuillez agréer, Madame, Monsieur, l'expression de nos salutations distinguées.",
-              "en": "Yours faithfully,"},
-    "dpo_default": {"fr": "Le délégué à la protection des données", "en": "The data protection officer"},
-    "for": {"fr": "pour {name}", "en": "for {name}"},
-    "unknown_date": {"fr": "date inconnue", "en": "date unknown"},
-    "by_date": {"fr": "date non indiquée (au plus tard le {day})", "en": "date not stated (by {day})"},
-}
-
 
 def _w(key: str, lang: str, **values: Any) -> str:
-    return _W[key][lang].format(**values)
+    return i18n.text("letter_text", key, lang, **values)
 
 
 def _period(days: int, lang: str) -> str:

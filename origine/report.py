@@ -23,88 +23,6 @@ _BAR_UNITS = 1000  # SVG viewBox width of a bar: percentages with one decimal st
 _MIN_BAR = 4  # a non-zero count never draws as nothing, even 1 in 3 million
 _LANG_ATTR = re.compile(r'<html lang="([a-z]{2})"')
 
-_T: dict[str, dict[str, str]] = {
-    "title": {"fr": "Audit de la campagne {id}", "en": "Audit of campaign {id}"},
-    "intro": {"fr": "Campagne de <b>{sponsor}</b> par {channel}, pour la finalité « {purpose} », envoyée le {sent}, {zone}.",
-              "en": "Campaign by <b>{sponsor}</b> by {channel}, for the purpose \"{purpose}\", sent on {sent}, {zone}."},
-    "targets": {"fr": "{n} destinataires distincts ont été vérifiés un par un, au moment de l'envoi.",
-                "en": "{n} distinct recipients were checked one by one, as of the moment of the send."},
-    "deliveries": {"fr": "Fichiers de numéros utilisés (livraisons) : {list}.", "en": "Number lists used (deliveries): {list}."},
-    "validity": {"fr": "Un consentement est tenu pour valable {days} jours.", "en": "A consent is held valid for {days} days."},
-    "verdicts": {"fr": "Verdicts", "en": "Verdicts"},
-    "verdicts_h": {"fr": "Résultat", "en": "Result"},
-    "verdicts_lead": {"fr": "Chaque destinataire reçoit un verdict, qui découle de ses motifs selon la règle ci-dessous.",
-                      "en": "Each recipient gets one verdict, which follows from their reasons by the rule below."},
-    "reasons": {"fr": "Motifs", "en": "Reasons"},
-    "reasons_h": {"fr": "Pourquoi : les motifs et les règles", "en": "Why: the reasons and the rules"},
-    "reasons_lead": {"fr": "Un destinataire peut avoir plusieurs motifs ; les pourcentages sont rapportés au nombre de destinataires.",
-                     "en": "A recipient may have several reasons; percentages are of all recipients."},
-    "no_reason": {"fr": "Aucun motif relevé.", "en": "No reason found."},
-    "rule": {"fr": "Règle", "en": "Rule"},
-    "forces": {"fr": "rend le destinataire « {verdict} »", "en": "makes the recipient \"{verdict}\""},
-    "rule_all": {"fr": "Un destinataire est non conforme si l'un de ses motifs l'est, sinon invérifiable s'il a un motif, sinon conforme.",
-                 "en": "A recipient is non-compliant if any of their reasons is, else unverifiable if they have any reason, else compliant."},
-    "code": {"fr": "Code", "en": "Code"},
-    "meaning": {"fr": "Ce que cela veut dire", "en": "What it means"},
-    "recipients": {"fr": "Destinataires", "en": "Recipients"},
-    "findings_h": {"fr": "Constats sur la campagne", "en": "Findings about the campaign"},
-    "no_findings": {"fr": "Aucun constat : l'expéditeur est nommé, le message permet de s'opposer, le ciblage ne porte sur aucune donnée sensible et les annonces des fournisseurs se vérifient.",
-                    "en": "No finding: the sender is named, the message offers a way to opt out, the targeting uses no sensitive data and the vendors' claims hold."},
-    "claims_h": {"fr": "Ce que les fournisseurs annoncent, et ce qui a été mesuré",
-                 "en": "What the vendors claim, and what was measured"},
-    "claims_lead": {"fr": "Annonces des livraisons que la campagne a utilisées, comparées à leurs lignes.",
-                    "en": "Claims of the deliveries the campaign used, against their rows."},
-    "no_claims": {"fr": "Les livraisons utilisées n'annoncent rien.", "en": "The deliveries used claim nothing."},
-    "delivery": {"fr": "Livraison", "en": "Delivery"},
-    "claim": {"fr": "Annonce", "en": "Claim"},
-    "claimed": {"fr": "Annoncé", "en": "Claimed"},
-    "measured": {"fr": "Mesuré", "en": "Measured"},
-    "verdict": {"fr": "Verdict", "en": "Verdict"},
-    "claim_ok": {"fr": "✔ vérifiée", "en": "✔ holds"},
-    "claim_bad": {"fr": "✘ démentie", "en": "✘ contradicted"},
-    "claim_none": {"fr": "non vérifiable", "en": "cannot be checked"},
-    "none": {"fr": "aucune", "en": "none"},
-    "by_vendor": {"fr": "Par fournisseur", "en": "By vendor"},
-    "by_source": {"fr": "Par source de collecte", "en": "By collection source"},
-    "vendor": {"fr": "Fournisseur", "en": "Vendor"},
-    "source": {"fr": "Source", "en": "Source"},
-    "split": {"fr": "Répartition", "en": "Split"},
-    "files_h": {"fr": "Fichiers de la campagne", "en": "The campaign's files"},
-    "target_file": {"fr": "Fichier de cibles {file} : {rows} lignes, dont {blank} vides et {bad} numéros invalides.",
-                    "en": "Target file {file}: {rows} rows, of which {blank} blank and {bad} invalid numbers."},
-    "send_report": {"fr": "Rapport d'envoi {file} : {rows} lignes, {numbers} numéros, dont {not_targeted} hors des cibles ; {unusable} lignes inutilisables.",
-                    "en": "Send report {file}: {rows} rows, {numbers} numbers, of which {not_targeted} not among the targets; {unusable} unusable rows."},
-    "checks_h": {"fr": "Contrôles des données (Great Expectations)", "en": "Checks on the data (Great Expectations)"},
-    "suite": {"fr": "Suite de contrôles", "en": "Check suite"},
-    "result": {"fr": "Résultat", "en": "Result"},
-    "rows": {"fr": "Lignes", "en": "Rows"},
-    "passed": {"fr": "réussi", "en": "passed"},
-    "failed": {"fr": "ÉCHEC", "en": "FAILED"},
-    "no_checks": {"fr": "Aucun contrôle joint.", "en": "No checks attached."},
-    "verify_h": {"fr": "Vérifier ce dossier", "en": "How to verify this bundle"},
-    "verify": {
-        "fr": "Chaque verdict repose sur les événements du registre cités dans <code>ledger/events.jsonl</code>, chaque ligne "
-              "étant exactement les octets d'une feuille Merkle RFC 9162 (leurs positions dans <code>ledger/leaves.txt</code>) ; "
-              "<code>ledger/proof-nodes.txt</code> prouve que toutes figurent dans le registre dont le point de contrôle signé "
-              "(<code>ledger/proof.json</code>) a la taille {size} et la racine <code>{root}</code>. "
-              "<code>manifest.json</code> donne le SHA-256 de chaque fichier, signé par la clé Ed25519 de l'opérateur. "
-              "Lancez <code>origine verify DOSSIER --public-key operateur.pub.pem</code> (qui vérifie aussi que cette page "
-              "dit la même chose que <code>summary.json</code>), ou vérifiez les preuves avec tout outil RFC 9162 "
-              "(<code>origine prove</code> donne une preuve par feuille). "
-              "Aucun numéro de téléphone n'apparaît dans ce dossier : les destinataires n'y sont désignés que par une empreinte à clé (pseudonymisation).",
-        "en": "Every verdict rests on the ledger events cited in <code>ledger/events.jsonl</code>, each line the exact bytes "
-              "of an RFC 9162 Merkle leaf (their positions in <code>ledger/leaves.txt</code>); <code>ledger/proof-nodes.txt</code> "
-              "proves all of them are in the ledger whose signed checkpoint (<code>ledger/proof.json</code>) has size {size} "
-              "and root <code>{root}</code>. <code>manifest.json</code> lists the SHA-256 of every file, "
-              "signed with the operator's Ed25519 key. Run <code>origine verify BUNDLE --public-key operator.pub.pem</code> "
-              "(which also checks that this page says what <code>summary.json</code> says), or check the proofs with any "
-              "RFC 9162 tool (<code>origine prove</code> gives per-leaf proofs). No phone number appears anywhere in this bundle: recipients are named by keyed hashes only (pseudonymisation).",
-    },
-    "recipient_n": {"fr": "{n} destinataire", "en": "{n} recipient"},
-    "recipients_n": {"fr": "{n} destinataires", "en": "{n} recipients"},
-    "other_finding": {"fr": "Constat {code}", "en": "Finding {code}"},
-}
-
 _CSS = """
 *{box-sizing:border-box}
 body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:62rem;margin:0 auto;padding:1rem 1.25rem 3rem;color:#1b1b1b;overflow-wrap:break-word}
@@ -132,7 +50,7 @@ dl.defs dt{font-weight:600;margin-top:.8rem}dl.defs dd{margin:.1rem 0 0 0}
 
 
 def _t(key: str, lang: str, **values: Any) -> str:
-    return _T[key][lang].format(**values)
+    return i18n.text("report_text", key, lang, **values)
 
 
 def _e(value: Any) -> str:
