@@ -76,7 +76,8 @@ def process_rows(
             rejected.append({**base, "row": record.row, "reason": record.problem, "column": None, "subject_key": None})
         else:
             good.append(record)
-    results = phones.normalize_many([r.values.get(phone_col) for r in good], region)  # type: ignore[union-attr]
+    # one value at a time through the per-value reference (phones.normalize), not the batch
+    results = [phones.normalize(r.values.get(phone_col), region) for r in good]  # type: ignore[union-attr]
     subject_key = ctx.key.subject_key
     text_cols = [(c, mapping[c]) for c in TEXT_COLUMNS if c in mapping]
     date_cols = [(c, mapping[c]) for c in INSTANT_COLUMNS if c in mapping]
