@@ -3,9 +3,9 @@
 This is the production path of ingest. It gives, row for row and field for field,
 what the per-row reference (``tests/row_reference.py``) gives for the same rows;
 ``tests/test_columns.py`` compares both on the same deliveries. Work is done per
-column, not per value: phone numbers by :mod:`origine.fastphone`, keyed hashes by
-:meth:`HashKey.subject_keys`, dates by :func:`origine.dates.parse_instants`, and the
-columns vendors repeat endlessly (purposes, sources) once per distinct value.
+column, not per value: phone numbers and their keys by :func:`origine.numbers.keyed`,
+dates by :func:`origine.dates.parse_instants`, and the columns vendors repeat
+endlessly (purposes, sources) once per distinct value.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from origine import freetext, phones
+from origine import freetext, numbers
 from origine.canonical import INSTANT_COLUMNS, TEXT_COLUMNS
 from origine.dates import PY_WHITESPACE, TS, UnreadableDate, epoch_us, parse_instant, parse_instants
 from origine.readers import ColumnBatch
@@ -57,10 +57,9 @@ def process_batch(
     phone_col = mapping["phone"]
     n = len(batch.rows)
     phone = _column(batch, phone_col, n)
-    result = phones.normalize_table(phone, region)
-    e164 = result.column("e164").combine_chunks()
+    result = numbers.keyed(phone, region, ctx.key)
     reason = result.column("reason").combine_chunks()
-    keys = ctx.key.subject_keys(e164) if n else pa.array([], pa.string())
+    keys = result.column("subject_key").combine_chunks()
     rejected = _mask(pc.is_valid(reason))
 
     # Quarantine: rows that did not split first, then rows without a usable number.
