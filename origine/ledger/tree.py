@@ -19,11 +19,15 @@ import pyarrow.parquet as pq
 
 from origine import merkle
 
+# A hash is 32 random bytes: DuckDB's string compression (dictionary + FSST) never
+# shrinks them, but trying costs twice the rest of the insert (measured at 9.2M nodes:
+# 3.6 s of CPU, 1.2 s uncompressed, for a file 5% larger, the level and idx columns
+# still compressed).
 NODES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger_nodes (
     level INTEGER NOT NULL,
     idx BIGINT NOT NULL,
-    hash BLOB NOT NULL
+    hash BLOB NOT NULL USING COMPRESSION uncompressed
 );
 """
 
@@ -71,7 +75,7 @@ class ParquetNodeWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._writer = pq.ParquetWriter(path, _NODES_SCHEMA, compression="none")
-        self._pending: list[tuple[int, int, Sequence[bytes]]] = []
+        self._pending: list[tuple[int, int, int, bytes]] = []
         self._buffered = 0
         self.written = 0
 
@@ -81,23 +85,31 @@ class ParquetNodeWriter:
 
     def put_many(self, level: int, start_index: int, hashes: Sequence[bytes]) -> None:
         """Buffer consecutive nodes of one level; written a row group at a time."""
+        self.put_packed(level, start_index, b"".join(hashes))
+
+    def put_packed(self, level: int, start_index: int, packed: bytes) -> None:
+        """:meth:`put_many` with the hashes back to back (32 bytes each)."""
         if level == 0:
             return
-        self._pending.append((level, start_index, list(hashes)))
-        self._buffered += len(hashes)
+        if len(packed) % merkle.HASH_SIZE:
+            raise ValueError("every node hash must be 32 bytes")
+        count = len(packed) // merkle.HASH_SIZE
+        self._pending.append((level, start_index, count, packed))
+        self._buffered += count
         if self._buffered >= self.ROW_GROUP:
             self._write()
 
     def _write(self) -> None:
         if not self._pending:
             return
-        levels = np.concatenate([np.full(len(h), lv, np.int32) for lv, _, h in self._pending])
-        indexes = np.concatenate(
-            [np.arange(start, start + len(h), dtype=np.int64) for _, start, h in self._pending]
+        levels = np.concatenate([np.full(n, lv, np.int32) for lv, _, n, _ in self._pending])
+        indexes = np.concatenate([np.arange(start, start + n, dtype=np.int64) for _, start, n, _ in self._pending])
+        # the packed hashes are the column's data buffer as they are: no object per node
+        hashes = pa.FixedSizeBinaryArray.from_buffers(
+            _HASH_TYPE, len(levels), [None, pa.py_buffer(b"".join(h for *_, h in self._pending))]
         )
-        hashes = pa.array([x for _, _, h in self._pending for x in h], pa.binary())
         self._writer.write_table(pa.table({"level": levels, "idx": indexes, "hash": hashes}, schema=_NODES_SCHEMA))
-        self.written += len(hashes)
+        self.written += len(levels)
         self._pending, self._buffered = [], 0
 
     def close(self) -> None:
@@ -108,7 +120,8 @@ class ParquetNodeWriter:
             self._writer.close()
 
 
-_NODES_SCHEMA = pa.schema([("level", pa.int32()), ("idx", pa.int64()), ("hash", pa.binary())])
+_HASH_TYPE = pa.binary(merkle.HASH_SIZE)
+_NODES_SCHEMA = pa.schema([("level", pa.int32()), ("idx", pa.int64()), ("hash", _HASH_TYPE)])
 
 
 def inclusion_proofs(
