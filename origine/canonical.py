@@ -60,7 +60,8 @@ class RowColumn:
     type: ColumnType
     # The row leaf's field this column states (docs/ledger-format.md), or None.
     leaf: str | None = None
-    # The expectation suites (expectations/<suite>.yml) that name this column.
+    # The expectation suites (expectations/<suite>.yml) that name this column (a
+    # column the suites leave unchecked says so with ``suites=()``).
     suites: tuple[str, ...] = (ROWS_SUITE,)
     # NOT NULL in the warehouse.
     required: bool = False
@@ -121,7 +122,7 @@ DELIVERED: tuple[Canonical, ...] = (
         ("finalites", "purposes", "optins", "consentements", "finalite"),
         (
             RowColumn("consent_purposes", VARCHAR_LIST, leaf="purposes", repeats=True),
-            RowColumn("bundled_consent", BOOLEAN, leaf="bundled"),
+            RowColumn("bundled_consent", BOOLEAN, leaf="bundled", suites=()),
         ),
     ),
     Canonical(
@@ -157,7 +158,7 @@ PROVENANCE: tuple[RowColumn, ...] = (
     RowColumn("vendor", VARCHAR, required=True, repeats=True),
     RowColumn("delivery_id", VARCHAR, required=True, repeats=True),
     RowColumn("file", VARCHAR, required=True, repeats=True),
-    RowColumn("file_sha256", VARCHAR, required=True, repeats=True),
+    RowColumn("file_sha256", VARCHAR, required=True, repeats=True, suites=()),
     RowColumn("row", BIGINT, leaf="row", required=True),
 )
 # After them: what ingest noticed about the row (the flags' names: origine.ingest.prepare).
