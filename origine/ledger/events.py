@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence, Union
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -370,7 +371,6 @@ def write_events(
     count = 0
     writer: pq.ParquetWriter | None = None
     schema: pa.Schema | None = None
-    leaf = hashlib.sha256
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="origine-events") as pool:
         batches = _prefetched(pool, con, queries, params)
         written: Any = None  # the previous batch's write, waited for before the next
@@ -382,12 +382,14 @@ def write_events(
                         [f.with_nullable(True) for f in batch.schema if f.name != "payload"]
                         + [pa.field("leaf_hash", pa.binary())]
                     )
-                    writer = pq.ParquetWriter(out, schema, compression="zstd")
+                    writer = pq.ParquetWriter(
+                        out, schema, compression="zstd", write_statistics=False,
+                        use_dictionary=[f.name for f in schema if f.name not in _UNIQUE_COLUMNS],
+                    )
                 if batch.num_rows == 0:
                     continue
                 assert schema is not None
-                payloads = batch.column(batch.schema.get_field_index("payload")).to_pylist()
-                digests = b"".join([leaf(p).digest() for p in payloads])
+                digests = leaf_digests(batch.column(batch.schema.get_field_index("payload")))
                 leaves = pa.FixedSizeBinaryArray.from_buffers(
                     pa.binary(32), batch.num_rows, [None, pa.py_buffer(digests)]
                 ).cast(pa.binary())
@@ -405,6 +407,35 @@ def write_events(
             if writer is not None:
                 writer.close()
     return count
+
+
+def leaf_digests(inputs: pa.Array) -> bytes:
+    """SHA-256 of each value of a binary Arrow array (a leaf's input, ``0x00 || bytes``,
+    gives its RFC 9162 leaf hash), packed back to back, 32 bytes each.
+
+    Hashes slices of the array's data buffer: no ``bytes`` object per value (about a
+    tenth of the time ``to_pylist`` then hashing takes). ``ValueError`` on a null.
+    """
+    if inputs.null_count:
+        raise ValueError("a leaf without its bytes")
+    if len(inputs) == 0:
+        return b""
+    if pa.types.is_binary(inputs.type) or pa.types.is_string(inputs.type):
+        width = np.int32
+    elif pa.types.is_large_binary(inputs.type) or pa.types.is_large_string(inputs.type):
+        width = np.int64
+    else:
+        raise TypeError(f"leaf inputs must be binary, not {inputs.type}")
+    _, offsets_buffer, data_buffer = inputs.buffers()
+    offsets = np.frombuffer(offsets_buffer, width, len(inputs) + 1, inputs.offset * np.dtype(width).itemsize).tolist()
+    data = memoryview(data_buffer if data_buffer is not None else b"")
+    sha = hashlib.sha256
+    return b"".join([sha(data[a:b]).digest() for a, b in zip(offsets, offsets[1:])])
+
+
+# Leaf columns whose values (nearly) never repeat: a dictionary of them only costs
+# (the events file is read once, whole, by the append: statistics serve nothing either).
+_UNIQUE_COLUMNS = frozenset({"leaf_hash", "subject_key", "row", "at", "consent_at", "opted_out_at"})
 
 
 def _prefetched(

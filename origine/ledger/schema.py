@@ -15,7 +15,8 @@ SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS ledger_leaves (
     seq BIGINT NOT NULL,
     {", ".join(f'"{n}" {t}' for n, t in LEAF_COLUMNS)},
-    leaf_hash BLOB NOT NULL,
+    -- random bytes: string compression never shrinks them (see ledger_nodes.hash)
+    leaf_hash BLOB NOT NULL USING COMPRESSION uncompressed,
     erased_at TIMESTAMPTZ
 );
 {NODES_SCHEMA}

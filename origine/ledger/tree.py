@@ -74,7 +74,10 @@ class ParquetNodeWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._writer = pq.ParquetWriter(path, _NODES_SCHEMA, compression="none")
+        # a file read once, at once: no compression, dictionary or statistics to compute
+        self._writer = pq.ParquetWriter(
+            path, _NODES_SCHEMA, compression="none", use_dictionary=False, write_statistics=False
+        )
         self._pending: list[tuple[int, int, int, bytes]] = []
         self._buffered = 0
         self.written = 0
@@ -108,7 +111,9 @@ class ParquetNodeWriter:
         hashes = pa.FixedSizeBinaryArray.from_buffers(
             _HASH_TYPE, len(levels), [None, pa.py_buffer(b"".join(h for *_, h in self._pending))]
         )
-        self._writer.write_table(pa.table({"level": levels, "idx": indexes, "hash": hashes}, schema=_NODES_SCHEMA))
+        self._writer.write_batch(
+            pa.RecordBatch.from_arrays([pa.array(levels), pa.array(indexes), hashes], schema=_NODES_SCHEMA)
+        )
         self.written += len(levels)
         self._pending, self._buffered = [], 0
 
