@@ -17,14 +17,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from decimal import Decimal, InvalidOperation
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 # Quarantine reason codes for the phone column.
 PHONE_MISSING = "PHONE_MISSING"
@@ -138,26 +134,3 @@ def normalize(raw: object, region: str) -> PhoneResult:
         return PhoneResult(e164, False, number.country_code, None, PHONE_INVALID)
     line_type = LINE_TYPES.get(phonenumbers.number_type(number), "unknown")
     return PhoneResult(e164, True, number.country_code, line_type, None)
-
-
-def normalize_many(values: list[object], region: str) -> list[PhoneResult]:
-    """:func:`normalize` over a batch, through the vectorized path when it is available.
-
-    The vectorized path (:mod:`origine.fastphone`) is tested to agree with
-    :func:`normalize` on every input; this is the one place ingest calls.
-    """
-    if len(values) < 64:  # not worth the batch set-up
-        return [normalize(v, region) for v in values]
-    from origine.fastphone import normalize_batch
-
-    table = normalize_batch(values, region)
-    columns = [table.column(name).to_pylist() for name in ("e164", "valid", "country_code", "line_type", "reason")]
-    return [PhoneResult(*fields) for fields in zip(*columns)]
-
-
-def normalize_table(values: "pa.Array | list[object]", region: str) -> "pa.Table":
-    """:func:`normalize` over a whole column, as the vectorized path's table
-    (``e164``, ``valid``, ``country_code``, ``line_type``, ``reason``): what ingest uses."""
-    from origine.fastphone import normalize_batch
-
-    return normalize_batch(values, region)
