@@ -92,7 +92,10 @@ class HashKey:
         Without ``con``, with hashlib in this process: each key's inner and outer
         SHA-256 states (RFC 2104's padded blocks) are hashed once and copied per
         value, half the SHA-256 work of a fresh HMAC per value and no DuckDB round
-        trip (0.57 µs of CPU per value, against 0.9-1.1 in DuckDB at 2M values).
+        trip; values go in as Arrow's bytes and the digests come out as one hex
+        buffer the column is built on, with no ``str`` per value either way (0.40
+        µs of CPU per value, against 0.55 with a ``str`` in and out, 1.4 with
+        ``hmac.digest``, 0.9-1.1 in DuckDB, whose SHA-256 is not OpenSSL's).
 
         With ``con``, in DuckDB, as :mod:`origine.rotation` re-keys stored keys: HMAC
         spelled out as its two SHA-256 passes, the key entering DuckDB only as the
@@ -101,12 +104,7 @@ class HashKey:
         query profiles and error messages cannot show it.
         """
         if con is None:
-            import pyarrow as pa
-
-            values = e164.to_pylist()
-            for secret in (self.secret, *self.layers):
-                values = _hmac_hex_many(secret, values)
-            return pa.array(values, pa.string())
+            return _hmac_hex_column((self.secret, *self.layers), e164)
         keys = _hmac_column(con, self.secret, e164)
         for layer in self.layers:
             keys = _hmac_column(con, layer, keys)
@@ -154,6 +152,53 @@ def _hmac_hex_many(secret: bytes, values: list[str | None]) -> list[str | None]:
         o.update(h.digest())
         append(o.hexdigest())
     return out
+
+
+def _hmac_hex_column(secrets: tuple[bytes, ...], values: "pa.Array") -> "pa.Array":
+    """HMAC-SHA256 under ``secrets[0]``, then each next secret over the previous hex
+    digest, of each value of a string column (hex, as a string column; null kept)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(values)
+    if n * 64 >= 2**31:  # past a string column's 32-bit offsets: value by value
+        out = values.to_pylist()
+        for secret in secrets:
+            out = _hmac_hex_many(secret, out)
+        return pa.array(out, pa.string())
+    present = values.drop_null() if values.null_count else values
+    if len(present) and not pc.all(pc.string_is_ascii(present)).as_py():
+        raise UnicodeEncodeError("ascii", "", 0, 1, "a subject key is made of an ASCII E.164 number")
+    data: list[bytes] = present.cast(pa.binary()).to_pylist()
+    hexed = b""
+    for secret in secrets:
+        hexed = _hmac_hex_buffer(secret, data)
+        data = [hexed[i:i + 64] for i in range(0, len(hexed), 64)]
+    if values.null_count:
+        valid = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        np.cumsum(valid * np.int32(64), out=offsets[1:])
+        validity = pa.array(valid, pa.bool_()).buffers()[1]
+        return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(hexed), validity, values.null_count)
+    offsets = np.arange(0, 64 * n + 1, 64, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(hexed))
+
+
+def _hmac_hex_buffer(secret: bytes, values: list[bytes]) -> bytes:
+    """The hex HMAC-SHA256 digests of ``values`` under ``secret``, back to back (ASCII)."""
+    block = (secret if len(secret) <= 64 else hashlib.sha256(secret).digest()).ljust(64, b"\x00")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block)).copy
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block)).copy
+    digests: list[bytes] = []
+    append = digests.append
+    for value in values:
+        h = inner()
+        h.update(value)
+        o = outer()
+        o.update(h.digest())
+        append(o.digest())
+    return b"".join(digests).hex().encode("ascii")
 
 
 # HMAC-SHA256 of a VARCHAR column `x` of a relation joined with the pads `p`, in hex.
