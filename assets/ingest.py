@@ -8,10 +8,12 @@ from typing import Any
 import dagster as dg
 
 from assets.partitions import deliveries_partitions
+from assets.privacy import errors_scrubbed
 # origine.stage_checks is imported inside the check steps: it loads Great Expectations, most of
 # this code location's import time, which the run process and the other steps never need.
 from origine.errors import BadInput
 from origine.ingest import DeliveryReport, intake
+from origine.manifest import names_region
 from pipelines.resources import OrigineHome
 
 
@@ -36,10 +38,12 @@ def delivery_segment(
     re-delivery of the same bytes is reported as a duplicate and adds nothing.
     """
     started = time.monotonic()
+    key = origine.get_key()
     try:
-        report = intake.prepare(
-            Path(config.path), origine.get_home(), origine.get_key(), progress=config.progress
-        )
+        # A data file (or the folder, the zip) may be named after a number: the error
+        # Dagster stores names it as stored (pipelines.runs names it as given again).
+        with errors_scrubbed(key, names_region(Path(config.path))):
+            report = intake.prepare(Path(config.path), origine.get_home(), key, progress=config.progress)
     except BadInput as exc:
         # origine's one line first (not Dagster's wrapper and a stack trace); bad input
         # does not get better on retry. The cause keeps the domain error for the CLI.

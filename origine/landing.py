@@ -1,13 +1,22 @@
-"""The landing folder: which dropped deliveries are ready, and under what name."""
+"""The landing folder: which dropped deliveries are ready, and under what name.
+
+An entry's name is the vendor's (``livraison-0612345678/``, ``0612345678.zip``): what a
+run or a log keeps of it is its name as stored (:func:`origine.manifest.stored_name`),
+and a run reads the delivery through a link so named (:func:`link_for_run`).
+"""
 
 from __future__ import annotations
 
+import os
+import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from origine.errors import BadInput
-from origine.manifest import MANIFEST_NAMES, partition_key, peek_identity
+from origine.freetext import scrub_text
+from origine.keys import HashKey
+from origine.manifest import DEFAULT_REGION, MANIFEST_NAMES, partition_key, peek_manifest, stored_name
 
 
 @dataclass(frozen=True)
@@ -17,6 +26,8 @@ class LandingItem:
     path: Path
     partition_key: str
     run_key: str
+    name: str  # the entry's name as stored (its numbers as tokens)
+    country: str  # the manifest's region, which the numbers in its names are read in
 
 
 @dataclass(frozen=True)
@@ -24,16 +35,19 @@ class LandingProblem:
     """An entry that cannot be named yet (being copied, or a broken manifest)."""
 
     path: Path
-    message: str
+    message: str  # as stored: numbers in it (the entry's path) as tokens
+    name: str  # the entry's name as stored
 
 
-def scan_landing(folder: Path) -> tuple[list[LandingItem], list[LandingProblem]]:
+def scan_landing(folder: Path, key: HashKey) -> tuple[list[LandingItem], list[LandingProblem]]:
     """Deliveries in ``folder`` (sub-folders with a manifest, and .zip files), sorted.
 
     The run key changes when the delivery's bytes on disk change (size and mtime
     of the manifest and the folder), so a replaced delivery is run again while an
     unchanged one is not; identical bytes under a new name are run and reported
-    as a duplicate by the pipeline.
+    as a duplicate by the pipeline. Run keys and problems name entries as stored
+    (``key`` makes the tokens); a problem's entry has no readable manifest, so its
+    numbers are read in :data:`~origine.manifest.DEFAULT_REGION`.
     """
     items: list[LandingItem] = []
     problems: list[LandingProblem] = []
@@ -45,21 +59,61 @@ def scan_landing(folder: Path) -> tuple[list[LandingItem], list[LandingProblem]]
         is_zip = entry.is_file() and entry.suffix.lower() == ".zip"
         if not (entry.is_dir() or is_zip):
             continue
+        waiting = stored_name(entry.name, key, DEFAULT_REGION)
         if is_zip and not zipfile.is_zipfile(entry):
-            problems.append(LandingProblem(entry, "not a complete zip yet"))
+            problems.append(LandingProblem(entry, "not a complete zip yet", waiting))
             continue
         if entry.is_dir() and not any((entry / n).is_file() for n in MANIFEST_NAMES):
-            problems.append(LandingProblem(entry, "no manifest yet"))
+            problems.append(LandingProblem(entry, "no manifest yet", waiting))
             continue
         try:
-            vendor, delivery_id = peek_identity(entry)
+            manifest = peek_manifest(entry)
         except BadInput as exc:
-            problems.append(LandingProblem(entry, exc.describe()))
+            problems.append(LandingProblem(entry, scrub_text(exc.describe(), key, DEFAULT_REGION).text, waiting))
             continue
         stamp = _stamp(entry)
-        key = partition_key(vendor, delivery_id)
-        items.append(LandingItem(entry, key, f"{key}@{entry.name}:{stamp}"))
+        pkey = partition_key(manifest.vendor, manifest.delivery_id)
+        name = stored_name(entry.name, key, manifest.country)
+        items.append(LandingItem(entry, pkey, f"{pkey}@{name}:{stamp}", name, manifest.country))
     return items, problems
+
+
+def links_for_runs(items: list[LandingItem], links: Path) -> dict[Path, Path]:
+    """Each item's path -> the path its run is given (:func:`link_for_run`); the links
+    under ``links`` whose entry left the landing folder are removed first."""
+    if links.is_dir():
+        for path in links.rglob("*"):
+            if path.is_symlink() and not path.exists():
+                path.unlink(missing_ok=True)
+    return {item.path: link_for_run(item, links) for item in items}
+
+
+def link_for_run(item: LandingItem, links: Path) -> Path:
+    """The path a run of ``item`` is given: ``item.path`` when its name is stored as is,
+    else a symbolic link to it named ``item.name``, under ``links/<vendor>/<delivery_id>/``
+    (two entries whose names differ only in how a number is written get links of their
+    own unless they are the same delivery). The link is replaced atomically, so a run
+    reading it while the next scan makes it again still finds it. ``item.path`` when the
+    file system refuses the link (a name made too long by its tokens).
+    """
+    if item.name == item.path.name:
+        return item.path
+    folder = links.joinpath(*item.partition_key.split("/"))
+    link = folder / item.name
+    target = item.path.absolute()
+    try:
+        if link.is_symlink() and os.readlink(link) == str(target):
+            return link
+        folder.mkdir(parents=True, exist_ok=True)
+        fresh = folder / f".{uuid.uuid4().hex}.tmp"
+        try:
+            fresh.symlink_to(target)
+            os.replace(fresh, link)
+        finally:
+            fresh.unlink(missing_ok=True)  # gone once renamed
+    except OSError:
+        return item.path
+    return link
 
 
 def _stamp(entry: Path) -> str:

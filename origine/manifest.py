@@ -31,6 +31,8 @@ from origine.documents import (
     check_keys, load_document, read_bounded,
 )
 from origine.errors import BadInput
+from origine.freetext import scrub_text
+from origine.keys import HashKey
 
 MANIFEST_NAMES = ("manifest.yaml", "manifest.yml", "manifest.json")
 _IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -40,6 +42,18 @@ _CHUNK = 1 << 20
 MAX_UNZIPPED_BYTES = 200 << 30
 # Folders a zip is extracted into, under the home's scratch: ``unzip-<pid>-<host>-<random>``.
 UNZIP_PREFIX = "unzip-"
+# The region a name is read in when no manifest says it (a manifest that does not parse):
+# origine's default country; a number written with its country code is found in any region.
+DEFAULT_REGION = "FR"
+
+
+def stored_name(name: str, key: HashKey, region: str) -> str:
+    """A delivery's file name (a manifest path, a folder's or a zip's name) as origine stores
+    it: the report, the warehouse, the ledger's delivery leaf, Dagster's storage. A name
+    written after a number (``contacts-0612345678.csv``) would carry it there, so each
+    number in it becomes its token (:func:`origine.freetext.scrub_text`, read in the
+    delivery's region), as for suppression files and send reports."""
+    return scrub_text(name, key, region).text
 
 
 def host_tag() -> str:
@@ -165,6 +179,29 @@ class Delivery:
     manifest: Manifest
     manifest_sha256: str
     files: tuple[CheckedFile, ...]
+
+    def stored_names(self, key: HashKey) -> dict[str, str]:
+        """Each data file's manifest path -> its name as stored (:func:`stored_name`).
+
+        Two paths that differ only in how a number is written (``0612345678.csv``,
+        ``06 12 34 56 78.csv``) would be stored under one name, and a row leaf names its
+        file by its position among the delivery leaf's names: refused.
+        """
+        names: dict[str, str] = {}
+        first: dict[str, int] = {}
+        for i, f in enumerate(self.files, 1):
+            name = stored_name(f.entry.path, key, self.manifest.country)
+            same = first.setdefault(name, i)
+            if same != i:
+                raise BadInput(
+                    f"files[{i}] ({f.entry.path!r}) and files[{same}] ({self.files[same - 1].entry.path!r}) "
+                    "would be stored under the same name (the number in their names is kept as one "
+                    "token): rename one",
+                    file=self.label,
+                    column=f"files[{i}].path",
+                )
+            names[f.entry.path] = name
+        return names
 
     @property
     def fingerprint(self) -> str:
@@ -486,6 +523,21 @@ def peek_identity(path: Path) -> tuple[str, str]:
 
     Used to name the Dagster partition before the heavy work starts.
     """
+    m = peek_manifest(path)
+    return m.vendor, m.delivery_id
+
+
+def names_region(path: Path) -> str:
+    """The region the numbers in a delivery's names are read in: its manifest's country,
+    :data:`DEFAULT_REGION` when the manifest cannot be read (not there yet, or broken)."""
+    try:
+        return peek_manifest(path).country
+    except BadInput:
+        return DEFAULT_REGION
+
+
+def peek_manifest(path: Path) -> Manifest:
+    """A delivery's checked manifest, without reading (or hashing) its data files."""
     path = Path(path)
     if path.is_file() and zipfile.is_zipfile(path):
         try:
@@ -515,8 +567,7 @@ def peek_identity(path: Path) -> tuple[str, str]:
         raise BadInput("no such delivery (folder or .zip)", file=str(path))
     else:
         raise BadInput(_not_a_delivery(path), file=str(path))
-    m = parse_manifest(raw, label=label, json_format=name.endswith(".json"))
-    return m.vendor, m.delivery_id
+    return parse_manifest(raw, label=label, json_format=name.endswith(".json"))
 
 
 def partition_key(vendor: str, delivery_id: str) -> str:

@@ -10,12 +10,12 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from origine.errors import BadInput, DeliveryConflict, HashKeyError, OrigineError, storage_problem
 from origine.home import PG_URL_ENV, Home, check_pg_url
 from origine.ingest import DeliveryReport
-from origine.manifest import partition_key, peek_identity
+from origine.manifest import partition_key, peek_manifest
 from origine.pids import process_id
 
 if TYPE_CHECKING:  # origine.audit loads the audit's stack: only an audit run needs it
@@ -118,23 +118,48 @@ def open_instance(home: Home) -> Any:
 
 
 def ingest_via_dagster(home: Home, path: Path, *, progress: bool = False) -> DeliveryReport:
-    """Run the ``ingest_delivery`` job for one delivery; return its committed report."""
+    """Run the ``ingest_delivery`` job for one delivery; return its committed report.
+
+    The run sees the delivery through a link named by its scrubbed name (as the ledger
+    stores names) in a folder of its own, as :func:`suppress_via_dagster` does: a folder or
+    zip named after a number would otherwise put it in Dagster's storage (run config). Its
+    data files are stored under their scrubbed names by the domain, and its errors by
+    the asset; an error names the delivery and its files as the user gave them, as before.
+    """
+    import shutil
+    import tempfile
 
     # imported here: the code location is heavy and only a run needs it
     from assets.partitions import deliveries_partitions
     from origine.ingest.intake import check_conflict
+    from origine.manifest import stored_name
     from pipelines.jobs import INGEST_JOB, delivery_run_config
 
-    vendor, delivery_id = peek_identity(path)
-    key = partition_key(vendor, delivery_id)
+    given = Path(path)
+    manifest = peek_manifest(given)
+    key = partition_key(manifest.vendor, manifest.delivery_id)
     # a re-delivery with other bytes is refused before any run: it would fail in the
     # committed delivery's partition and show that good partition as failed
-    check_conflict(Path(path), home)
-    run_config = delivery_run_config(str(Path(path).resolve()))
-    run_config["ops"]["delivery_segment"]["config"]["progress"] = progress
-    result = _execute(home, INGEST_JOB, deliveries_partitions.name, key, run_config)
+    check_conflict(given, home)
+    hash_key = home.load_key()
+    target = given.resolve()
+    folder = Path(tempfile.mkdtemp(prefix="ingest-", dir=home.scratch))
+    link = folder / stored_name(target.name, hash_key, manifest.country)
+    try:
+        try:
+            link.symlink_to(target)
+        except OSError:  # a scrubbed name too long for the file system: the path as it is
+            link = target
+        run_config = delivery_run_config(str(link))
+        run_config["ops"]["delivery_segment"]["config"]["progress"] = progress
+        result = _execute(home, INGEST_JOB, deliveries_partitions.name, key, run_config)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     if not result.success:
-        raise _run_error(result, path, home)
+        # each data file as the run named it (label/path), before the delivery's own path
+        paths: list[tuple[Path | str, Path | str]] = [(f"{link}/{f.path}", f"{given}/{f.path}") for f in manifest.files]
+        paths.append((link, given))
+        raise _as_given(_run_error(result, given, home), paths, manifest.country, hash_key)
     return DeliveryReport.from_dict(result.output_for_node("warehouse_delivery"))
 
 
@@ -259,7 +284,8 @@ def _campaign_paths(campaign: Path, out_dir: Path, since: Path | None) -> tuple[
     return [(p, p) for p in [*paths, spec.target_file, spec.send_report] if p is not None], spec.country
 
 
-def _as_given(exc: OrigineError, paths: list[tuple[Path, Path]], region: str, key: HashKey) -> OrigineError:
+def _as_given(exc: OrigineError, paths: Sequence[tuple[Path | str, Path | str]], region: str,
+              key: HashKey) -> OrigineError:
     """``exc`` naming each path as the user gave it, where the run named it (``(as run, as
     given)`` pairs) in the form Dagster stored: scrubbed (``assets.privacy``)."""
     from origine.freetext import scrub_text

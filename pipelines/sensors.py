@@ -1,6 +1,8 @@
 """Every sensor: deliveries in ``landing/``, suppression files in ``suppressions/``,
 campaign specs in ``campaigns/``; each new or changed item gets one run (its run key)."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from assets.audits import campaign_run_config, campaigns_partitions
@@ -10,25 +12,26 @@ from origine.campaign import scan_campaigns
 from origine.errors import BadInput, DeliveryConflict
 from origine.home import Home
 from origine.ingest.intake import check_conflict
-from origine.landing import LandingItem, scan_landing
+from origine.landing import LandingItem, links_for_runs, scan_landing
 from pipelines.jobs import INGEST_JOB, campaign_audit, delivery_run_config, suppressions_job
 from pipelines.resources import OrigineHome
 from pipelines.runs import file_partition_key
 
 
-def _refused(context: dg.SensorEvaluationContext, item: LandingItem, home: Home) -> bool:
+def _refused(context: dg.SensorEvaluationContext, item: LandingItem, path: Path, home: Home) -> bool:
     """True (and logged) when the item re-delivers a committed (vendor, delivery_id) with
     other bytes: no run is requested, so the committed partition stays as it is.
 
     Checked once per run key (the key changes when the files do): the files are hashed
-    only for an id already committed, and never again for the same bytes.
+    only for an id already committed, and never again for the same bytes. ``path`` is
+    the one the run would be given (named as stored), which the error names.
     """
     if context.cursor and item.run_key in context.cursor.split("\n"):
         return True
     try:
-        check_conflict(item.path, home)
+        check_conflict(path, home)
     except DeliveryConflict as exc:
-        context.log.warning(f"refused {item.path.name}: {exc}")
+        context.log.warning(f"refused {item.name}: {exc}")
         seen = [k for k in (context.cursor or "").split("\n") if k][-999:]
         context.update_cursor("\n".join([*seen, item.run_key]))
         return True
@@ -45,10 +48,13 @@ def _refused(context: dg.SensorEvaluationContext, item: LandingItem, home: Home)
 def landing_sensor(context: dg.SensorEvaluationContext, origine: OrigineHome) -> dg.SensorResult:
     """Registers each new delivery in the landing folder as a partition and requests its run."""
     home = origine.get_home()
-    items, problems = scan_landing(home.landing)
+    # Names as stored: a delivery named after a number keeps it out of the run key, the
+    # run's config (a link so named) and the sensor's log.
+    items, problems = scan_landing(home.landing, origine.get_key())
     for problem in problems:
-        context.log.info(f"waiting on {problem.path.name}: {problem.message}")
-    items = [i for i in items if not _refused(context, i, home)]
+        context.log.info(f"waiting on {problem.name}: {problem.message}")
+    paths = links_for_runs(items, home.scratch / "landing-links")
+    items = [i for i in items if not _refused(context, i, paths[i.path], home)]
     new_keys = sorted(
         {i.partition_key for i in items}
         - set(context.instance.get_dynamic_partitions(deliveries_partitions.name))
@@ -58,7 +64,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, origine: OrigineHome) ->
             dg.RunRequest(
                 run_key=item.run_key,
                 partition_key=item.partition_key,
-                run_config=delivery_run_config(str(item.path)),
+                run_config=delivery_run_config(str(paths[item.path])),
                 tags={"origine/source": "landing"},
             )
             for item in items

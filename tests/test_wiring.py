@@ -51,7 +51,7 @@ def test_landing_sensor_registers_partitions_and_requests_runs(home, key, make_d
     (home.landing / "half-copied").mkdir()  # no manifest yet: waited on, not run
     with dg.instance_for_test() as instance:
         ctx = dg.build_sensor_context(
-            instance=instance, resources={"origine": OrigineHome(home=str(home.root))}
+            instance=instance, resources={"origine": OrigineHome(home=str(home.root), hash_key=TEST_KEY_HEX)}
         )
         result = landing_sensor(ctx)
         assert [r.partition_key for r in result.run_requests] == ["acme/L-1"]
