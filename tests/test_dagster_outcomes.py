@@ -78,7 +78,11 @@ def test_bad_input_fails_the_step_with_origines_message_first(home, key, make_de
     assert failures
     data = failures[0].dagster_event.step_failure_data
     assert data.error.cls_name == "Failure"  # not DagsterExecutionStepExecutionError
-    assert data.user_failure_data.description in message or message.endswith(data.user_failure_data.description)
+    # the run read the delivery through a link named as stored (tests/test_delivery_file_names_privacy.py):
+    # its path aside, the stored line is the one the user sees, which names the path as given
+    stored_path, stored_line = data.user_failure_data.description.split(": ", 1)
+    assert message == f"{bad}/a.csv: {stored_line}"
+    assert stored_path.startswith(str(home.scratch)) and stored_path.endswith("/delivery-1/a.csv")
     assert "612345678" not in data.user_failure_data.description
 
 
