@@ -1,0 +1,124 @@
+"""The segment step's work side by side gives what it gave one step at a time.
+
+Three parts of preparing a segment run beside the batches instead of before or
+between them: the check that a quoted CSV only quotes whole fields (a thread of
+its own, its verdict known after some batches), the Parquet writer (a thread of
+its own, batches queued), and the keyed hash (digests built into one buffer).
+Each is checked here where running it beside the rest could change an answer.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from origine import readers
+from origine.ingest import columns, prepare
+from origine.keys import HashKey
+from origine.manifest import open_delivery
+from origine.profiles import load_profile
+from origine.readers import NotColumnar, open_batches
+from tests.test_columns import assert_same, csv_bytes
+
+
+def late_quote_check(monkeypatch) -> threading.Event:
+    """The quote check gives its verdict only once the returned event is set."""
+    released = threading.Event()
+    real = readers._simply_quoted
+
+    def late(*args):
+        released.wait(timeout=30)
+        return real(*args)
+
+    monkeypatch.setattr(readers, "_simply_quoted", late)
+    return released
+
+
+def test_a_quote_inside_a_field_after_many_batches_reads_as_by_rows(key, make_delivery, tmp_path, monkeypatch) -> None:
+    """The quote check's verdict comes after batches were read and processed: the
+    file is read again by rows, and the segment is the row reader's, row for row."""
+    monkeypatch.setattr(prepare, "_COLUMN_BATCH", 50)
+    released = late_quote_check(monkeypatch)
+    real_process = columns.process_batch
+
+    def process(*args, **kwargs):
+        released.set()  # a batch is being processed: now the verdict
+        return real_process(*args, **kwargs)
+
+    monkeypatch.setattr(columns, "process_batch", process)
+    # Quoted empty fields make the file "quoted"; near its end a doubled quote,
+    # which csv reads as one quote (x"y) and Arrow, told not to, as x"y".
+    body = csv_bytes(400).replace(b";;", b';"";')
+    lines = body.split(b"\r\n")
+    lines[-2] = lines[-2].replace(b"jeu-concours", b'"x""y"')  # its source
+    path = make_delivery({"contacts.csv": b"\r\n".join(lines)})
+    cols = assert_same(path, tmp_path, key)
+    assert cols["report"]["rows_read"] == 400
+
+
+def test_the_columnar_reader_refuses_a_file_quoted_inside_a_field(tmp_path, monkeypatch) -> None:
+    released = late_quote_check(monkeypatch)
+    path = tmp_path / "f.csv"
+    rows = [f'06123456{i:02d};"a"' for i in range(90)] + ['0612345699;a "b" c']
+    path.write_bytes(("phone;source\n" + "\n".join(rows) + "\n").encode())
+    _, batches = open_batches(path, "f.csv", size=10)
+    first = next(batches)  # given before the verdict
+    assert len(first) == 10
+    released.set()
+    with pytest.raises(NotColumnar):
+        list(batches)
+
+
+def test_a_file_quoting_whole_fields_is_read_by_columns(tmp_path) -> None:
+    path = tmp_path / "f.csv"
+    rows = [f'"06123456{i:02d}";"a";' for i in range(90)]
+    path.write_bytes(("phone;source;x\n" + "\n".join(rows) + "\n").encode())
+    _, batches = open_batches(path, "f.csv", size=10)
+    got = [v for b in batches for v in b.columns["phone"].to_pylist()]
+    assert got == [f"06123456{i:02d}" for i in range(90)]
+
+
+def test_a_failed_write_fails_the_delivery_and_leaves_no_segment(key, make_delivery, tmp_path, monkeypatch) -> None:
+    """The writer's thread raises in the caller; nothing of the segment remains."""
+    monkeypatch.setattr(prepare, "_COLUMN_BATCH", 50)
+    calls = {"n": 0}
+    real = pq.ParquetWriter.write_table
+
+    def failing(self, table, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk full")
+        return real(self, table, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", failing)
+    path = make_delivery({"contacts.csv": csv_bytes(600)})
+    root = tmp_path / "segments"
+    with open_delivery(path) as delivery, pytest.raises(OSError, match="disk full"):
+        prepare.prepare_delivery(
+            delivery, key=key, profile=load_profile(delivery.manifest.vendor, tmp_path / "profiles"),
+            segments_root=root,
+        )
+    assert not [p for p in root.rglob("*") if p.is_file()]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.none(), st.from_regex(r"\+[0-9]{1,15}", fullmatch=True)), max_size=60),
+    layers=st.integers(0, 2),
+    cut=st.integers(0, 5),
+)
+def test_subject_keys_by_column_equal_the_per_value_key(values, layers, cut) -> None:
+    """Nulls, slices (an Arrow offset) and rotation layers: the column is the
+    per-value HMAC chain, as a plain string column."""
+    key = HashKey(b"s" * 32, layers=tuple(bytes([65 + i]) * 40 for i in range(layers)))
+    column = pa.array(["+0"] * cut + values, pa.string()).slice(cut)
+    got = key.subject_keys(column)
+    got.validate(full=True)
+    assert got.type == pa.string()
+    assert got.to_pylist() == [None if v is None else key.subject_key(v) for v in values]
