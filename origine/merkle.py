@@ -174,11 +174,20 @@ class MemoryNodeStore:
 
     def put_many(self, level: int, start_index: int, hashes: Sequence[bytes]) -> None:
         """Append ``hashes`` to ``level`` at ``start_index`` (see the class docstring)."""
-        if level < 0 or start_index < 0:
-            raise ValueError(f"negative node position ({level}, {start_index})")
         blob = b"".join(hashes)
         if len(blob) != HASH_SIZE * len(hashes):
             raise ValueError("every node hash must be 32 bytes")
+        self._put(level, start_index, blob)
+
+    def put_packed(self, level: int, start_index: int, packed: bytes) -> None:
+        """:meth:`put_many` with the hashes packed back to back in one ``bytes``."""
+        if len(packed) % HASH_SIZE:
+            raise ValueError("every node hash must be 32 bytes")
+        self._put(level, start_index, bytes(packed))
+
+    def _put(self, level: int, start_index: int, blob: bytes) -> None:
+        if level < 0 or start_index < 0:
+            raise ValueError(f"negative node position ({level}, {start_index})")
         while len(self._levels) <= level:
             self._levels.append(bytearray())
         buf = self._levels[level]
@@ -187,17 +196,11 @@ class MemoryNodeStore:
             raise ValueError(
                 f"level {level} holds {stored} nodes; cannot write at index {start_index}"
             )
-        overlap = min(stored - start_index, len(hashes)) * HASH_SIZE
+        overlap = min(stored - start_index, len(blob) // HASH_SIZE) * HASH_SIZE
         start = start_index * HASH_SIZE
         if buf[start : start + overlap] != blob[:overlap]:
             raise ValueError(f"refusing to overwrite stored nodes at level {level}")
         buf += blob[overlap:]
-
-    def put_packed(self, level: int, start_index: int, packed: bytes) -> None:
-        """:meth:`put_many` with the hashes packed back to back in one ``bytes``."""
-        if len(packed) % HASH_SIZE:
-            raise ValueError("every node hash must be 32 bytes")
-        self.put_many(level, start_index, _unpack(packed))
 
 
 class Frontier:
