@@ -245,10 +245,17 @@ def _inspect_text(opener: Callable[[], BinaryIO], name: str) -> tuple[str, bool,
                 cp1252 = cp1252 and len(chunk.translate(None, _CP1252_UNDEFINED_BYTES)) == len(chunk)
             quoted = quoted or b'"' in chunk
             if plain:
-                joined = last + chunk
-                plain = b"\x00" not in chunk and (
-                    joined.count(b"\r") - joined[-1:].count(b"\r") == joined.count(b"\r\n")
-                )
+                # Every carriage return but the chunk's last byte (the next chunk's
+                # first byte settles it) starts a CRLF, the previous chunk's last
+                # byte included; counted without joining the two (a copy per chunk),
+                # and only where the chunk holds a carriage return at all.
+                crlf_across = last == b"\r" and chunk[:1] == b"\n"
+                if b"\r" in chunk:
+                    lone = (last == b"\r") + chunk.count(b"\r") - (chunk[-1:] == b"\r")
+                    plain = lone == chunk.count(b"\r\n") + crlf_across
+                else:
+                    plain = last != b"\r" or crlf_across
+                plain = plain and b"\x00" not in chunk
             last = chunk[-1:]
             first_end = _LINE_END.search(chunk)
             if first_end is None:

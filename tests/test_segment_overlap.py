@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from origine import readers
@@ -122,3 +122,18 @@ def test_subject_keys_by_column_equal_the_per_value_key(values, layers, cut) -> 
     got.validate(full=True)
     assert got.type == pa.string()
     assert got.to_pylist() == [None if v is None else key.subject_key(v) for v in values]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.lists(st.sampled_from([b"a", b"\r", b"\n", b"\r\n", b"\r\n", b"\x00"]), min_size=1, max_size=20)
+       .map(b"".join), chunk=st.integers(1, 5))
+@example(data=b"a\r\n\r\n", chunk=2)  # a CRLF cut in two, then a whole one
+def test_plain_text_is_judged_alike_across_chunk_boundaries(data, chunk, monkeypatch) -> None:
+    """The inspection counts carriage returns chunk by chunk without joining them:
+    plain is still "no NUL, and every carriage return starts a CRLF", wherever
+    the chunks cut (a CRLF split across two included)."""
+    import io
+
+    monkeypatch.setattr(readers, "_CHUNK", chunk)
+    _, plain, _ = readers._inspect_text(lambda: io.BytesIO(data), "f.csv")
+    assert plain == (b"\x00" not in data and data.count(b"\r") == data.count(b"\r\n"))
