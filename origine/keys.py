@@ -171,10 +171,9 @@ def _hmac_hex_column(secrets: tuple[bytes, ...], values: "pa.Array") -> "pa.Arra
     if len(present) and not pc.all(pc.string_is_ascii(present)).as_py():
         raise UnicodeEncodeError("ascii", "", 0, 1, "a subject key is made of an ASCII E.164 number")
     data: list[bytes] = present.cast(pa.binary()).to_pylist()
-    hexed = b""
-    for secret in secrets:
-        hexed = _hmac_hex_buffer(secret, data)
-        data = [hexed[i:i + 64] for i in range(0, len(hexed), 64)]
+    hexed = _hmac_hex_buffer(secrets[0], data)
+    for layer in secrets[1:]:
+        hexed = _hmac_hex_buffer(layer, [hexed[i:i + 64] for i in range(0, len(hexed), 64)])
     if values.null_count:
         valid = np.asarray(values.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
         offsets = np.zeros(n + 1, dtype=np.int32)
