@@ -10,15 +10,18 @@ Each is checked here where running it beside the rest could change an answer.
 from __future__ import annotations
 
 import threading
+import zoneinfo
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from origine import readers
+from origine import dates, readers
 from origine.ingest import columns, prepare
 from origine.keys import HashKey
 from origine.manifest import open_delivery
@@ -137,3 +140,49 @@ def test_plain_text_is_judged_alike_across_chunk_boundaries(data, chunk, monkeyp
     monkeypatch.setattr(readers, "_CHUNK", chunk)
     _, plain, _ = readers._inspect_text(lambda: io.BytesIO(data), "f.csv")
     assert plain == (b"\x00" not in data and data.count(b"\r") == data.count(b"\r\n"))
+
+
+def per_value_localize(local_us: np.ndarray, zone: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every value asked of Arrow both ways: what dates._localize answered before
+    it asked per day."""
+    naive = pa.array(local_us, pa.timestamp("us"))
+    early = pc.assume_timezone(naive, timezone=zone, ambiguous="earliest", nonexistent="earliest")
+    late = pc.assume_timezone(naive, timezone=zone, ambiguous="latest", nonexistent="latest")
+    e, l = early.cast(pa.int64()).to_numpy(), late.cast(pa.int64()).to_numpy()
+    settled = (local_us >= dates._ARROW_ZONES_FROM) & (local_us < dates._ARROW_ZONES_UNTIL)
+    return e, settled & (e == l)
+
+
+ODD_ZONES = ["Europe/Paris", "Australia/Lord_Howe", "Africa/Casablanca", "America/Sao_Paulo",
+             "America/St_Johns", "Pacific/Apia", "Pacific/Kiritimati", "Antarctica/Troll", "Asia/Tehran"]
+
+
+@pytest.mark.parametrize("zone", ODD_ZONES)
+def test_local_times_by_day_are_read_as_by_value(zone) -> None:
+    """Every quarter hour from 2009 to 2024 (Apia's skipped day, Lord Howe's half-hour
+    change, Casablanca's Ramadan, Troll's two hours, midnight changes in Sao Paulo)
+    and the minutes around each hour: where the per-value reading is clear, the
+    per-day one is clear and equal; where it is not, neither is the per-day one."""
+    start = int(np.datetime64("2009-01-01", "us").astype(np.int64))
+    end = int(np.datetime64("2025-01-01", "us").astype(np.int64))
+    quarter = 15 * 60 * 1_000_000
+    local = np.arange(start, end, quarter, dtype=np.int64)
+    local = np.concatenate([local, local[::4] - 1, local[::4] + 60_000_000 * 7 + 3])
+    utc, clear = dates._localize(local, zone)
+    want_utc, want_clear = per_value_localize(local, zone)
+    assert (clear == want_clear).all()
+    assert (utc[clear] == want_utc[clear]).all()
+
+
+@settings(max_examples=80, deadline=None)
+@given(zone=st.sampled_from(sorted(zoneinfo.available_timezones())),
+       local=st.lists(st.integers(-62_135_596_800_000_000, 253_402_300_799_999_999), max_size=30),
+       near=st.integers(0, 60 * 365), minutes=st.lists(st.integers(0, 3 * 1440), max_size=30))
+def test_any_zone_by_day_is_read_as_by_value(zone, local, near, minutes) -> None:
+    """Any zone, any time from year 1 to 9999, and times packed in a few days of 1975-2035."""
+    base = int(np.datetime64("1975-01-01", "us").astype(np.int64)) + near * 86_400_000_000
+    values = np.array(local + [base + m * 60_000_000 for m in minutes], dtype=np.int64)
+    utc, clear = dates._localize(values, zone)
+    want_utc, want_clear = per_value_localize(values, zone)
+    assert (clear == want_clear).all()
+    assert (utc[clear] == want_utc[clear]).all()
