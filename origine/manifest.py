@@ -42,6 +42,8 @@ _CHUNK = 1 << 20
 MAX_UNZIPPED_BYTES = 200 << 30
 # Folders a zip is extracted into, under the home's scratch: ``unzip-<pid>-<host>-<random>``.
 UNZIP_PREFIX = "unzip-"
+# Folders holding the link a CLI run reads its input through (named as stored), likewise.
+LINK_PREFIX = "link-"
 # The region a name is read in when no manifest says it (a manifest that does not parse):
 # origine's default country; a number written with its country code is found in any region.
 DEFAULT_REGION = "FR"

@@ -127,7 +127,6 @@ def ingest_via_dagster(home: Home, path: Path, *, progress: bool = False) -> Del
     the asset; an error names the delivery and its files as the user gave them, as before.
     """
     import shutil
-    import tempfile
 
     # imported here: the code location is heavy and only a run needs it
     from assets.partitions import deliveries_partitions
@@ -143,7 +142,7 @@ def ingest_via_dagster(home: Home, path: Path, *, progress: bool = False) -> Del
     check_conflict(given, home)
     hash_key = home.load_key()
     target = given.resolve()
-    folder = Path(tempfile.mkdtemp(prefix="ingest-", dir=home.scratch))
+    folder = _link_folder(home)
     link = folder / stored_name(target.name, hash_key, manifest.country)
     try:
         try:
@@ -161,6 +160,18 @@ def ingest_via_dagster(home: Home, path: Path, *, progress: bool = False) -> Del
         paths.append((link, given))
         raise _as_given(_run_error(result, given, home), paths, manifest.country, hash_key)
     return DeliveryReport.from_dict(result.output_for_node("warehouse_delivery"))
+
+
+def _link_folder(home: Home) -> Path:
+    """A folder of this run's own for the link it reads its input through, named like the
+    extracted zips (``link-<pid>-<host>-<random>``) so that, left by a killed run, the next
+    ingest on this host removes it (:func:`origine.ingest.intake.sweep_dead_partials`)."""
+    import tempfile
+
+    from origine.manifest import LINK_PREFIX, host_tag
+
+    home.scratch.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{LINK_PREFIX}{os.getpid()}-{host_tag()}-", dir=home.scratch))
 
 
 def _execute(home: Home, job_name: str, partitions: str, key: str, run_config: dict[str, Any], *,
@@ -208,7 +219,6 @@ def suppress_via_dagster(home: Home, path: Path, *, key: HashKey, country: str =
     An error names the file as the user gave it, as before.
     """
     import shutil
-    import tempfile
 
     from assets.suppressions import suppression_files_partitions, suppression_run_config
     from origine.freetext import scrub_text
@@ -216,7 +226,7 @@ def suppress_via_dagster(home: Home, path: Path, *, key: HashKey, country: str =
 
     given = Path(path)
     name = scrub_text(given.name, key, country).text
-    folder = Path(tempfile.mkdtemp(prefix="suppress-", dir=home.scratch))
+    folder = _link_folder(home)
     # named as the ledger will store it: the domain scrubs the name it reads, and a token it leaves as is
     link = folder / name
     try:

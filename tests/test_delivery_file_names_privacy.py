@@ -246,3 +246,30 @@ def test_two_files_stored_under_one_name_are_refused(key, tmp_path) -> None:
     with open_delivery(folder) as delivery:
         with pytest.raises(BadInput, match=r"files\[2\].*same name"):
             delivery.stored_names(key)
+
+
+def test_a_killed_runs_link_folder_is_swept_and_its_target_kept(home, tmp_path) -> None:
+    """A CLI run killed before its clean-up leaves its link (which points at the path as
+    given, number included); the next ingest on this host removes a dead pid's folder,
+    never what the link points at, and keeps a live run's and another host's."""
+    import os
+    import subprocess
+    import sys
+
+    from origine.ingest import intake
+    from origine.manifest import host_tag
+
+    given = tmp_path / "livraison-0644556677"
+    given.mkdir()
+    (given / "manifest.yaml").write_text("x")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: its pid names no process
+    dead = home.scratch / f"link-{child.pid}-{host_tag()}-x1y2z3"
+    live = home.scratch / f"link-{os.getpid()}-{host_tag()}-a1b2c3"
+    elsewhere = home.scratch / f"link-{child.pid}-otherhost{host_tag()}-q1w2e3"
+    for folder in (dead, live, elsewhere):
+        folder.mkdir(parents=True)
+        (folder / "livraison-[tel:0123456789ab]").symlink_to(given)
+    assert intake.sweep_dead_partials(home.scratch) == [dead]
+    assert not dead.exists() and live.exists() and elsewhere.exists()
+    assert (given / "manifest.yaml").read_text() == "x"

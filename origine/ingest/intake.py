@@ -16,7 +16,7 @@ from origine.ingest.commit import commit_delivery, duplicate_or_conflict, existi
 from origine.ingest.prepare import prepare_delivery, segment_dir
 from origine.ingest.report import DeliveryReport
 from origine.keys import HashKey
-from origine.manifest import UNZIP_PREFIX, host_tag, open_delivery
+from origine.manifest import LINK_PREFIX, UNZIP_PREFIX, host_tag, open_delivery
 from origine.pids import running
 from origine.profiles import load_profile
 from origine.signing import load_signer
@@ -91,7 +91,9 @@ def sweep_dead_partials(folder: Path) -> list[Path]:
     whose writer is no longer running: a run killed while reading leaves one behind (and
     a commit killed while hashing the tree, its ``tmp/nodes.partial-<pid>-<id>``; an
     ingest killed with a zip delivery open, the extracted delivery
-    ``tmp/unzip-<pid>-<host>-<id>``, raw numbers included: only this host's).
+    ``tmp/unzip-<pid>-<host>-<id>``, raw numbers included; a CLI run killed, the folder
+    ``tmp/link-<pid>-<host>-<id>`` of the link it read its input through, which points at
+    the path as given: only this host's).
 
     They are never read (only the renamed segment is), this only gives the space back
     (and, for an extracted zip, removes raw personal data the run meant to delete).
@@ -102,10 +104,12 @@ def sweep_dead_partials(folder: Path) -> list[Path]:
     owned = [(p, p.name.rsplit(".partial-", 1)[1]) for p in folder.glob("*.partial-*")]
     here = host_tag()
     owned += [
-        (p, p.name[len(UNZIP_PREFIX):])
-        for p in folder.glob(f"{UNZIP_PREFIX}*")
-        # another host's pids mean nothing here
-        if p.is_dir() and p.name[len(UNZIP_PREFIX):].split("-", 2)[1:2] == [here]
+        (p, p.name[len(prefix):])
+        for prefix in (UNZIP_PREFIX, LINK_PREFIX)
+        for p in folder.glob(f"{prefix}*")
+        # another host's pids mean nothing here (a link folder is never followed: rmtree
+        # removes the link, not what it points at)
+        if p.is_dir() and not p.is_symlink() and p.name[len(prefix):].split("-", 2)[1:2] == [here]
     ]
     for leftover, tail in owned:
         pid = tail.split("-", 1)[0]
