@@ -70,7 +70,8 @@ FILE_SCHEMA = Schema(
     (
         Key("path", TEXT, "The file's path inside the delivery, `/`-separated: no `..`, no absolute "
             "path, no symlink. `contacts.csv`, `./contacts.csv` and `.//contacts.csv` are the same "
-            "file: listing it twice is refused.", required=True),
+            "file: listing it twice is refused. A number in it (`contacts-0612345678.csv`) is stored as its "
+            "keyed token (report, warehouse, ledger); errors name the file as given.", required=True),
         Key("sha256", TEXT, "The file's SHA-256 (64 hex characters): checked before anything is read."),
         Key("rows", WHOLE, "The number of data rows (header excluded): checked once the rows are read."),
     ),
