@@ -43,8 +43,10 @@ ZIP_NUMBER = "+33655667788"  # the zip delivery: 0655667788.zip
 MEMBER_NUMBER = "+33666778899"  # its member: "export 06 66 77 88 99.csv"
 BAD_NUMBER = "+33677889900"  # a delivery that fails: erreur-0677889900
 WAIT_NUMBER = "+33699887766"  # a landing entry whose manifest does not parse
+CONFLICT_NUMBER = "+33611998877"  # a landing entry re-delivering D-1 with other bytes: encore-0611998877
 A, B, C = "+33612345678", "+33698765432", "+33611223344"
-NAME_NUMBERS = [FILE_NUMBER, DIR_NUMBER, FOLDER_NUMBER, ZIP_NUMBER, MEMBER_NUMBER, BAD_NUMBER, WAIT_NUMBER]
+NAME_NUMBERS = [FILE_NUMBER, DIR_NUMBER, FOLDER_NUMBER, ZIP_NUMBER, MEMBER_NUMBER, BAD_NUMBER, WAIT_NUMBER,
+                CONFLICT_NUMBER]
 
 CONTACTS = (
     "phone,source,consent_purposes,consent_at,religion\n"
@@ -198,7 +200,7 @@ def test_cli_stores_a_delivery_file_named_after_a_number_scrubbed(home, key, tmp
     assert any(p.endswith(f"{tel_token(ZIP_NUMBER, key)}.zip") for p in paths)
 
 
-def test_landing_sensor_stores_a_delivery_named_after_a_number_scrubbed(home, key) -> None:
+def test_landing_sensor_stores_a_delivery_named_after_a_number_scrubbed(home, key, capfd) -> None:
     folder, archive = _deliveries(home.landing)
     waiting = home.landing / "attente-0699887766"
     waiting.mkdir()
@@ -218,10 +220,16 @@ def test_landing_sensor_stores_a_delivery_named_after_a_number_scrubbed(home, ke
                 tags=request.tags,
             )
             assert run.success
-        # the same deliveries again: the same run keys (nothing new to run)
+        # the same deliveries again: the same run keys (nothing new to run); D-1 again with
+        # other bytes is refused, and the sensor's log names it as stored
+        _folder(home.landing / "encore-0611998877", "D-1", {"contacts-0622334455.csv": EXTRA})
+        capfd.readouterr()
         again = landing_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        log = "\n".join(capfd.readouterr())  # a sensor's log, as the tick shows it
         assert {r.partition_key: r.run_key for r in again.run_requests} == {
             k: r.run_key for k, r in requests.items()}
+    assert f"refused encore-{tel_token(CONFLICT_NUMBER, key)}" in log
+    assert f"waiting on attente-{tel_token(WAIT_NUMBER, key)}" in log
 
     scanner = Scanner([*NAME_NUMBERS, A, B, C])
     hits = scanner.scan_tree(home.root, exclude=["landing"])
@@ -229,6 +237,7 @@ def test_landing_sensor_stores_a_delivery_named_after_a_number_scrubbed(home, ke
     # what the sensor logs of a landing entry it waits on
     _, problems = scan_landing(home.landing, key)
     hits += scanner.scan_text(repr([(p.name, p.message) for p in problems]), "landing problems")
+    hits += scanner.scan_text(log, "the sensor's log")
     assert_no_raw_number(hits)
 
     _assert_stored_as_tokens(home, key)
