@@ -20,18 +20,22 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import phonenumbers
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from origine.errors import BadInput
 from origine.freetext import tel_token
+from origine.keys import HashKey
 from origine.landing import scan_landing
-from origine.manifest import open_delivery
+from origine.manifest import open_delivery, stored_name
 from pipelines.definitions import build_definitions
 from pipelines.resources import OrigineHome
 from pipelines.sensors import landing_sensor
 from tests.conftest import TEST_KEY_HEX
-from tests.privacy import Scanner, assert_no_raw_number
+from tests.privacy import Scanner, assert_no_raw_number, written_forms
 from tests.processes import run_cli
 
 pytestmark = pytest.mark.slow
@@ -282,3 +286,28 @@ def test_a_killed_runs_link_folder_is_swept_and_its_target_kept(home, tmp_path) 
     assert intake.sweep_dead_partials(home.scratch) == [dead]
     assert not dead.exists() and live.exists() and elsewhere.exists()
     assert (given / "manifest.yaml").read_text() == "x"
+
+
+_KEY = HashKey(bytes.fromhex(TEST_KEY_HEX))
+_AROUND = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZéè"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    prefix=st.text(alphabet=_AROUND + "-_ /", max_size=12).map(lambda s: s if not s or s[-1] in "-_ /" else s + "-"),
+    number=st.sampled_from([A, FILE_NUMBER, "+212612345678", "+221771234567", "+14155550123"]),
+    form=st.integers(min_value=0),
+    suffix=st.sampled_from(["", ".csv", ".csv.gz", "/contacts.csv", "_v2.xlsx", " (1).jsonl"]),
+)
+def test_a_stored_name_holds_no_written_form_of_its_number(prefix: str, number: str, form: int, suffix: str) -> None:
+    """Whatever surrounds it and however it is written, a number in a file's name is
+    stored as its token (read in its own region, as the delivery's manifest says)."""
+    forms = written_forms(number)
+    written = forms[form % len(forms)]
+    region = phonenumbers.region_code_for_number(phonenumbers.parse(number))
+    stored = stored_name(prefix + written + suffix, _KEY, region)
+    assert_no_raw_number(Scanner([number]).scan_text(stored, repr(prefix + written + suffix)))
+    if suffix.startswith(" ("):  # " (1)" reads as the number's last group: another token, still no number
+        assert stored.startswith(prefix + "[tel:")
+    else:
+        assert stored == prefix + tel_token(number, _KEY) + suffix
