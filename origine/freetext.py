@@ -26,6 +26,7 @@ or ``:`` cost nothing in Python; callers scrub distinct values only.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -46,6 +47,8 @@ MIN_DIGITS = 8
 MAX_DIGITS = 17  # 15 for E.164, plus an international prefix "00" or a "(0)"
 MAX_PARSES = 64  # phone parses per run of digit groups; beyond, the run's rest is withheld
 WITHHELD = "[tel:withheld]"
+# Keys the tokens personal_data_kinds makes and drops: random, never stored or shown.
+_DETECTION_KEY = HashKey(os.urandom(32))
 
 # Characters that may separate digit groups of one written number.
 _SEP = " \t\u00a0.\\-/()"
@@ -150,6 +153,13 @@ def scrub_text(text: str, key: HashKey, region: str) -> Scrubbed:
 
     out = _FIND.sub(replace, text)
     return Scrubbed(out, frozenset(kinds))
+
+
+def personal_data_kinds(text: str, region: str) -> frozenset[str]:
+    """The kinds of personal data :func:`scrub_text` finds in ``text`` (``tel``, ``email``,
+    ``ip``), for a value that must hold none rather than be stored scrubbed (an identifier).
+    The tokens are made with a key of this process's own and dropped."""
+    return scrub_text(text, _DETECTION_KEY, region).kinds
 
 
 @lru_cache(maxsize=65_536)

@@ -31,7 +31,7 @@ from origine.documents import (
     check_keys, load_document, read_bounded,
 )
 from origine.errors import BadInput
-from origine.freetext import scrub_text
+from origine.freetext import personal_data_kinds, scrub_text
 from origine.keys import HashKey
 
 MANIFEST_NAMES = ("manifest.yaml", "manifest.yml", "manifest.json")
@@ -98,8 +98,9 @@ MANIFEST_SCHEMA = Schema(
     "delivery manifest",
     (
         Key("delivery_id", TEXT, "The vendor's identifier of this delivery: letters, digits, `.`, `_`, `-` "
-            "(at most 128). With `vendor`, it names the delivery; the same bytes again are a duplicate, "
-            "other bytes under the same name are refused.", required=True),
+            "(at most 128), never one that reads as a phone number (refused: it names the delivery in the "
+            "ledger, Dagster and every export). With `vendor`, it names the delivery; the same bytes again "
+            "are a duplicate, other bytes under the same name are refused.", required=True),
         Key("vendor", TEXT, "Who delivers: same characters as `delivery_id`. Chooses the vendor profile "
             "`$ORIGINE_HOME/profiles/<vendor>.yaml`.", required=True),
         Key("recipient", TEXT, "Who receives the numbers (recorded in each `delivered` event)."),
@@ -367,6 +368,16 @@ def parse_manifest(raw: bytes, *, label: str, json_format: bool = False) -> Mani
     country = str(required("country")).upper()
     if country not in phonenumbers.SUPPORTED_REGIONS:
         raise BadInput(f"unknown region {country!r} (ISO 3166 alpha-2)", file=label, column="country")
+    for name, value in (("delivery_id", delivery_id), ("vendor", vendor)):
+        # Unlike a file name, an identifier is not stored scrubbed: it is the delivery's
+        # name in the ledger, Dagster's partitions and every export, and it must match the
+        # vendor's own records. One that reads as a phone number is refused instead.
+        if personal_data_kinds(value, country):
+            raise BadInput(
+                "reads as a phone number (or an e-mail or IP address); it would name the delivery "
+                "in the ledger, Dagster and every export: use an identifier that holds none",
+                file=label, column=name,
+            )
     tz_name = str(doc.get("timezone") or "UTC")
     try:
         ZoneInfo(tz_name)
