@@ -17,9 +17,7 @@ import io
 import json
 import re
 import tempfile
-import threading
 import zlib
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
@@ -678,12 +676,8 @@ def _arrow_csv(
     """Arrow's CSV reader over a plain file, or None when the file needs ``csv``.
 
     Quotes are admitted only as whole-field quoting within a line (``"06 12";x``),
-    checked over every line: there both readers split alike, whereas a quote inside
-    a field, a doubled quote or a quoted line break is read by ``csv`` alone. The
-    check is a pass of its own over the file (a fifth of a CPU second per million
-    lines), run in a thread beside the batches rather than before them; a file that
-    fails it raises :class:`NotColumnar` once that is known, at the latest after its
-    last batch, and is read again by rows.
+    checked over every line first: there both readers split alike, whereas a quote
+    inside a field, a doubled quote or a quoted line break is read by ``csv`` alone.
     """
     import pyarrow.csv as pacsv
 
@@ -693,16 +687,11 @@ def _arrow_csv(
         return None  # blank lines before the header, or a header-only file without newline
     delimiter = "\t" if name.lower().removesuffix(".gz").endswith((".tsv", ".tab")) else None
     delimiter = delimiter or sniff_delimiter(first)
+    if quoted and not _simply_quoted(path, opener, shape, encoding, delimiter):
+        return None
     header = first.rstrip("\r\n").split(delimiter)
     if any('"' in cell for cell in header):
         return None  # keep header parsing to csv (it is one line: nothing to gain)
-    check = _in_thread(_simply_quoted, path, opener, shape, encoding, delimiter) if quoted else None
-
-    def not_simply_quoted(wait: bool) -> bool:
-        if check is None or not (wait or check.done()):
-            return False
-        return not check.result()
-
     shape.encoding = encoding
     shape.delimiter = delimiter
     columns = header_names(header)
@@ -740,9 +729,6 @@ def _arrow_csv(
             )
             row = 0
             for batch in reader:
-                if not_simply_quoted(wait=False):
-                    refused = True  # known already: no more batches of a file read again
-                    break
                 for lo in range(0, batch.num_rows, size):
                     part = batch.slice(lo, size)
                     cols = {c: part.column(i) for i, c in enumerate(columns)}
@@ -755,28 +741,12 @@ def _arrow_csv(
         finally:
             if not isinstance(source, str):
                 source.close()
-        if refused or not_simply_quoted(wait=True):
+        if refused:
             # Raised out here, without the original: Arrow's parse errors quote the
             # raw row, numbers included, and must not ride along as __context__.
             raise NotColumnar(f"{name}: a row that is not plain delimited text")
 
     return batches()
-
-
-def _in_thread(fn: Callable[..., bool], *args: Any) -> "Future[bool]":
-    """``fn(*args)`` started in a thread of its own; its result (or error) in the future."""
-    future: Future[bool] = Future()
-
-    def run() -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        try:
-            future.set_result(fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - handed to whoever asks for the result
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name="origine-quote-check", daemon=True).start()
-    return future
 
 
 def _simply_quoted(

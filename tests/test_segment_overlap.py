@@ -1,17 +1,15 @@
-"""The segment step's work side by side gives what it gave one step at a time.
+"""The segment step's faster parts give what the plainer ones gave.
 
-Three parts of preparing a segment run beside the batches instead of before or
-between them: the check that a quoted CSV only quotes whole fields (a thread of
-its own, its verdict known after some batches), the Parquet writer (a thread of
-its own, batches queued), and the keyed hash (digests built into one buffer).
-Each is checked here where running it beside the rest could change an answer.
+The Parquet writer runs in a thread of its own (batches queued), the keyed hash
+builds its column on one buffer of digests, the inspection pass counts carriage
+returns chunk by chunk, and naive local times are placed in their zone per day.
+Each is checked here where the shortcut could change an answer; a quoted file
+that the inspection sends to the row reader still reads as by rows.
 """
 
 from __future__ import annotations
 
-import threading
 import zoneinfo
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -22,60 +20,25 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from origine import dates, readers
-from origine.ingest import columns, prepare
+from origine.ingest import prepare
 from origine.keys import HashKey
 from origine.manifest import open_delivery
 from origine.profiles import load_profile
-from origine.readers import NotColumnar, open_batches
+from origine.readers import open_batches
 from tests.test_columns import assert_same, csv_bytes
 
 
-def late_quote_check(monkeypatch) -> threading.Event:
-    """The quote check gives its verdict only once the returned event is set."""
-    released = threading.Event()
-    real = readers._simply_quoted
-
-    def late(*args):
-        released.wait(timeout=30)
-        return real(*args)
-
-    monkeypatch.setattr(readers, "_simply_quoted", late)
-    return released
-
-
-def test_a_quote_inside_a_field_after_many_batches_reads_as_by_rows(key, make_delivery, tmp_path, monkeypatch) -> None:
-    """The quote check's verdict comes after batches were read and processed: the
-    file is read again by rows, and the segment is the row reader's, row for row."""
+def test_a_doubled_quote_far_into_a_quoted_file_reads_as_by_rows(key, make_delivery, tmp_path, monkeypatch) -> None:
+    """A quoted file whose quoting is not whole fields only near its end: the
+    segment is the row reader's, row for row (Arrow, told not to read doubled
+    quotes, would give x"y" where csv gives x"y)."""
     monkeypatch.setattr(prepare, "_COLUMN_BATCH", 50)
-    released = late_quote_check(monkeypatch)
-    real_process = columns.process_batch
-
-    def process(*args, **kwargs):
-        released.set()  # a batch is being processed: now the verdict
-        return real_process(*args, **kwargs)
-
-    monkeypatch.setattr(columns, "process_batch", process)
-    # Quoted empty fields make the file "quoted"; near its end a doubled quote,
-    # which csv reads as one quote (x"y) and Arrow, told not to, as x"y".
     body = csv_bytes(400).replace(b";;", b';"";')
     lines = body.split(b"\r\n")
     lines[-2] = lines[-2].replace(b"jeu-concours", b'"x""y"')  # its source
     path = make_delivery({"contacts.csv": b"\r\n".join(lines)})
     cols = assert_same(path, tmp_path, key)
     assert cols["report"]["rows_read"] == 400
-
-
-def test_the_columnar_reader_refuses_a_file_quoted_inside_a_field(tmp_path, monkeypatch) -> None:
-    released = late_quote_check(monkeypatch)
-    path = tmp_path / "f.csv"
-    rows = [f'06123456{i:02d};"a"' for i in range(90)] + ['0612345699;a "b" c']
-    path.write_bytes(("phone;source\n" + "\n".join(rows) + "\n").encode())
-    _, batches = open_batches(path, "f.csv", size=10)
-    first = next(batches)  # given before the verdict
-    assert len(first) == 10
-    released.set()
-    with pytest.raises(NotColumnar):
-        list(batches)
 
 
 def test_a_file_quoting_whole_fields_is_read_by_columns(tmp_path) -> None:
