@@ -9,6 +9,7 @@ import dagster as dg
 from assets.privacy import errors_scrubbed
 from origine.freetext import scrub_text
 from origine.keys import HashKey
+from origine.links import link_named
 from origine.signing import load_signer
 from origine.suppressions import ingest_suppressions
 from pipelines.resources import OrigineHome
@@ -40,26 +41,14 @@ def suppression_run_config(path: str) -> dict:
 
 
 def link_as_stored(path: Path, folder: Path, key: HashKey, country: str = DEFAULT_COUNTRY) -> Path:
-    """A symbolic link to ``path`` in ``folder``, named as the ledger stores the file's name
-    (:func:`origine.freetext.scrub_text`: a number in it becomes its token).
-
-    A run given the link keeps the name out of Dagster's storage (run config, partition
-    key, error events): "stop-0611223399.csv" would otherwise put a raw number there.
-    ``path`` itself when its name holds nothing to scrub, or when the file system refuses
-    the link (a name made too long by its tokens).
-    """
+    """What a run of the suppression file ``path`` is given: ``path`` when its name holds
+    nothing to scrub, else a link to it named as the ledger stores the name
+    (:func:`origine.freetext.scrub_text`, :func:`origine.links.link_named`), so that
+    "stop-0611223399.csv" reaches neither the run's config nor its events."""
     name = scrub_text(path.name, key, country.upper()).text
     if name == path.name:
         return path
-    folder.mkdir(parents=True, exist_ok=True)
-    link = folder / name
-    try:
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(path.absolute())
-    except OSError:
-        return path
-    return link
+    return link_named(path, name, folder, key)
 
 
 @dg.asset(partitions_def=suppression_files_partitions, group_name="suppressions", kinds={"duckdb"},

@@ -7,8 +7,6 @@ and a run reads the delivery through a link so named (:func:`link_for_run`).
 
 from __future__ import annotations
 
-import os
-import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 from origine.errors import BadInput
 from origine.freetext import scrub_text
 from origine.keys import HashKey
+from origine.links import link_named, prune_dangling
 from origine.manifest import DEFAULT_REGION, MANIFEST_NAMES, partition_key, peek_manifest, stored_name
 
 
@@ -78,42 +77,23 @@ def scan_landing(folder: Path, key: HashKey) -> tuple[list[LandingItem], list[La
     return items, problems
 
 
-def links_for_runs(items: list[LandingItem], links: Path) -> dict[Path, Path]:
+def links_for_runs(items: list[LandingItem], links: Path, key: HashKey) -> dict[Path, Path]:
     """Each item's path -> the path its run is given (:func:`link_for_run`); the links
     under ``links`` whose entry left the landing folder are removed first."""
-    if links.is_dir():
-        for path in links.rglob("*"):
-            if path.is_symlink() and not path.exists():
-                path.unlink(missing_ok=True)
-    return {item.path: link_for_run(item, links) for item in items}
+    prune_dangling(links)
+    return {item.path: link_for_run(item, links, key) for item in items}
 
 
-def link_for_run(item: LandingItem, links: Path) -> Path:
+def link_for_run(item: LandingItem, links: Path, key: HashKey) -> Path:
     """The path a run of ``item`` is given: ``item.path`` when its name is stored as is,
-    else a symbolic link to it named ``item.name``, under ``links/<vendor>/<delivery_id>/``
-    (two entries whose names differ only in how a number is written get links of their
-    own unless they are the same delivery). The link is replaced atomically, so a run
-    reading it while the next scan makes it again still finds it. ``item.path`` when the
-    file system refuses the link (a name made too long by its tokens).
+    else a link to it named ``item.name`` (:func:`origine.links.link_named`) under
+    ``links/<vendor>/<delivery_id>/``, in a folder of the entry's own: two entries whose
+    names differ only in how a number is written each get theirs, so a re-delivery under
+    the other spelling is read (and refused as a conflict) from its own bytes.
     """
     if item.name == item.path.name:
         return item.path
-    folder = links.joinpath(*item.partition_key.split("/"))
-    link = folder / item.name
-    target = item.path.absolute()
-    try:
-        if link.is_symlink() and os.readlink(link) == str(target):
-            return link
-        folder.mkdir(parents=True, exist_ok=True)
-        fresh = folder / f".{uuid.uuid4().hex}.tmp"
-        try:
-            fresh.symlink_to(target)
-            os.replace(fresh, link)
-        finally:
-            fresh.unlink(missing_ok=True)  # gone once renamed
-    except OSError:
-        return item.path
-    return link
+    return link_named(item.path, item.name, links.joinpath(*item.partition_key.split("/")), key)
 
 
 def _stamp(entry: Path) -> str:

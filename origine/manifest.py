@@ -31,7 +31,7 @@ from origine.documents import (
     check_keys, load_document, read_bounded,
 )
 from origine.errors import BadInput
-from origine.freetext import personal_data_kinds, scrub_text
+from origine.freetext import TEL, personal_data_kinds, phone_e164, scrub_text
 from origine.keys import HashKey
 
 MANIFEST_NAMES = ("manifest.yaml", "manifest.yml", "manifest.json")
@@ -98,8 +98,9 @@ MANIFEST_SCHEMA = Schema(
     "delivery manifest",
     (
         Key("delivery_id", TEXT, "The vendor's identifier of this delivery: letters, digits, `.`, `_`, `-` "
-            "(at most 128), never one that reads as a phone number (refused: it names the delivery in the "
-            "ledger, Dagster and every export). With `vendor`, it names the delivery; the same bytes again "
+            "(at most 128), never one holding a valid phone number in any written form, nine digits "
+            "included (refused: it names the delivery in the ledger, Dagster and every export; "
+            "zero-padded counters such as `0000012345` are not numbers). With `vendor`, it names the delivery; the same bytes again "
             "are a duplicate, other bytes under the same name are refused.", required=True),
         Key("vendor", TEXT, "Who delivers: same characters as `delivery_id`. Chooses the vendor profile "
             "`$ORIGINE_HOME/profiles/<vendor>.yaml`.", required=True),
@@ -341,6 +342,24 @@ def load_delivery(root: Path, *, label: str | None = None) -> Delivery:
     return Delivery(label, root, manifest, hashlib.sha256(raw).hexdigest(), checked)
 
 
+def reads_as_number(ident: str, region: str) -> bool:
+    """True when the identifier ``ident`` holds a phone number: one the free-text scrubber
+    would tokenize (dates and the like are not) whose digits, in some run of ``ident``,
+    form a valid number of ``region`` or an international one, written in any form (nine
+    digits of a French number included). Zero-padded counters (``0000012345``) are not
+    valid numbers and pass."""
+    if TEL not in personal_data_kinds(ident, region):
+        return False
+    for run in _DIGIT_RUN.findall(ident):
+        e164 = phone_e164(run.replace("_", " "), region)
+        if e164 is not None and phonenumbers.is_valid_number(phonenumbers.parse(e164)):
+            return True
+    return False
+
+
+_DIGIT_RUN = re.compile(r"[0-9](?:[._-]?[0-9])*")
+
+
 def parse_manifest(raw: bytes, *, label: str, json_format: bool = False) -> Manifest:
     """Parse manifest bytes (YAML or JSON) into a checked :class:`Manifest`.
 
@@ -372,10 +391,10 @@ def parse_manifest(raw: bytes, *, label: str, json_format: bool = False) -> Mani
         # Unlike a file name, an identifier is not stored scrubbed: it is the delivery's
         # name in the ledger, Dagster's partitions and every export, and it must match the
         # vendor's own records. One that reads as a phone number is refused instead.
-        if personal_data_kinds(value, country):
+        if reads_as_number(value, country):
             raise BadInput(
-                "reads as a phone number (or an e-mail or IP address); it would name the delivery "
-                "in the ledger, Dagster and every export: use an identifier that holds none",
+                "reads as a phone number; it would name the delivery in the ledger, Dagster and "
+                "every export: use an identifier that holds none",
                 file=label, column=name,
             )
     tz_name = str(doc.get("timezone") or "UTC")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from origine.errors import BadInput, DeliveryConflict, HashKeyError, OrigineError, storage_problem
 from origine.home import PG_URL_ENV, Home, check_pg_url
+from origine.links import link_named
 from origine.ingest import DeliveryReport
 from origine.manifest import partition_key, peek_manifest
 from origine.pids import process_id
@@ -143,12 +144,8 @@ def ingest_via_dagster(home: Home, path: Path, *, progress: bool = False) -> Del
     hash_key = home.load_key()
     target = given.resolve()
     folder = _link_folder(home)
-    link = folder / stored_name(target.name, hash_key, manifest.country)
     try:
-        try:
-            link.symlink_to(target)
-        except OSError:  # a scrubbed name too long for the file system: the path as it is
-            link = target
+        link = link_named(target, stored_name(target.name, hash_key, manifest.country), folder, hash_key)
         run_config = delivery_run_config(str(link))
         run_config["ops"]["delivery_segment"]["config"]["progress"] = progress
         result = _execute(home, INGEST_JOB, deliveries_partitions.name, key, run_config)
@@ -209,7 +206,7 @@ def file_partition_key(name: str) -> str:
 
 
 def suppress_via_dagster(home: Home, path: Path, *, key: HashKey, country: str = "FR", origin: str | None = None,
-                         channel: str | None = None, tz: str = "UTC") -> dict[str, Any]:
+                         channel: str | None = None, tz: str = "Europe/Paris") -> dict[str, Any]:
     """Run the ``suppressions_job`` (the ``suppression_list`` asset) for one file; return its
     report's summary (what ``SuppressionReport.summary`` gives).
 
@@ -227,13 +224,10 @@ def suppress_via_dagster(home: Home, path: Path, *, key: HashKey, country: str =
     given = Path(path)
     name = scrub_text(given.name, key, country).text
     folder = _link_folder(home)
-    # named as the ledger will store it: the domain scrubs the name it reads, and a token it leaves as is
-    link = folder / name
     try:
-        try:
-            link.symlink_to(given.absolute())
-        except OSError:  # a scrubbed name too long for the file system, or "." given: the path as it is
-            link = given
+        # named as the ledger will store it: the domain scrubs the name it reads, and a token it leaves as is
+        link = link_named(given, name, folder, key)
+        name = link.name  # shortened if the tokens made it too long for the file system
         run_config = suppression_run_config(str(link))
         run_config["ops"]["suppression_list"]["config"].update(
             {"country": country, "origin": origin, "channel": channel, "timezone": tz})

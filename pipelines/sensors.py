@@ -13,6 +13,7 @@ from origine.errors import BadInput, DeliveryConflict
 from origine.home import Home
 from origine.ingest.intake import check_conflict
 from origine.landing import LandingItem, links_for_runs, scan_landing
+from origine.links import input_digest, prune_dangling
 from pipelines.jobs import INGEST_JOB, campaign_audit, delivery_run_config, suppressions_job
 from pipelines.resources import OrigineHome
 from pipelines.runs import file_partition_key
@@ -53,7 +54,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, origine: OrigineHome) ->
     items, problems = scan_landing(home.landing, origine.get_key())
     for problem in problems:
         context.log.info(f"waiting on {problem.name}: {problem.message}")
-    paths = links_for_runs(items, home.scratch / "landing-links")
+    paths = links_for_runs(items, home.scratch / "landing-links", origine.get_key())
     items = [i for i in items if not _refused(context, i, paths[i.path], home)]
     new_keys = sorted(
         {i.partition_key for i in items}
@@ -82,8 +83,14 @@ def suppressions_sensor(context: dg.SensorEvaluationContext, origine: OrigineHom
     paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     # Each run reads its file through a link named as the ledger stores the name, so a
     # number in a file's name reaches neither the partition key nor the run's config.
-    links = {p: link_as_stored(p, home.scratch / "suppression-files", key) for p in paths}
+    links_folder = home.scratch / "suppression-files"
+    prune_dangling(links_folder)
+    links = {p: link_as_stored(p, links_folder, key) for p in paths}
     names = {p: file_partition_key(link.name) for p, link in links.items()}
+    # Two files whose names differ only in how a number is written have one stored name:
+    # each keeps a partition (and a run key) of its own, told apart by a keyed digest.
+    shared = {n for n in names.values() if list(names.values()).count(n) > 1}
+    names = {p: f"{n}~{input_digest(p, key)[:8]}" if n in shared else n for p, n in names.items()}
     known = set(context.instance.get_dynamic_partitions(suppression_files_partitions.name))
     new = sorted(set(names.values()) - known)
     if new:
@@ -91,7 +98,7 @@ def suppressions_sensor(context: dg.SensorEvaluationContext, origine: OrigineHom
     for path in paths:
         st = path.stat()
         yield dg.RunRequest(
-            run_key=f"{names[path]}:{st.st_size}:{st.st_mtime_ns}",
+            run_key=f"{names[path]}:{input_digest(path, key)}:{st.st_size}:{st.st_mtime_ns}",
             partition_key=names[path],
             run_config=suppression_run_config(str(links[path])),
             tags={"origine/source": "suppressions", "dagster/partition": names[path]},

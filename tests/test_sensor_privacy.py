@@ -86,3 +86,39 @@ def test_sensor_and_cli_read_naive_times_in_the_same_zone(home, key, make_delive
     finally:
         con.close()
     assert at == "2024-06-07 16:03"
+
+
+def test_two_files_named_after_one_number_are_each_ingested(home, key, make_delivery) -> None:
+    """Found in review: ``stop-0611223399.csv`` and ``stop-06.11.22.33.99.csv`` have one stored
+    name; they shared one link and one partition, so one file was ingested twice (the second
+    time as a duplicate) and the other's opt-out never recorded."""
+    path = make_delivery({"a.csv": b"phone\n0612345678\n0698765432\n"})
+    intake.commit(intake.prepare(path, home, key), home, label="x")
+    (home.suppressions / "stop-0611223399.csv").write_text(
+        "phone;channel;at;origin\n06 12 34 56 78;sms;2024-05-01;stop-reply\n", encoding="utf-8")
+    (home.suppressions / "stop-06.11.22.33.99.csv").write_text(
+        "phone;channel;at;origin\n06 98 76 54 32;sms;2024-05-01;stop-reply\n", encoding="utf-8")
+    defs = build_definitions()
+    with dg.DagsterInstance.get() as instance:
+        ctx = dg.build_sensor_context(
+            instance=instance, resources={"origine": OrigineHome(home=str(home.root), hash_key=TEST_KEY_HEX)})
+        requests = list(suppressions_sensor(ctx))
+        assert len({r.partition_key for r in requests}) == 2
+        assert len({r.run_config["ops"]["suppression_list"]["config"]["path"] for r in requests}) == 2
+        for request in requests:
+            result = defs.resolve_job_def("suppressions_job").execute_in_process(
+                instance=instance, run_config=request.run_config, partition_key=request.partition_key)
+            assert result.success
+            assert result.output_for_node("suppression_list")["rows_accepted"] == 1
+    import duckdb
+
+    con = duckdb.connect(str(home.warehouse), read_only=True)
+    try:
+        [(opted,)] = con.execute(
+            "SELECT count(DISTINCT subject_key) FROM ledger_events WHERE type = 'opted_out'").fetchall()
+    finally:
+        con.close()
+    assert opted == 2
+    hits = Scanner([STOP_NUMBER, SUBSCRIBER, "+33698765432"]).scan_text(
+        repr([(r.run_key, r.partition_key, r.run_config, r.tags) for r in requests]), "run requests")
+    assert_no_raw_number(hits)
