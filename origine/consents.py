@@ -21,7 +21,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from origine.audit import DEFAULT_VALIDITY_DAYS, _arrow  # _arrow: one Arrow table across DuckDB versions
+from origine.audit import DEFAULT_VALIDITY_DAYS
+from origine.audit.outputs import arrow_table  # one Arrow table across DuckDB versions
 
 _EXPIRING_SQL = """
 WITH per AS (
@@ -97,7 +98,7 @@ def expiring_consents(
                           "expires_at": pa.array([], pa.timestamp("us", tz="UTC"))})
     else:
         con.execute("SET TimeZone = 'UTC'")
-        table = _arrow(con.execute(
+        table = arrow_table(con.execute(
             _EXPIRING_SQL, {"as_of": as_of, "within": within_days, "validity": validity_days}
         ))
     by_purpose: dict[str, int] = {}

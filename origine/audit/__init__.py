@@ -76,7 +76,7 @@ from origine.audit.findings import (
     names_sender,
     scrub,
 )
-from origine.audit.outputs import arrow_table, refuse_edited_spec, stop_origin
+from origine.audit.outputs import refuse_edited_spec, stop_origin
 from origine.audit.rules import (
     COMPLIANT,
     DEFAULT_VALIDITY_DAYS,
@@ -88,10 +88,6 @@ from origine.audit.rules import (
     VERDICTS,
 )
 from origine.audit.run import SNAPSHOT_ATTEMPTS, AuditResult, LedgerMoved, audit
-
-# The name consents.py imports from when the audit was one module (one Arrow table
-# across DuckDB versions); everything else is reached by its public name in its module.
-_arrow = arrow_table
 
 __all__ = [
     "AuditResult",
