@@ -23,19 +23,29 @@ STOP_NUMBER = "+33611223399"
 SUBSCRIBER = "+33612345678"
 
 
-def test_sensor_runs_a_file_named_after_a_number_without_storing_it(home, key, make_delivery) -> None:
-    path = make_delivery({"a.csv": b"phone\n0612345678\n"})
+def _home_with(home, key, make_delivery, numbers: bytes, stops: dict[str, str]) -> None:
+    """A committed delivery of ``numbers`` and the suppression files ``stops`` (name: rows)."""
+    path = make_delivery({"a.csv": b"phone\n" + numbers})
     intake.commit(intake.prepare(path, home, key), home, label="x")
-    (home.suppressions / "stop-0611223399.csv").write_text(
-        "phone;channel;at;origin\n06 12 34 56 78;sms;2024-05-01;stop-reply\n", encoding="utf-8")
-    (home.suppressions / "dpo.csv").write_text(
-        "phone;channel;at;origin\n06 12 34 56 78;all;2024-05-02;dpo-request\n", encoding="utf-8")
+    for name, rows in stops.items():
+        (home.suppressions / name).write_text("phone;channel;at;origin\n" + rows, encoding="utf-8")
+
+
+def _sensor_context(instance: dg.DagsterInstance, home) -> dg.SensorEvaluationContext:
+    return dg.build_sensor_context(
+        instance=instance, resources={"origine": OrigineHome(home=str(home.root), hash_key=TEST_KEY_HEX)})
+
+
+def test_sensor_runs_a_file_named_after_a_number_without_storing_it(home, key, make_delivery) -> None:
+    _home_with(home, key, make_delivery, b"0612345678\n", {
+        "stop-0611223399.csv": "06 12 34 56 78;sms;2024-05-01;stop-reply\n",
+        "dpo.csv": "06 12 34 56 78;all;2024-05-02;dpo-request\n",
+    })
 
     stored = f"stop-{tel_token(STOP_NUMBER, key)}.csv"
     defs = build_definitions()
     with dg.DagsterInstance.get() as instance:  # the home's own instance ($DAGSTER_HOME)
-        ctx = dg.build_sensor_context(
-            instance=instance, resources={"origine": OrigineHome(home=str(home.root), hash_key=TEST_KEY_HEX)})
+        ctx = _sensor_context(instance, home)
         requests = {r.partition_key: r for r in suppressions_sensor(ctx)}
         assert set(requests) == {"dpo.csv", stored}
         assert set(instance.get_dynamic_partitions("suppression_files")) == {"dpo.csv", stored}
@@ -65,13 +75,10 @@ def test_sensor_and_cli_read_naive_times_in_the_same_zone(home, key, make_delive
     cli_default = next(p.default for p in main.commands["suppress"].params if p.name == "tz")
     assert SuppressionConfig(path="x").timezone == cli_default
 
-    path = make_delivery({"a.csv": b"phone\n0612345678\n"})
-    intake.commit(intake.prepare(path, home, key), home, label="x")
-    (home.suppressions / "stop.csv").write_text(
-        "phone;channel;at;origin\n06 12 34 56 78;sms;07/06/2024 18:03;stop-reply\n", encoding="utf-8")
+    _home_with(home, key, make_delivery, b"0612345678\n",
+               {"stop.csv": "06 12 34 56 78;sms;07/06/2024 18:03;stop-reply\n"})
     with dg.DagsterInstance.get() as instance:
-        ctx = dg.build_sensor_context(
-            instance=instance, resources={"origine": OrigineHome(home=str(home.root), hash_key=TEST_KEY_HEX)})
+        ctx = _sensor_context(instance, home)
         [request] = list(suppressions_sensor(ctx))
         result = build_definitions().resolve_job_def("suppressions_job").execute_in_process(
             instance=instance, run_config=request.run_config, partition_key=request.partition_key)
@@ -92,16 +99,13 @@ def test_two_files_named_after_one_number_are_each_ingested(home, key, make_deli
     """Found in review: ``stop-0611223399.csv`` and ``stop-06.11.22.33.99.csv`` have one stored
     name; they shared one link and one partition, so one file was ingested twice (the second
     time as a duplicate) and the other's opt-out never recorded."""
-    path = make_delivery({"a.csv": b"phone\n0612345678\n0698765432\n"})
-    intake.commit(intake.prepare(path, home, key), home, label="x")
-    (home.suppressions / "stop-0611223399.csv").write_text(
-        "phone;channel;at;origin\n06 12 34 56 78;sms;2024-05-01;stop-reply\n", encoding="utf-8")
-    (home.suppressions / "stop-06.11.22.33.99.csv").write_text(
-        "phone;channel;at;origin\n06 98 76 54 32;sms;2024-05-01;stop-reply\n", encoding="utf-8")
+    _home_with(home, key, make_delivery, b"0612345678\n0698765432\n", {
+        "stop-0611223399.csv": "06 12 34 56 78;sms;2024-05-01;stop-reply\n",
+        "stop-06.11.22.33.99.csv": "06 98 76 54 32;sms;2024-05-01;stop-reply\n",
+    })
     defs = build_definitions()
     with dg.DagsterInstance.get() as instance:
-        ctx = dg.build_sensor_context(
-            instance=instance, resources={"origine": OrigineHome(home=str(home.root), hash_key=TEST_KEY_HEX)})
+        ctx = _sensor_context(instance, home)
         requests = list(suppressions_sensor(ctx))
         assert len({r.partition_key for r in requests}) == 2
         assert len({r.run_config["ops"]["suppression_list"]["config"]["path"] for r in requests}) == 2
