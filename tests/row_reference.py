@@ -40,6 +40,19 @@ if TYPE_CHECKING:  # the engine fills ingest's own per-file state
     from origine.ingest.prepare import BatchContext, Counters
 
 
+def instants_one_by_one(values: list, tz: Any) -> tuple[list, list]:
+    """``parse_instant`` per value: each instant (None when unreadable) and whether it was."""
+    stamps, bad = [], []
+    for v in values:
+        try:
+            stamps.append(parse_instant(v, tz))
+            bad.append(False)
+        except UnreadableDate:
+            stamps.append(None)
+            bad.append(True)
+    return stamps, bad
+
+
 def records(batch: ColumnBatch) -> list[Record]:
     """The batch's records in file order: the rows that did not split, then the others
     (a batch the row reader made holds each cell as read, in lists)."""

@@ -11,7 +11,8 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from origine.dates import UnreadableDate, parse_instant, parse_instants
+from origine.dates import parse_instants
+from tests.row_reference import instants_one_by_one
 
 TEMPLATES = ["dd/mm/yyyy", "dd/mm/yyyy HH:MM", "dd/mm/yyyy HH:MM:SS", "yyyy-mm-dd", "yyyy-mm-ddTHH:MM",
              "yyyy-mm-ddTHH:MM:SS", "yyyy-mm-dd HH:MM:SS"]
@@ -39,18 +40,6 @@ def near_shape(draw) -> str:
     return pad + "".join(out) + draw(st.sampled_from(["", "", " "]))
 
 
-def reference(values: list, tz) -> tuple[list, list]:
-    stamps, bad = [], []
-    for v in values:
-        try:
-            stamps.append(parse_instant(v, tz))
-            bad.append(False)
-        except UnreadableDate:
-            stamps.append(None)
-            bad.append(True)
-    return stamps, bad
-
-
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values=st.lists(st.one_of(st.none(), near_shape(), st.just("")), min_size=1, max_size=30),
        zone=st.sampled_from(["UTC", "Europe/Paris", "America/Sao_Paulo", "Australia/Lord_Howe"]),
@@ -62,7 +51,7 @@ def test_fixed_shapes_and_their_near_misses_match_the_reference(values, zone, la
     else:
         column = pa.array(values, pa.large_string() if layout == "large" else pa.string())
     stamps, bad = parse_instants(column, tz)
-    assert (stamps.to_pylist(), bad.tolist()) == reference(values, tz)
+    assert (stamps.to_pylist(), bad.tolist()) == instants_one_by_one(values, tz)
 
 
 def test_a_column_of_one_shape_back_to_back_and_interleaved() -> None:
@@ -74,7 +63,7 @@ def test_a_column_of_one_shape_back_to_back_and_interleaved() -> None:
     mixed = [v for pair in zip(same, ["2024-06-05", "5/6/2024", "", "2024-06-05T09:00:00+02:00", None]) for v in pair]
     for values in (same, mixed):
         stamps, bad = parse_instants(pa.array(values, pa.string()), tz)
-        assert (stamps.to_pylist(), bad.tolist()) == reference(values, tz)
+        assert (stamps.to_pylist(), bad.tolist()) == instants_one_by_one(values, tz)
 
 
 def test_every_one_character_change_of_a_shape_is_read_as_the_reference_reads_it() -> None:
@@ -95,7 +84,7 @@ def test_every_one_character_change_of_a_shape_is_read_as_the_reference_reads_it
             values += [text[:at] + text[at + 1:], text[:at] + text[at] + text[at:]]
     for zone in (timezone.utc, ZoneInfo("Europe/Paris")):
         stamps, bad = parse_instants(pa.array(values, pa.string()), zone)
-        assert (stamps.to_pylist(), bad.tolist()) == reference(values, zone)
+        assert (stamps.to_pylist(), bad.tolist()) == instants_one_by_one(values, zone)
 
 
 def test_every_day_of_leap_and_century_years_including_impossible_ones() -> None:
@@ -105,4 +94,4 @@ def test_every_day_of_leap_and_century_years_including_impossible_ones() -> None
               for m in range(0, 14) for d in range(0, 33)]
     values += [f"{d:02d}/{m:02d}/{y:04d}" for y in (1600, 1700, 2100) for m in (2, 3) for d in (28, 29, 30)]
     stamps, bad = parse_instants(pa.array(values, pa.string()), timezone.utc)
-    assert (stamps.to_pylist(), bad.tolist()) == reference(values, timezone.utc)
+    assert (stamps.to_pylist(), bad.tolist()) == instants_one_by_one(values, timezone.utc)
